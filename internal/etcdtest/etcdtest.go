@@ -1,0 +1,233 @@
+// Package etcdtest starts real etcd servers inside the current process, one
+// member or a cluster of several, and fault proxies in front of them. Every
+// test, benchmark and the quick start use it; nothing here is a mock.
+package etcdtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/pkg/v3/proxy"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Cluster is one or more etcd members running in this process.
+type Cluster struct {
+	Members []*embed.Etcd
+	clients []*clientv3.Client
+}
+
+// Start runs a single-member etcd whose data lives under dir.
+func Start(dir string) (*Cluster, error) {
+	return StartCluster(dir, 1)
+}
+
+// StartCluster runs an n-member etcd cluster whose data lives under dir and
+// waits until it has a leader.
+func StartCluster(dir string, n int) (*Cluster, error) {
+	var lastErr error
+	// Free ports are picked before etcd binds them; another process may
+	// take one in between, so try again with fresh ones.
+	for attempt := 0; attempt < 5; attempt++ {
+		c, err := startCluster(filepath.Join(dir, fmt.Sprintf("try%d", attempt)), n)
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func startCluster(dir string, n int) (*Cluster, error) {
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		return nil, err
+	}
+	cfgs := make([]*embed.Config, n)
+	var initial []string
+	for i := range cfgs {
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = filepath.Join(dir, cfg.Name)
+		cfg.LogLevel = "fatal" // its errors on Close are expected noise
+		cfg.Logger = "zap"
+		cfg.UnsafeNoFsync = true
+		cu := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i])}
+		pu := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])}
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+		cfg.TickMs, cfg.ElectionMs = 50, 500
+		initial = append(initial, cfg.Name+"="+pu.String())
+		cfgs[i] = cfg
+	}
+	c := &Cluster{}
+	for _, cfg := range cfgs {
+		cfg.InitialCluster = strings.Join(initial, ",")
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("start etcd member %s: %w", cfg.Name, err)
+		}
+		c.Members = append(c.Members, e)
+	}
+	for _, e := range c.Members {
+		select {
+		case <-e.Server.ReadyNotify():
+		case err := <-e.Err():
+			c.Close()
+			return nil, fmt.Errorf("etcd member %s failed: %w", e.Config().Name, err)
+		case <-time.After(30 * time.Second):
+			c.Close()
+			return nil, errors.New("etcd did not become ready within 30s")
+		}
+	}
+	return c, nil
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Endpoints are the client URLs of all members.
+func (c *Cluster) Endpoints() []string {
+	var eps []string
+	for _, e := range c.Members {
+		eps = append(eps, e.Config().AdvertiseClientUrls[0].String())
+	}
+	return eps
+}
+
+// Endpoint is the client URL of the first member.
+func (c *Cluster) Endpoint() string { return c.Endpoints()[0] }
+
+// Client returns a new client for all members; Close closes it.
+func (c *Cluster) Client() (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   c.Endpoints(),
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.clients = append(c.clients, cli)
+	return cli, nil
+}
+
+// Leader returns the index of the member that is leader now, or -1.
+func (c *Cluster) Leader() int {
+	for i, e := range c.Members {
+		if e.Server != nil && e.Server.Leader() == e.Server.MemberID() {
+			return i
+		}
+	}
+	return -1
+}
+
+// MoveLeader hands leadership from the current leader to another member
+// and waits until that member leads.
+func (c *Cluster) MoveLeader(ctx context.Context) (from, to int, err error) {
+	from = c.Leader()
+	if from < 0 || len(c.Members) < 2 {
+		return from, -1, errors.New("no leader to move")
+	}
+	to = (from + 1) % len(c.Members)
+	target := c.Members[to].Server.MemberID()
+	if err := c.Members[from].Server.MoveLeader(ctx, uint64(c.Members[from].Server.MemberID()), uint64(target)); err != nil {
+		return from, to, err
+	}
+	for c.Leader() != to {
+		select {
+		case <-ctx.Done():
+			return from, to, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return from, to, nil
+}
+
+// Close closes the clients it handed out, then the members: a member waits
+// for its client connections to end.
+func (c *Cluster) Close() {
+	for _, cli := range c.clients {
+		cli.Close()
+	}
+	c.clients = nil
+	for _, e := range c.Members {
+		e.Close()
+	}
+	c.Members = nil
+}
+
+// Proxy is a TCP proxy in front of an etcd client URL that can drop or
+// hold back traffic: a network partition on one machine.
+type Proxy struct {
+	proxy.Server
+	url string
+}
+
+// NewProxy listens on a free port and forwards to target.
+func NewProxy(target string) (*Proxy, error) {
+	to, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	from := url.URL{Scheme: "tcp", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
+	s := proxy.NewServer(proxy.ServerConfig{
+		Logger: zap.NewNop(),
+		From:   from,
+		To:     url.URL{Scheme: "tcp", Host: to.Host},
+	})
+	select {
+	case <-s.Ready():
+	case err := <-s.Error():
+		s.Close()
+		return nil, err
+	case <-time.After(10 * time.Second):
+		s.Close()
+		return nil, errors.New("proxy did not start")
+	}
+	return &Proxy{Server: s, url: "http://" + from.Host}, nil
+}
+
+// URL is the client URL to give distlock instead of the member's.
+func (p *Proxy) URL() string { return p.url }
+
+// Partition drops all traffic both ways until Heal.
+func (p *Proxy) Partition() {
+	p.BlackholeTx()
+	p.BlackholeRx()
+}
+
+// Heal lets traffic through again.
+func (p *Proxy) Heal() {
+	p.UnblackholeTx()
+	p.UnblackholeRx()
+}

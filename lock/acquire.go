@@ -1,0 +1,203 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Request says who wants which lock and how long it will wait.
+type Request struct {
+	Realm string // key prefix shared by all locks, ending in "/"
+	Name  string // the lock's name, not escaped
+	Info  Info   // stored in the key; Since is filled in here
+
+	// Timeout is the longest wait: negative waits forever, zero not at all.
+	Timeout time.Duration
+	// TTL of the lease behind the key.
+	TTL time.Duration
+	// Lead is how long before the lease could expire the holder is told the
+	// lock is lost, so that it can stop its work in time.
+	Lead time.Duration
+	// RPCTimeout bounds each single call to etcd that is not a wait.
+	RPCTimeout time.Duration
+
+	// Blocked, if set, is called once with the current holder when the
+	// lock is taken by someone else.
+	Blocked func(holder Entry)
+}
+
+// ConflictError is returned when the lock was not acquired in time.
+type ConflictError struct {
+	Name   string
+	Holder *Entry // nil if the holder went away just as we gave up
+}
+
+func (e *ConflictError) Error() string {
+	if e.Holder == nil {
+		return fmt.Sprintf("lock %q was not acquired in time", e.Name)
+	}
+	return fmt.Sprintf("lock %q is held by %s", e.Name, e.Holder.Describe())
+}
+
+// ErrPlaceLost means the waiter's key disappeared while it waited: its lease
+// expired or someone deleted the key.
+var ErrPlaceLost = errors.New("our place in the queue was deleted while we waited")
+
+// Acquire queues for the lock and waits until it is ours, the timeout
+// passes (*ConflictError), or ctx ends (ctx's error). On every error the
+// waiter's key and lease are removed again.
+func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder, error) {
+	gctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
+	l, err := grantLease(gctx, client, req.TTL, req.Lead)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("grant a lease: %w", err)
+	}
+	h, err := acquire(ctx, client, req, l)
+	if err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), req.RPCTimeout)
+		defer cancel()
+		_ = l.close(cctx) // revoking the lease deletes our key
+		return nil, err
+	}
+	return h, nil
+}
+
+func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease) (*Holder, error) {
+	pfx := Prefix(req.Realm, req.Name)
+	key := fmt.Sprintf("%s%x", pfx, l.id)
+	value := func() string {
+		info := req.Info
+		info.Since = now()
+		v, _ := jsonValue(info) // Info always encodes
+		return v
+	}
+
+	// Queue up and learn the current holder in one round trip.
+	rctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
+	resp, err := client.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, value(), clientv3.WithLease(l.id)),
+			clientv3.OpGet(pfx, clientv3.WithFirstCreate()...)).
+		Commit()
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("queue for the lock: %w", err)
+	}
+	if !resp.Succeeded {
+		return nil, fmt.Errorf("queue for the lock: key %s exists already", key)
+	}
+	myRev := resp.Header.Revision
+	// If no key on the prefix has a lower create revision than ours, we
+	// hold the lock already: the uncontended path is one round trip.
+	owner := resp.Responses[1].GetResponseRange().Kvs
+	if len(owner) == 0 || owner[0].CreateRevision == myRev {
+		return newHolder(client, l, key, myRev, resp.Header.Revision, req), nil
+	}
+
+	holder := parseEntry(string(owner[0].Key), owner[0].Value, owner[0].Lease, owner[0].CreateRevision)
+	if req.Timeout == 0 {
+		return nil, &ConflictError{Name: req.Name, Holder: &holder}
+	}
+	if req.Blocked != nil {
+		req.Blocked(holder)
+	}
+
+	wctx, cancelWait := context.WithCancelCause(ctx)
+	defer cancelWait(nil)
+	if req.Timeout > 0 {
+		var cancelTimer context.CancelFunc
+		wctx, cancelTimer = context.WithTimeoutCause(wctx, req.Timeout, errTimedOut)
+		defer cancelTimer()
+	}
+	go func() {
+		select {
+		case <-l.Lost():
+			cancelWait(fmt.Errorf("waiting for the lock: %w", l.Err()))
+		case <-wctx.Done():
+		}
+	}()
+
+	if err := waitForTurn(wctx, client, pfx, myRev); err != nil {
+		cause := context.Cause(wctx)
+		switch {
+		case errors.Is(cause, errTimedOut):
+			return nil, conflict(ctx, client, req)
+		case cause != nil && ctx.Err() == nil:
+			return nil, cause // the lease was lost
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("waiting for the lock: %w", err)
+	}
+
+	// Our turn: make sure the key is still ours and say since when we hold.
+	rctx, cancel = context.WithTimeout(ctx, req.RPCTimeout)
+	confirm, err := client.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", myRev)).
+		Then(clientv3.OpPut(key, value(), clientv3.WithIgnoreLease())).
+		Commit()
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("take the lock: %w", err)
+	}
+	if !confirm.Succeeded {
+		return nil, ErrPlaceLost
+	}
+	return newHolder(client, l, key, myRev, confirm.Header.Revision, req), nil
+}
+
+var errTimedOut = errors.New("timed out waiting for the lock")
+
+// conflict builds the error for a wait that timed out, naming whoever holds
+// the lock now.
+func conflict(ctx context.Context, client *clientv3.Client, req Request) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), req.RPCTimeout)
+	defer cancel()
+	entries, err := Entries(rctx, client, req.Realm, req.Name)
+	if err != nil || len(entries) == 0 {
+		return &ConflictError{Name: req.Name}
+	}
+	return &ConflictError{Name: req.Name, Holder: &entries[0]}
+}
+
+// waitForTurn returns once no key under pfx was created before myRev. It
+// watches only the immediate predecessor, so a release wakes one waiter.
+func waitForTurn(ctx context.Context, client *clientv3.Client, pfx string, myRev int64) error {
+	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(myRev-1))
+	for {
+		resp, err := client.Get(ctx, pfx, opts...)
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 0 {
+			return nil
+		}
+		if err := waitDelete(ctx, client, string(resp.Kvs[0].Key), resp.Header.Revision+1); err != nil {
+			return err
+		}
+	}
+}
+
+// waitDelete returns when key is deleted at or after revision rev, or when
+// the watch breaks (the caller looks again).
+func waitDelete(ctx context.Context, client *clientv3.Client, key string, rev int64) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for wr := range client.Watch(wctx, key, clientv3.WithRev(rev)) {
+		if wr.Err() != nil {
+			break
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == mvccpb.DELETE {
+				return nil
+			}
+		}
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,70 @@
+package lock
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Modes a holder can be in, as stored in Info.Mode.
+const (
+	ModeExec = "exec" // distlock runs a command while it holds the lock
+	ModeLock = "lock" // taken with --lock: held until someone runs --unlock
+)
+
+// Info is what a holder or waiter tells everyone who finds its key: the JSON
+// value of the key.
+type Info struct {
+	Reason string    `json:"reason"`
+	Host   string    `json:"host"`
+	PID    int       `json:"pid"`
+	User   string    `json:"user"`
+	Mode   string    `json:"mode"`
+	Since  time.Time `json:"since"`
+}
+
+// Entry is one key under a lock: the holder (the first entry) or a waiter.
+type Entry struct {
+	Key            string
+	Lease          int64
+	CreateRevision int64
+	// Info is nil when the value is not distlock's JSON, as for a key
+	// written by etcdctl lock.
+	Info *Info
+}
+
+func parseEntry(key string, value []byte, lease, createRev int64) Entry {
+	e := Entry{Key: key, Lease: lease, CreateRevision: createRev}
+	var info Info
+	if err := json.Unmarshal(value, &info); err == nil && info.Host != "" {
+		e.Info = &info
+	}
+	return e
+}
+
+// Describe says who this entry is in one phrase, for messages such as "lock
+// "x" is held by host web1, pid 4711, since ..., reason "...".".
+func (e Entry) Describe() string {
+	if e.Info == nil {
+		return fmt.Sprintf("key %s (no details: not written by distlock)", e.Key)
+	}
+	i := e.Info
+	var b strings.Builder
+	fmt.Fprintf(&b, "host %s, pid %d", i.Host, i.PID)
+	if i.User != "" {
+		fmt.Fprintf(&b, ", user %s", i.User)
+	}
+	if !i.Since.IsZero() {
+		fmt.Fprintf(&b, ", since %s", i.Since.Local().Format(time.RFC3339))
+	}
+	if i.Reason != "" {
+		fmt.Fprintf(&b, ", reason %q", i.Reason)
+	} else {
+		b.WriteString(", no reason given")
+	}
+	if i.Mode == ModeLock {
+		b.WriteString(" (taken with --lock)")
+	}
+	return b.String()
+}

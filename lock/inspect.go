@@ -1,0 +1,106 @@
+package lock
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Entries lists the keys of a lock, holder first, then the waiters in the
+// order they will get it.
+func Entries(ctx context.Context, client *clientv3.Client, realm, name string) ([]Entry, error) {
+	resp, err := client.Get(ctx, Prefix(realm, name),
+		clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]Entry, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		entries = append(entries, parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision))
+	}
+	return entries, nil
+}
+
+// Unlock deletes the key of whoever holds the lock, in whichever mode it was
+// taken. It returns the holder it removed, or nil if the lock was free.
+func Unlock(ctx context.Context, client *clientv3.Client, realm, name string) (*Entry, error) {
+	pfx := Prefix(realm, name)
+	resp, err := client.Get(ctx, pfx, clientv3.WithFirstCreate()...)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	kv := resp.Kvs[0]
+	holder := parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision)
+	// Delete exactly the holder we saw. If it released the lock in the
+	// meantime, the next one in the queue is left alone: the lock we were
+	// asked to free is free.
+	_, err = client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(holder.Key), "=", holder.CreateRevision)).
+		Then(clientv3.OpDelete(holder.Key)).
+		Commit()
+	if err != nil {
+		return nil, fmt.Errorf("delete %s: %w", holder.Key, err)
+	}
+	return &holder, nil
+}
+
+func jsonValue(info Info) (string, error) {
+	b, err := json.Marshal(info)
+	if err != nil {
+		return "", fmt.Errorf("encode lock details: %w", err)
+	}
+	return string(b), nil
+}
+
+// now is the time stored as Info.Since: UTC, whole seconds.
+func now() time.Time {
+	return time.Now().UTC().Truncate(time.Second)
+}
+
+// Lock is one lock found in a realm, with its entries, holder first.
+type Lock struct {
+	Name    string
+	Entries []Entry
+}
+
+// List finds every lock in the realm that has a holder, sorted by name.
+func List(ctx context.Context, client *clientv3.Client, realm string) ([]Lock, error) {
+	resp, err := client.Get(ctx, realm, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*Lock{}
+	var names []string
+	for _, kv := range resp.Kvs {
+		seg, _, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), realm), "/")
+		if !ok {
+			continue // not a lock's key
+		}
+		name, err := Unescape(seg)
+		if err != nil {
+			name = seg
+		}
+		l := byName[name]
+		if l == nil {
+			l = &Lock{Name: name}
+			byName[name] = l
+			names = append(names, name)
+		}
+		l.Entries = append(l.Entries, parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision))
+	}
+	sort.Strings(names)
+	locks := make([]Lock, 0, len(names))
+	for _, n := range names {
+		locks = append(locks, *byName[n])
+	}
+	return locks, nil
+}

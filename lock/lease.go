@@ -1,0 +1,191 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// lease is an etcd lease kept alive by distlock itself rather than by the
+// client's KeepAlive stream, so that it knows when each acknowledged
+// keepalive was sent. etcd renews a lease when the keepalive arrives, which
+// is never before it was sent: sent + TTL is a time before which etcd cannot
+// have expired the lease.
+type lease struct {
+	client *clientv3.Client
+	id     clientv3.LeaseID
+	ttl    time.Duration
+	lead   time.Duration // how long before the earliest possible expiry to give up
+
+	mu        sync.Mutex
+	safeUntil time.Time // last acknowledged send + TTL
+
+	lost    chan struct{}
+	lostErr error
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// ErrLeaseUnconfirmed means etcd has not acknowledged a keepalive for so long
+// that the lease may expire soon (or has): the lock can no longer be proven.
+var ErrLeaseUnconfirmed = errors.New("etcd has not confirmed the lease in time")
+
+// ErrLeaseGone means etcd answered that the lease no longer exists: it
+// expired or was revoked.
+var ErrLeaseGone = errors.New("etcd says the lease has expired or was revoked")
+
+func grantLease(ctx context.Context, client *clientv3.Client, ttl, lead time.Duration) (*lease, error) {
+	sent := time.Now()
+	resp, err := client.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
+	if err != nil {
+		return nil, err
+	}
+	l := &lease{
+		client: client,
+		id:     resp.ID,
+		ttl:    ttl,
+		lead:   lead,
+		lost:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	l.safeUntil = sent.Add(l.effectiveTTL(resp.TTL))
+	var kctx context.Context
+	kctx, l.stop = context.WithCancel(context.Background())
+	go l.keepAlive(kctx)
+	return l, nil
+}
+
+// effectiveTTL is the shorter of what we asked for and what etcd granted:
+// counting with the shorter one can only make distlock give up earlier.
+func (l *lease) effectiveTTL(granted int64) time.Duration {
+	g := time.Duration(granted) * time.Second
+	if g > 0 && g < l.ttl {
+		return g
+	}
+	return l.ttl
+}
+
+// interval is how often a keepalive is sent: several chances per TTL.
+func (l *lease) interval() time.Duration {
+	iv := (l.ttl - l.lead) / 4
+	if iv > l.ttl/3 {
+		iv = l.ttl / 3
+	}
+	if iv < 100*time.Millisecond {
+		iv = 100 * time.Millisecond
+	}
+	return iv
+}
+
+type keepAliveResult struct {
+	sent time.Time
+	ttl  int64
+	err  error
+}
+
+func (l *lease) keepAlive(ctx context.Context) {
+	defer close(l.done)
+	interval := l.interval()
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	alarm := time.NewTimer(l.untilGiveUp())
+	defer alarm.Stop()
+	results := make(chan keepAliveResult, 1)
+	inFlight := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if inFlight {
+				continue // the previous one is still waiting for its answer
+			}
+			inFlight = true
+			go func() {
+				sent := time.Now()
+				cctx, cancel := context.WithTimeout(ctx, 2*interval)
+				defer cancel()
+				resp, err := l.client.KeepAliveOnce(cctx, l.id)
+				r := keepAliveResult{sent: sent, err: err}
+				if err == nil {
+					r.ttl = resp.TTL
+				}
+				results <- r
+			}()
+		case r := <-results:
+			inFlight = false
+			switch {
+			case errors.Is(r.err, rpctypes.ErrLeaseNotFound):
+				l.lose(ErrLeaseGone)
+				return
+			case r.err != nil:
+				continue // not confirmed; the alarm decides when that is too long
+			}
+			l.mu.Lock()
+			if until := r.sent.Add(l.effectiveTTL(r.ttl)); until.After(l.safeUntil) {
+				l.safeUntil = until
+			}
+			l.mu.Unlock()
+			alarm.Reset(l.untilGiveUp())
+		case <-alarm.C:
+			if d := l.untilGiveUp(); d > 0 {
+				alarm.Reset(d) // a confirmation arrived in the meantime
+				continue
+			}
+			l.lose(ErrLeaseUnconfirmed)
+			return
+		}
+	}
+}
+
+func (l *lease) untilGiveUp() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Until(l.safeUntil.Add(-l.lead))
+}
+
+func (l *lease) lose(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lostErr == nil {
+		l.lostErr = err
+		close(l.lost)
+	}
+}
+
+// Lost is closed when the lease can no longer be proven alive for lead more.
+func (l *lease) Lost() <-chan struct{} { return l.lost }
+
+// Err says why Lost was closed.
+func (l *lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lostErr
+}
+
+// SafeUntil is the earliest moment at which etcd could expire the lease.
+func (l *lease) SafeUntil() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.safeUntil
+}
+
+// close stops the keepalives and revokes the lease, deleting every key
+// attached to it. If etcd cannot be reached, the lease expires by itself.
+func (l *lease) close(ctx context.Context) error {
+	l.stopKeepAlive()
+	_, err := l.client.Revoke(ctx, l.id)
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (l *lease) stopKeepAlive() {
+	l.stop()
+	<-l.done
+}

@@ -1,0 +1,231 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Spec describes the command to run.
+type Spec struct {
+	Args []string // argv; Args[0] is looked up in PATH unless it has a slash
+	Env  []string
+
+	// KillSignal and then, KillAfter later, SIGKILL end the command's
+	// process group when it must stop.
+	KillSignal syscall.Signal
+	KillAfter  time.Duration
+}
+
+// Status is how the command ended.
+type Status struct {
+	Code   int            // exit code, if it exited
+	Signal syscall.Signal // the signal that killed it, or 0
+}
+
+// ExitCode is the shell's number for s: the code, or 128+N for signal N.
+func (s Status) ExitCode() int {
+	if s.Signal != 0 {
+		return 128 + int(s.Signal)
+	}
+	return s.Code
+}
+
+func (s Status) String() string {
+	if s.Signal != 0 {
+		return fmt.Sprintf("killed by signal %d (%s)", int(s.Signal), unix.SignalName(s.Signal))
+	}
+	return fmt.Sprintf("exit status %d", s.Code)
+}
+
+// StartError means the command never ran. ExitCode is 127 when it was not
+// found and 126 when it was found but could not be run.
+type StartError struct {
+	Command  string
+	ExitCode int
+	Err      error
+}
+
+func (e *StartError) Error() string {
+	if e.ExitCode == 127 {
+		return fmt.Sprintf("command not found: %s", e.Command)
+	}
+	return fmt.Sprintf("cannot run %s: %v", e.Command, e.Err)
+}
+
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Process is a running command and its process group.
+type Process struct {
+	spec Spec
+	pid  int // also the process group ID
+	tty  *os.File
+
+	exited chan struct{} // closed when the main child has been reaped
+	done   chan struct{} // closed when the whole group is gone
+	status Status
+
+	terminate sync.Once
+}
+
+// Start runs the command in a new process group.
+func Start(spec Spec) (*Process, error) {
+	if len(spec.Args) == 0 {
+		return nil, &StartError{ExitCode: 127, Err: errors.New("no command")}
+	}
+	path, err := lookPath(spec.Args[0])
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{
+		spec:   spec,
+		tty:    foregroundTTY(),
+		exited: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	sys := &syscall.SysProcAttr{
+		Setpgid: true,
+		// If distlock dies, even by SIGKILL, the kernel kills the command.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if p.tty != nil {
+		sys.Foreground = true
+		sys.Ctty = int(p.tty.Fd())
+	}
+	attr := &syscall.ProcAttr{
+		Env:   spec.Env,
+		Files: []uintptr{0, 1, 2},
+		Sys:   sys,
+	}
+
+	r := getReaper()
+	started := make(chan error, 1)
+	go func() {
+		// The parent-death signal fires when the thread that forked the
+		// child exits, not the process: keep this goroutine on its
+		// thread until the child is gone.
+		runtime.LockOSThread()
+		r.mu.Lock()
+		pid, err := syscall.ForkExec(path, spec.Args, attr)
+		if err == nil {
+			p.pid = pid
+			r.watched[pid] = p.mainExited
+		}
+		r.mu.Unlock()
+		started <- err
+		if err == nil {
+			<-p.exited
+		}
+		runtime.UnlockOSThread()
+	}()
+	if err := <-started; err != nil {
+		p.closeTTY()
+		return nil, &StartError{Command: spec.Args[0], ExitCode: 126, Err: err}
+	}
+	return p, nil
+}
+
+// lookPath finds the command the way a shell would and says why it cannot
+// be run if it cannot.
+func lookPath(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	switch {
+	case err == nil:
+		return path, nil
+	case errors.Is(err, exec.ErrDot):
+		return path, nil // PATH names "."; a shell would run it too
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		return "", &StartError{Command: name, ExitCode: 127, Err: err}
+	}
+	return "", &StartError{Command: name, ExitCode: 126, Err: unwrapExecError(err)}
+}
+
+func unwrapExecError(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee.Err
+	}
+	return err
+}
+
+// mainExited runs on the reaper's goroutine with the main child's status.
+func (p *Process) mainExited(ws unix.WaitStatus) {
+	if ws.Signaled() {
+		p.status = Status{Signal: ws.Signal()}
+	} else {
+		p.status = Status{Code: ws.ExitStatus()}
+	}
+	p.reclaimTTY()
+	close(p.exited)
+	go p.cleanUp()
+}
+
+// cleanUp ends whatever the command left running in its group, so nothing
+// it started outlives the lock, then reports the process done.
+func (p *Process) cleanUp() {
+	if groupAlive(p.pid) {
+		p.Terminate()
+	}
+	waitGroupGone(p.pid)
+	close(p.done)
+}
+
+// PID is the command's process ID, which is also its process group ID.
+func (p *Process) PID() int { return p.pid }
+
+// Signal sends sig to the command's whole process group.
+func (p *Process) Signal(sig syscall.Signal) {
+	_ = unix.Kill(-p.pid, sig)
+}
+
+// Terminate starts the kill sequence: the kill signal to the group, then
+// SIGKILL after the grace period if anything in it still runs. It returns at
+// once; Done tells when it is over.
+func (p *Process) Terminate() {
+	p.terminate.Do(func() {
+		p.Signal(p.spec.KillSignal)
+		go func() {
+			t := time.NewTimer(p.spec.KillAfter)
+			defer t.Stop()
+			select {
+			case <-p.done:
+			case <-t.C:
+				p.Signal(syscall.SIGKILL)
+			}
+		}()
+	})
+}
+
+// Done is closed when the command has exited and nothing is left in its
+// process group.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Status is how the command ended; valid once Done is closed.
+func (p *Process) Status() Status {
+	<-p.exited
+	return p.status
+}
+
+// groupAlive reports whether any process is left in the process group.
+func groupAlive(pgid int) bool {
+	return unix.Kill(-pgid, 0) != unix.ESRCH
+}
+
+// waitGroupGone returns once the process group is empty. Its members die
+// and are reaped (they are orphans of ours), but nothing tells us when the
+// last one is gone, so look often.
+func waitGroupGone(pgid int) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for groupAlive(pgid) {
+		<-tick.C
+	}
+}

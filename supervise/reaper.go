@@ -1,0 +1,61 @@
+package supervise
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// reaper is the one place that calls wait4. os/exec's Wait and a
+// wait4(-1) loop would race for the same child, so the main child is
+// started with ForkExec and its status handed over from here.
+type reaper struct {
+	mu      sync.Mutex // held while forking, so a fast exit finds its watcher
+	watched map[int]func(unix.WaitStatus)
+}
+
+var (
+	theReaper     *reaper
+	startReaperMu sync.Once
+)
+
+// getReaper makes distlock a child subreaper, so the command's orphans come
+// back to it rather than to init, and starts reaping on SIGCHLD.
+func getReaper() *reaper {
+	startReaperMu.Do(func() {
+		// Best effort: without it orphans go to init, which reaps them too.
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+		theReaper = &reaper{watched: map[int]func(unix.WaitStatus){}}
+		sigchld := make(chan os.Signal, 1)
+		signal.Notify(sigchld, unix.SIGCHLD)
+		go func() {
+			for range sigchld {
+				theReaper.reap()
+			}
+		}()
+	})
+	return theReaper
+}
+
+// reap collects every child that has exited, the main one and orphans alike.
+func (r *reaper) reap() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		if exited, ok := r.watched[pid]; ok {
+			delete(r.watched, pid)
+			exited(ws)
+		}
+	}
+}
