@@ -70,6 +70,8 @@ func TestScripts(t *testing.T) {
 			env.Setenv("REALM", "/test/"+name+"/")
 			env.Setenv("ETCD", testEtcd.Endpoint())
 			env.Setenv("DISTLOCK_CONFIG", "")
+			env.Setenv("LONG", strings.Repeat("x", 256))
+			env.Setenv("TAB", "a\tb")
 			return nil
 		},
 		Cmds: scriptCmds(client),
@@ -115,6 +117,18 @@ func scriptCmds(client *clientv3.Client) map[string]func(ts *testscript.TestScri
 					return err == nil && st.Size() > 0
 				})
 			}
+		},
+		// waitlines N FILE: wait until FILE has N lines or more.
+		"waitlines": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 2 {
+				ts.Fatalf("usage: waitlines N FILE")
+			}
+			n, err := strconv.Atoi(args[0])
+			ts.Check(err)
+			waitFor(ts, fmt.Sprintf("%d lines in %s", n, args[1]), func() bool {
+				b, _ := os.ReadFile(ts.MkAbs(args[1]))
+				return strings.Count(string(b), "\n") >= n
+			})
 		},
 		// waitdead PIDFILE...: wait until each process is gone; alive
 		// PIDFILE: it still runs.
