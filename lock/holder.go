@@ -84,7 +84,7 @@ func (h *Holder) watch(ctx context.Context, rev int64) {
 		}
 		cancel()
 		if deleted {
-			h.lose(ErrKeyDeleted)
+			h.lose(h.whyDeleted(ctx))
 			return
 		}
 		if ctx.Err() != nil {
@@ -101,6 +101,18 @@ func (h *Holder) watch(ctx context.Context, rev int64) {
 			rev = next
 		}
 	}
+}
+
+// whyDeleted tells a revoked or expired lease, which deletes the key too,
+// from a key deleted by --unlock.
+func (h *Holder) whyDeleted(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	resp, err := h.client.TimeToLive(rctx, h.lease.id)
+	if err == nil && resp.TTL == -1 {
+		return ErrLeaseGone
+	}
+	return ErrKeyDeleted
 }
 
 // stillOurs returns the revision to watch from next, or 0 if our key is gone.

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/internal/etcdtest"
+	"github.com/tinx/distlock/lock"
+)
+
+// job is a distlock process started by a Go test.
+type job struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	status int
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDistlock runs the distlock binary in dir against endpoint, in a
+// realm of the test's own.
+func startDistlock(t *testing.T, dir, endpoint string, args ...string) *job {
+	t.Helper()
+	j := &job{cmd: exec.Command("distlock", args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	j.cmd.Dir = dir
+	j.cmd.Env = append(os.Environ(),
+		"DISTLOCK_ENDPOINTS="+endpoint,
+		"DISTLOCK_PREFIX="+testRealm(t),
+		"DISTLOCK_CONFIG=")
+	j.cmd.Stderr = j.stderr
+	if err := j.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = j.cmd.Wait()
+		j.status = j.cmd.ProcessState.ExitCode()
+		if ws, ok := j.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			j.status = 128 + int(ws.Signal())
+		}
+		close(j.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-j.done:
+		default:
+			_ = j.cmd.Process.Kill()
+			<-j.done
+		}
+	})
+	return j
+}
+
+// wait returns the exit status, failing the test after timeout.
+func (j *job) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-j.done:
+		return j.status
+	case <-time.After(timeout):
+		t.Fatalf("distlock %q still runs after %v; stderr:\n%s", j.cmd.Args[1:], timeout, j.stderr)
+		return -1
+	}
+}
+
+func testRealm(t *testing.T) string {
+	return "/gotest/" + strings.ReplaceAll(t.Name(), "/", "_") + "/"
+}
+
+// waitUntil polls cond until it holds or the deadline passes.
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func waitFile(t *testing.T, path string) string {
+	t.Helper()
+	var content string
+	waitUntil(t, path, 30*time.Second, func() bool {
+		b, err := os.ReadFile(path)
+		content = strings.TrimSpace(string(b))
+		return err == nil && content != ""
+	})
+	return content
+}
+
+func waitKeys(t *testing.T, client *clientv3.Client, name string, n int) []lock.Entry {
+	t.Helper()
+	var entries []lock.Entry
+	waitUntil(t, fmt.Sprintf("%d keys for lock %s", n, name), 30*time.Second, func() bool {
+		var err error
+		entries, err = lock.Entries(context.Background(), client, testRealm(t), name)
+		return err == nil && len(entries) == n
+	})
+	return entries
+}
+
+func readInt(t *testing.T, path string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(waitFile(t, path), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// stampLoop is a command that writes the time (ns) to last.ns every 10ms
+// until it is killed; trapTerm makes it ignore SIGTERM, so only SIGKILL
+// ends it.
+func stampLoop(trapTerm bool) []string {
+	script := `echo $$ > cmd.pid; while :; do date +%s%N > last.tmp && mv last.tmp last.ns; sleep 0.01; done`
+	if trapTerm {
+		script = `trap "" TERM; ` + script
+	}
+	return []string{"sh", "-c", script}
+}
+
+// TestPartitionStopsCommandBeforeNextHolderStarts is the safety rule: a
+// holder cut off from etcd kills its command before etcd can expire its
+// lease and give the lock to the next waiter.
+func TestPartitionStopsCommandBeforeNextHolderStarts(t *testing.T) {
+	for _, ignoresTerm := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ignores_TERM=%v", ignoresTerm), func(t *testing.T) {
+			t.Parallel()
+			client, err := testEtcd.Client()
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer proxy.Close()
+			dirA, dirB := t.TempDir(), t.TempDir()
+
+			a := startDistlock(t, dirA, proxy.URL(), append([]string{"--lock-name=x", "--ttl=4s", "--kill-after=1s", "--dial-timeout=1s", "--"}, stampLoop(ignoresTerm)...)...)
+			cmdPID := readInt(t, filepath.Join(dirA, "cmd.pid"))
+			waitFile(t, filepath.Join(dirA, "last.ns"))
+			b := startDistlock(t, dirB, testEtcd.Endpoint(), "--lock-name=x", "--", "sh", "-c", "date +%s%N > start.ns")
+			waitKeys(t, client, "x", 2)
+
+			proxy.Partition()
+			partitioned := time.Now()
+			if got := a.wait(t, 30*time.Second); got != exitLockLost {
+				t.Fatalf("cut-off holder exited %d, want %d; stderr:\n%s", got, exitLockLost, a.stderr)
+			}
+			if !strings.Contains(a.stderr.String(), `distlock: lost lock "x": etcd has not confirmed the lease in time; stopping the command with SIGTERM (SIGKILL after 1s)`) {
+				t.Errorf("stderr does not say the lock was lost:\n%s", a.stderr)
+			}
+			if alive(int(cmdPID)) {
+				t.Errorf("the command (pid %d) still runs", cmdPID)
+			}
+			if got := b.wait(t, 30*time.Second); got != 0 {
+				t.Fatalf("next holder exited %d; stderr:\n%s", got, b.stderr)
+			}
+			lastA := readInt(t, filepath.Join(dirA, "last.ns"))
+			startB := readInt(t, filepath.Join(dirB, "start.ns"))
+			if lastA >= startB {
+				t.Fatalf("the cut-off command ran until %d, after the next holder started at %d", lastA, startB)
+			}
+			t.Logf("partition at +0; cut-off command last ran at +%v; next holder started at +%v (%v later)",
+				time.Unix(0, lastA).Sub(partitioned).Round(time.Millisecond),
+				time.Unix(0, startB).Sub(partitioned).Round(time.Millisecond),
+				time.Duration(startB-lastA).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestShortBlipDoesNotDisturbCommand: traffic held up for a few seconds,
+// well inside the TTL, is not a lost lock.
+func TestShortBlipDoesNotDisturbCommand(t *testing.T) {
+	t.Parallel()
+	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	dir := t.TempDir()
+	a := startDistlock(t, dir, proxy.URL(), "--lock-name=blip", "--ttl=10s", "--kill-after=1s", "--",
+		"sh", "-c", "echo up > ready; while [ ! -e go-on ]; do sleep 0.05; done; echo finished")
+	waitFile(t, filepath.Join(dir, "ready"))
+	proxy.PauseTx()
+	proxy.PauseRx()
+	time.Sleep(3 * time.Second) // the blip itself is what is being tested
+	proxy.UnpauseTx()
+	proxy.UnpauseRx()
+	if err := os.WriteFile(filepath.Join(dir, "go-on"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("exit %d after a 3s blip; stderr:\n%s", got, a.stderr)
+	}
+	if s := a.stderr.String(); s != "" {
+		t.Errorf("distlock said something about a blip:\n%s", s)
+	}
+}
+
+// TestLockLostWhileRunning covers the other triggers: the key deleted by
+// --unlock elsewhere and the lease revoked by an etcd client.
+func TestLockLostWhileRunning(t *testing.T) {
+	tests := []struct {
+		name    string
+		take    func(t *testing.T, client *clientv3.Client, holder lock.Entry)
+		message string
+	}{
+		{"unlocked elsewhere", func(t *testing.T, _ *clientv3.Client, _ lock.Entry) {
+			out, err := exec.Command("distlock", "--endpoints="+testEtcd.Endpoint(), "--prefix="+testRealm(t), "--lock-name=l", "--unlock").CombinedOutput()
+			if err != nil {
+				t.Fatalf("--unlock: %v\n%s", err, out)
+			}
+		}, "the lock's key was deleted (unlocked from elsewhere)"},
+		{"lease revoked", func(t *testing.T, client *clientv3.Client, holder lock.Entry) {
+			if _, err := client.Revoke(context.Background(), clientv3.LeaseID(holder.Lease)); err != nil {
+				t.Fatal(err)
+			}
+		}, "etcd says the lease has expired or was revoked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			client, err := testEtcd.Client()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			a := startDistlock(t, dir, testEtcd.Endpoint(), append([]string{"--lock-name=l", "--kill-after=1s", "--"}, stampLoop(true)...)...)
+			cmdPID := readInt(t, filepath.Join(dir, "cmd.pid"))
+			entries := waitKeys(t, client, "l", 1)
+			start := time.Now()
+			tt.take(t, client, entries[0])
+			if got := a.wait(t, 30*time.Second); got != exitLockLost {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", got, exitLockLost, a.stderr)
+			}
+			want := fmt.Sprintf("distlock: lost lock %q: %s; stopping the command with SIGTERM (SIGKILL after 1s)\n", "l", tt.message)
+			if got := a.stderr.String(); got != want {
+				t.Errorf("stderr:\n%s\nwant:\n%s", got, want)
+			}
+			if alive(int(cmdPID)) {
+				t.Errorf("the command (pid %d) still runs", cmdPID)
+			}
+			t.Logf("command stopped %v after the lock was taken away", time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestWaitersRideOutLeaderChange: on a three-member cluster, a waiter keeps
+// its key (same create revision) across leader changes, and a running
+// holder's command is not disturbed.
+func TestWaitersRideOutLeaderChange(t *testing.T) {
+	t.Parallel()
+	cluster, err := etcdtest.StartCluster(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	client, err := cluster.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoints := strings.Join(cluster.Endpoints(), ",")
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := startDistlock(t, dirA, endpoints, "--lock-name=lc", "--ttl=10s", "--kill-after=1s", "--",
+		"sh", "-c", "echo up > ready; while [ ! -e go-on ]; do sleep 0.05; done")
+	waitFile(t, filepath.Join(dirA, "ready"))
+	b := startDistlock(t, dirB, endpoints, "--lock-name=lc", "--", "sh", "-c", "echo $DISTLOCK_FENCING_TOKEN > token")
+	before := waitKeys(t, client, "lc", 2)
+
+	for i := 0; i < 2; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		from, to, err := cluster.MoveLeader(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("leader moved from member %d to %d", from, to)
+	}
+	after := waitKeys(t, client, "lc", 2)
+	if after[1].Key != before[1].Key || after[1].CreateRevision != before[1].CreateRevision {
+		t.Fatalf("waiter lost its place: before %+v, after %+v", before[1], after[1])
+	}
+	if err := os.WriteFile(filepath.Join(dirA, "go-on"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("holder exited %d; stderr:\n%s", got, a.stderr)
+	}
+	if got := b.wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("waiter exited %d; stderr:\n%s", got, b.stderr)
+	}
+	if token := readInt(t, filepath.Join(dirB, "token")); token != before[1].CreateRevision {
+		t.Errorf("waiter ran with fencing token %d, want its create revision %d", token, before[1].CreateRevision)
+	}
+}
