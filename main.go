@@ -125,10 +125,14 @@ func acquireFailed(c *config, err error, out *reporter) int {
 	var sig signalError
 	switch {
 	case errors.As(err, &conflict):
+		say := out.fail
+		if c.conflictExitCode == 0 {
+			say = out.info // "skip if busy": --quiet makes it silent
+		}
 		if c.timeout == 0 {
-			out.fail("%v; not waiting (--nowait)", conflict)
+			say("%v; not waiting (--nowait)", conflict)
 		} else {
-			out.fail("%v; gave up after %v (--timeout)", conflict, c.timeout)
+			say("%v; gave up after %v (--timeout)", conflict, c.timeout)
 		}
 		return c.conflictExitCode
 	case errors.As(err, &sig):

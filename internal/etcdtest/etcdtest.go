@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -22,6 +23,8 @@ import (
 // Cluster is one or more etcd members running in this process.
 type Cluster struct {
 	Members []*embed.Etcd
+
+	mu      sync.Mutex // tests ask for clients in parallel
 	clients []*clientv3.Client
 }
 
@@ -133,6 +136,8 @@ func (c *Cluster) Client() (*clientv3.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.clients = append(c.clients, cli)
 	return cli, nil
 }
@@ -172,10 +177,12 @@ func (c *Cluster) MoveLeader(ctx context.Context) (from, to int, err error) {
 // Close closes the clients it handed out, then the members: a member waits
 // for its client connections to end.
 func (c *Cluster) Close() {
+	c.mu.Lock()
 	for _, cli := range c.clients {
 		cli.Close()
 	}
 	c.clients = nil
+	c.mu.Unlock()
 	for _, e := range c.Members {
 		e.Close()
 	}
