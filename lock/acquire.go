@@ -128,10 +128,10 @@ func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		switch {
 		case errors.Is(cause, errTimedOut):
 			return nil, conflict(ctx, client, req)
-		case cause != nil && ctx.Err() == nil:
-			return nil, cause // the lease was lost
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
+		case cause != nil:
+			return nil, cause // the lease was lost
 		}
 		return nil, fmt.Errorf("waiting for the lock: %w", err)
 	}
@@ -168,36 +168,67 @@ func conflict(ctx context.Context, client *clientv3.Client, req Request) error {
 
 // waitForTurn returns once no key under pfx was created before myRev. It
 // watches only the immediate predecessor, so a release wakes one waiter.
+// Errors from etcd (a leader election, a lost connection) are retried until
+// ctx ends: the caller ends it when the lease can no longer be proven.
 func waitForTurn(ctx context.Context, client *clientv3.Client, pfx string, myRev int64) error {
 	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(myRev-1))
+	var retry backoff
 	for {
 		resp, err := client.Get(ctx, pfx, opts...)
 		if err != nil {
-			return err
+			if !retry.wait(ctx, nil) {
+				return ctx.Err()
+			}
+			continue
 		}
 		if len(resp.Kvs) == 0 {
 			return nil
 		}
-		if err := waitDelete(ctx, client, string(resp.Kvs[0].Key), resp.Header.Revision+1); err != nil {
-			return err
+		if !waitDelete(ctx, client, string(resp.Kvs[0].Key), resp.Header.Revision+1) && !retry.wait(ctx, nil) {
+			return ctx.Err()
 		}
 	}
 }
 
-// waitDelete returns when key is deleted at or after revision rev, or when
-// the watch breaks (the caller looks again).
-func waitDelete(ctx context.Context, client *clientv3.Client, key string, rev int64) error {
+// waitDelete reports whether key was deleted at or after revision rev. It
+// returns false when the watch broke or ctx ended; the caller looks again.
+func waitDelete(ctx context.Context, client *clientv3.Client, key string, rev int64) bool {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	for wr := range client.Watch(wctx, key, clientv3.WithRev(rev)) {
 		if wr.Err() != nil {
-			break
+			return false
 		}
 		for _, ev := range wr.Events {
 			if ev.Type == mvccpb.DELETE {
-				return nil
+				return true
 			}
 		}
 	}
-	return ctx.Err()
+	return false
+}
+
+// backoff spaces out retries against an etcd that does not answer well:
+// 50ms, doubling up to 2s.
+type backoff struct{ next time.Duration }
+
+// wait sleeps for the next interval, or less if ctx ends or abort closes,
+// and reports whether it slept the whole interval.
+func (b *backoff) wait(ctx context.Context, abort <-chan struct{}) bool {
+	switch {
+	case b.next == 0:
+		b.next = 50 * time.Millisecond
+	case b.next < 2*time.Second:
+		b.next *= 2
+	}
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-abort:
+		return false
+	case <-t.C:
+		return true
+	}
 }

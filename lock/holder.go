@@ -57,6 +57,7 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 // watch closes h.lost when the lease is lost or the key deleted.
 func (h *Holder) watch(ctx context.Context, rev int64) {
 	defer close(h.done)
+	var retry backoff
 	for {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		events := h.client.Watch(wctx, h.Key, clientv3.WithRev(rev))
@@ -93,13 +94,16 @@ func (h *Holder) watch(ctx context.Context, rev int64) {
 		// The watch broke (leader loss, compaction): look at the key
 		// before watching again from where we looked.
 		next, err := h.stillOurs(ctx)
-		if err == nil && next == 0 {
-			h.lose(ErrKeyDeleted)
+		switch {
+		case err == nil && next == 0:
+			h.lose(h.whyDeleted(ctx))
 			return
-		}
-		if err == nil {
+		case err == nil:
 			rev = next
 		}
+		// The lease keepalive decides when etcd has been away too
+		// long; until then, look again, without hammering it.
+		retry.wait(ctx, h.lease.Lost())
 	}
 }
 

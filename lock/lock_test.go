@@ -1,0 +1,218 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/internal/etcdtest"
+)
+
+var testEtcd *etcdtest.Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "lock-test-etcd-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		testEtcd, err = etcdtest.Start(dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "start etcd:", err)
+			return 1
+		}
+		defer testEtcd.Close()
+		return m.Run()
+	}())
+}
+
+func newClient(t *testing.T, endpoint string) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func request(t *testing.T, name string) Request {
+	return Request{
+		Realm:      "/locktest/" + t.Name() + "/",
+		Name:       name,
+		Info:       Info{Host: "testhost", PID: 1, Mode: ModeExec, Reason: "test"},
+		Timeout:    -1,
+		TTL:        5 * time.Second,
+		RPCTimeout: 5 * time.Second,
+	}
+}
+
+// TestDeadlineCountsFromSend: with replies held back, the lease's safe
+// deadline is still counted from when the keepalive was sent.
+func TestDeadlineCountsFromSend(t *testing.T) {
+	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	client := newClient(t, proxy.URL())
+	// Warm the connection up so the delay hits only the grant.
+	if _, err := client.Get(context.Background(), "warm-up"); err != nil {
+		t.Fatal(err)
+	}
+	proxy.DelayRx(time.Second, 0)
+	sent := time.Now()
+	l, err := grantLease(context.Background(), client, 5*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replied := time.Now()
+	defer l.close(context.Background())
+	if replied.Sub(sent) < time.Second {
+		t.Fatalf("the reply was not held back: %v", replied.Sub(sent))
+	}
+	// Counted from the send, the deadline is about a second (the held-back
+	// reply) before reply + TTL.
+	if got, fromReply := l.SafeUntil(), replied.Add(5*time.Second); fromReply.Sub(got) < 900*time.Millisecond {
+		t.Errorf("safe until only %v before reply + TTL: counted from the reply, not the send", fromReply.Sub(got))
+	}
+
+	// The same for the keepalives that follow: watch the deadline move.
+	first := l.SafeUntil()
+	deadline := time.Now().Add(10 * time.Second)
+	for l.SafeUntil().Equal(first) {
+		if time.Now().After(deadline) {
+			t.Fatal("no keepalive was acknowledged")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ahead := time.Until(l.SafeUntil()); ahead > 5*time.Second-900*time.Millisecond {
+		t.Errorf("a keepalive moved the deadline to %v from now: counted from the reply, not the send", ahead)
+	}
+}
+
+// TestHolderLearnsOfDeletedKey: etcd does not revoke a lease when its key is
+// deleted, so the holder must watch the key to know.
+func TestHolderLearnsOfDeletedKey(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "deleted")
+	h, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(context.Background())
+	removed, err := Unlock(context.Background(), client, req.Realm, req.Name)
+	if err != nil || removed == nil || removed.Key != h.Key {
+		t.Fatalf("Unlock = %+v, %v; want the holder %s", removed, err, h.Key)
+	}
+	select {
+	case <-h.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder was not told its key was deleted")
+	}
+	if !errors.Is(h.Err(), ErrKeyDeleted) {
+		t.Errorf("Err() = %v, want ErrKeyDeleted", h.Err())
+	}
+}
+
+// TestDetachKeepsPlace: --lock keeps the same key and create revision, with
+// no lease, after its lease is revoked.
+func TestDetachKeepsPlace(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "detach")
+	req.Info.Mode = ModeLock
+	h, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Detach(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := Entries(context.Background(), client, req.Realm, req.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Key != h.Key || entries[0].CreateRevision != h.FencingToken || entries[0].Lease != 0 {
+		t.Fatalf("after Detach: %+v; want key %s, revision %d, no lease", entries, h.Key, h.FencingToken)
+	}
+	if entries[0].Info == nil || entries[0].Info.Mode != ModeLock || entries[0].Info.Reason != "test" {
+		t.Errorf("details lost: %+v", entries[0].Info)
+	}
+}
+
+// TestQueueOrderAndTimeout: waiters queue in order; a waiter that times out
+// removes its key and names the holder.
+func TestQueueOrderAndTimeout(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "queue")
+	first, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	impatient := req
+	impatient.Timeout = 300 * time.Millisecond
+	var blockedBy *Entry
+	impatient.Blocked = func(e Entry) { blockedBy = &e }
+	_, err = Acquire(context.Background(), client, impatient)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Holder == nil || ce.Holder.Key != first.Key {
+		t.Fatalf("Acquire with timeout = %v; want a conflict naming %s", err, first.Key)
+	}
+	if blockedBy == nil || blockedBy.Key != first.Key {
+		t.Errorf("Blocked was told %+v, want %s", blockedBy, first.Key)
+	}
+
+	got := make(chan *Holder, 1)
+	go func() {
+		h, err := Acquire(context.Background(), client, req)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- h
+	}()
+	waitEntries(t, client, req, 2)
+	if err := first.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case second := <-got:
+		if second == nil {
+			return
+		}
+		if second.FencingToken <= first.FencingToken {
+			t.Errorf("fencing token %d not above %d", second.FencingToken, first.FencingToken)
+		}
+		second.Release(context.Background())
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter did not get the lock")
+	}
+	waitEntries(t, client, req, 0)
+}
+
+func waitEntries(t *testing.T, client *clientv3.Client, req Request, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, err := Entries(context.Background(), client, req.Realm, req.Name)
+		if err == nil && len(entries) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			var keys []string
+			for _, e := range entries {
+				keys = append(keys, e.Key)
+			}
+			t.Fatalf("want %d keys, have %s (%v)", n, strings.Join(keys, ", "), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
