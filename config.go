@@ -283,6 +283,9 @@ func (c *config) check() error {
 	if !strings.HasSuffix(c.prefix, "/") {
 		c.prefix += "/"
 	}
+	if len(c.endpoints) == 0 {
+		return usagef("--endpoints: no etcd endpoint given")
+	}
 	for i, e := range c.endpoints {
 		n, err := normalizeEndpoint(e)
 		if err != nil {

@@ -324,3 +324,39 @@ func TestWaitersRideOutLeaderChange(t *testing.T) {
 		t.Errorf("waiter ran with fencing token %d, want its create revision %d", token, before[1].CreateRevision)
 	}
 }
+
+// TestWaiterCutOffGivesUp: a waiter that cannot reach etcd gives up with
+// status 69 once its lease can no longer be proven, and starts nothing.
+func TestWaiterCutOffGivesUp(t *testing.T) {
+	t.Parallel()
+	client, err := testEtcd.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	dir := t.TempDir()
+	holder := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=cut", "--", "sh", "-c", "while [ ! -e go-on ]; do sleep 0.05; done")
+	waitKeys(t, client, "cut", 1)
+	waiter := startDistlock(t, dir, proxy.URL(), "--lock-name=cut", "--ttl=4s", "--kill-after=1s", "--dial-timeout=1s", "--", "sh", "-c", "echo ran > waiter-ran")
+	waitKeys(t, client, "cut", 2)
+	proxy.Partition()
+	if got := waiter.wait(t, 30*time.Second); got != exitUnavailable {
+		t.Fatalf("cut-off waiter exited %d, want %d; stderr:\n%s", got, exitUnavailable, waiter.stderr)
+	}
+	if !strings.Contains(waiter.stderr.String(), "waiting for the lock: etcd has not confirmed the lease in time") {
+		t.Errorf("stderr does not say why:\n%s", waiter.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go-on"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := holder.wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("holder exited %d; stderr:\n%s", got, holder.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "waiter-ran")); err == nil {
+		t.Error("the cut-off waiter ran its command")
+	}
+}

@@ -44,7 +44,7 @@ func (w withEtcd) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	testEtcd, err = etcdtest.Start(dir)
+	testEtcd, err = etcdtest.FromEnv(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start etcd:", err)
 		return 1

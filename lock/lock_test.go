@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		testEtcd, err = etcdtest.Start(dir)
+		testEtcd, err = etcdtest.FromEnv(dir)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start etcd:", err)
 			return 1

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,7 +23,8 @@ import (
 
 // Cluster is one or more etcd members running in this process.
 type Cluster struct {
-	Members []*embed.Etcd
+	Members  []*embed.Etcd
+	external []string // endpoints of an etcd not started here
 
 	mu      sync.Mutex // tests ask for clients in parallel
 	clients []*clientv3.Client
@@ -114,8 +116,49 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// External is an etcd started elsewhere (another version, say): the
+// Cluster only hands out its endpoints and clients.
+func External(endpoints ...string) *Cluster {
+	return &Cluster{external: endpoints}
+}
+
+// FromEnv is the etcd named by DISTLOCK_TEST_ETCD (comma-separated client
+// URLs), or a single member started under dir when it is unset.
+func FromEnv(dir string) (*Cluster, error) {
+	if eps := os.Getenv("DISTLOCK_TEST_ETCD"); eps != "" {
+		c := External(strings.Split(eps, ",")...)
+		return c, c.waitReady(30 * time.Second)
+	}
+	return Start(dir)
+}
+
+// waitReady waits until an external etcd answers, which it may not do yet
+// right after it was started.
+func (c *Cluster) waitReady(timeout time.Duration) error {
+	cli, err := c.Client()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := cli.Get(ctx, "distlock-test-ready")
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd at %s does not answer: %w", strings.Join(c.external, ","), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // Endpoints are the client URLs of all members.
 func (c *Cluster) Endpoints() []string {
+	if c.external != nil {
+		return c.external
+	}
 	var eps []string
 	for _, e := range c.Members {
 		eps = append(eps, e.Config().AdvertiseClientUrls[0].String())
