@@ -343,6 +343,9 @@ func TestWaiterCutOffGivesUp(t *testing.T) {
 	waitKeys(t, client, "cut", 1)
 	waiter := startDistlock(t, dir, proxy.URL(), "--lock-name=cut", "--ttl=4s", "--kill-after=1s", "--dial-timeout=1s", "--", "sh", "-c", "echo ran > waiter-ran")
 	waitKeys(t, client, "cut", 2)
+	// Its key is in etcd, but the answer may still be on its way: wait
+	// until the waiter says it waits.
+	waitUntil(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(waiter.stderr.String(), "; waiting") })
 	proxy.Partition()
 	if got := waiter.wait(t, 30*time.Second); got != exitUnavailable {
 		t.Fatalf("cut-off waiter exited %d, want %d; stderr:\n%s", got, exitUnavailable, waiter.stderr)
