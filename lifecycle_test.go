@@ -90,8 +90,31 @@ func (j *job) wait(t *testing.T, timeout time.Duration) int {
 	}
 }
 
+// testRealm is a realm of the test's own, new for each run of the test
+// (go test -count=N runs it again on the same etcd).
 func testRealm(t *testing.T) string {
-	return "/gotest/" + strings.ReplaceAll(t.Name(), "/", "_") + "/"
+	return etcdtest.Realm(t, "/gotest/")
+}
+
+// testClient is a client of the test etcd, closed with it.
+func testClient(t *testing.T) *clientv3.Client {
+	t.Helper()
+	client, err := testEtcd.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// testProxy is a fault proxy in front of the test etcd.
+func testProxy(t *testing.T) *etcdtest.Proxy {
+	t.Helper()
+	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	return proxy
 }
 
 // waitUntil polls cond until it holds or the deadline passes.
@@ -155,15 +178,7 @@ func TestPartitionStopsCommandBeforeNextHolderStarts(t *testing.T) {
 	for _, ignoresTerm := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ignores_TERM=%v", ignoresTerm), func(t *testing.T) {
 			t.Parallel()
-			client, err := testEtcd.Client()
-			if err != nil {
-				t.Fatal(err)
-			}
-			proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer proxy.Close()
+			client, proxy := testClient(t), testProxy(t)
 			dirA, dirB := t.TempDir(), t.TempDir()
 
 			a := startDistlock(t, dirA, proxy.URL(), append([]string{"--lock-name=x", "--ttl=4s", "--kill-after=1s", "--dial-timeout=1s", "--"}, stampLoop(ignoresTerm)...)...)
@@ -203,11 +218,7 @@ func TestPartitionStopsCommandBeforeNextHolderStarts(t *testing.T) {
 // well inside the TTL, is not a lost lock.
 func TestShortBlipDoesNotDisturbCommand(t *testing.T) {
 	t.Parallel()
-	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := testProxy(t)
 	dir := t.TempDir()
 	a := startDistlock(t, dir, proxy.URL(), "--lock-name=blip", "--ttl=10s", "--kill-after=1s", "--",
 		"sh", "-c", "echo up > ready; while [ ! -e go-on ]; do sleep 0.05; done; echo finished")
@@ -251,10 +262,7 @@ func TestLockLostWhileRunning(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			client, err := testEtcd.Client()
-			if err != nil {
-				t.Fatal(err)
-			}
+			client := testClient(t)
 			dir := t.TempDir()
 			a := startDistlock(t, dir, testEtcd.Endpoint(), append([]string{"--lock-name=l", "--kill-after=1s", "--"}, stampLoop(true)...)...)
 			cmdPID := readInt(t, filepath.Join(dir, "cmd.pid"))
@@ -329,15 +337,7 @@ func TestWaitersRideOutLeaderChange(t *testing.T) {
 // status 69 once its lease can no longer be proven, and starts nothing.
 func TestWaiterCutOffGivesUp(t *testing.T) {
 	t.Parallel()
-	client, err := testEtcd.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	client, proxy := testClient(t), testProxy(t)
 	dir := t.TempDir()
 	holder := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=cut", "--", "sh", "-c", "while [ ! -e go-on ]; do sleep 0.05; done")
 	waitKeys(t, client, "cut", 1)
@@ -362,4 +362,39 @@ func TestWaiterCutOffGivesUp(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "waiter-ran")); err == nil {
 		t.Error("the cut-off waiter ran its command")
 	}
+}
+
+// TestLockSurvivesEtcdRestart: a lock taken with --lock belongs to no lease
+// and no process; it is still there after etcd restarts, until --unlock.
+func TestLockSurvivesEtcdRestart(t *testing.T) {
+	t.Parallel()
+	cluster, err := etcdtest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	dir := t.TempDir()
+	ep := cluster.Endpoint()
+	if got := startDistlock(t, dir, ep, "--lock-name=kept", "--lock", "--reason=look first").wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("--lock exited %d", got)
+	}
+	if err := cluster.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	client, err := cluster.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := waitKeys(t, client, "kept", 1)
+	if entries[0].Lease != 0 || entries[0].Info == nil || entries[0].Info.Reason != "look first" {
+		t.Fatalf("after the restart: %+v", entries[0])
+	}
+	busy := startDistlock(t, dir, ep, "--lock-name=kept", "--nowait", "--", "true")
+	if got := busy.wait(t, 30*time.Second); got != exitConflict || !strings.Contains(busy.stderr.String(), `reason "look first"`) {
+		t.Fatalf("--nowait after the restart exited %d: %s", got, busy.stderr)
+	}
+	if got := startDistlock(t, dir, ep, "--lock-name=kept", "--unlock", "--quiet").wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("--unlock exited %d", got)
+	}
+	waitKeys(t, client, "kept", 0)
 }

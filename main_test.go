@@ -38,19 +38,10 @@ func TestMain(m *testing.M) {
 type withEtcd struct{ m *testing.M }
 
 func (w withEtcd) Run() int {
-	dir, err := os.MkdirTemp("", "distlock-test-etcd-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	testEtcd, err = etcdtest.FromEnv(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start etcd:", err)
-		return 1
-	}
-	defer testEtcd.Close()
-	return w.m.Run()
+	return etcdtest.Run(func(c *etcdtest.Cluster) int {
+		testEtcd = c
+		return w.m.Run()
+	})
 }
 
 func TestScripts(t *testing.T) {
@@ -62,12 +53,12 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
-			name := filepath.Base(env.WorkDir)
+			// Each script run gets a realm of its own, so scripts run in
+			// parallel, and again, without seeing each other's locks.
+			realm := "/test/" + filepath.Base(filepath.Dir(env.WorkDir)) + "/" + filepath.Base(env.WorkDir) + "/"
 			env.Setenv("DISTLOCK_ENDPOINTS", testEtcd.Endpoint())
-			// Each script gets a realm of its own, so scripts run in
-			// parallel without seeing each other's locks.
-			env.Setenv("DISTLOCK_PREFIX", "/test/"+name+"/")
-			env.Setenv("REALM", "/test/"+name+"/")
+			env.Setenv("DISTLOCK_PREFIX", realm)
+			env.Setenv("REALM", realm)
 			env.Setenv("ETCD", testEtcd.Endpoint())
 			env.Setenv("DISTLOCK_CONFIG", "")
 			env.Setenv("LONG", strings.Repeat("x", 256))

@@ -36,6 +36,14 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	defer release(c, h, out)
 	out.debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
 
+	// The lease may have gone while the lock was being taken: then no
+	// command has run, and etcd is the trouble.
+	select {
+	case <-h.Lost():
+		out.fail("lost lock %q before the command started: %v", c.lockName, h.Err())
+		return exitUnavailable
+	default:
+	}
 	// A signal that came while the lock was being taken still means: do
 	// not start.
 	for pending := true; pending; {
@@ -55,6 +63,9 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 		Env:        commandEnv(h),
 		KillSignal: c.killSignal,
 		KillAfter:  c.killAfter,
+		SuspendRefused: func() {
+			out.info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", c.lockName)
+		},
 	})
 	if err != nil {
 		var se *supervise.StartError

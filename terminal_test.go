@@ -159,3 +159,27 @@ exit $st`
 		t.Errorf("the terminal was not given back:\n%s", out)
 	}
 }
+
+// TestTerminalCtrlZDoesNotSuspend: a suspended job would hold the lock for
+// everyone while doing nothing, so Ctrl-Z is answered by continuing the
+// command, with a word on the terminal.
+func TestTerminalCtrlZDoesNotSuspend(t *testing.T) {
+	term := openTerminal(t)
+	dir := t.TempDir()
+	cmd := term.start(t, dir, "distlock", "--lock-name=tty", "--", "sh", "-c",
+		`echo r > ready; while [ ! -e go-on ]; do sleep 0.05; done; echo finished > done`)
+	waitFile(t, filepath.Join(dir, "ready"))
+	if _, err := term.master.Write([]byte{26}); err != nil { // Ctrl-Z
+		t.Fatal(err)
+	}
+	waitUntil(t, "distlock's word", 30*time.Second, func() bool {
+		return strings.Contains(term.output(), `distlock: not suspending the command: it would keep holding lock "tty"; Ctrl-C stops it`)
+	})
+	if err := os.WriteFile(filepath.Join(dir, "go-on"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitCmd(t, cmd, term); got != 0 {
+		t.Fatalf("exit %d; terminal shows:\n%s", got, term.output())
+	}
+	waitFile(t, filepath.Join(dir, "done"))
+}

@@ -3,7 +3,6 @@ package lock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -17,21 +16,10 @@ import (
 var testEtcd *etcdtest.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "lock-test-etcd-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		testEtcd, err = etcdtest.FromEnv(dir)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start etcd:", err)
-			return 1
-		}
-		defer testEtcd.Close()
+	os.Exit(etcdtest.Run(func(c *etcdtest.Cluster) int {
+		testEtcd = c
 		return m.Run()
-	}())
+	}))
 }
 
 func newClient(t *testing.T, endpoint string) *clientv3.Client {
@@ -46,7 +34,7 @@ func newClient(t *testing.T, endpoint string) *clientv3.Client {
 
 func request(t *testing.T, name string) Request {
 	return Request{
-		Realm:      "/locktest/" + t.Name() + "/",
+		Realm:      etcdtest.Realm(t, "/locktest/"),
 		Name:       name,
 		Info:       Info{Host: "testhost", PID: 1, Mode: ModeExec, Reason: "test"},
 		Timeout:    -1,

@@ -23,6 +23,10 @@ type Spec struct {
 	// process group when it must stop.
 	KillSignal syscall.Signal
 	KillAfter  time.Duration
+
+	// SuspendRefused, if set, is called when Ctrl-Z on the terminal
+	// stopped the command and it was continued at once (see mainChanged).
+	SuspendRefused func()
 }
 
 // Status is how the command ended.
@@ -117,7 +121,7 @@ func Start(spec Spec) (*Process, error) {
 		pid, err := syscall.ForkExec(path, spec.Args, attr)
 		if err == nil {
 			p.pid = pid
-			r.watched[pid] = p.mainExited
+			r.watched[pid] = p.mainChanged
 		}
 		r.mu.Unlock()
 		started <- err
@@ -156,7 +160,26 @@ func unwrapExecError(err error) error {
 	return err
 }
 
-// mainExited runs on the reaper's goroutine with the main child's status.
+// mainChanged runs on the reaper's goroutine when the main child exited or
+// stopped.
+func (p *Process) mainChanged(ws unix.WaitStatus) {
+	if ws.Stopped() {
+		// Ctrl-Z on the terminal stopped the command. A suspended job
+		// would hold the lock for everyone while doing nothing, and
+		// distlock cannot keep the lease alive while suspended itself:
+		// continue the command and say so. A deliberate SIGSTOP stays.
+		if ws.StopSignal() == syscall.SIGTSTP {
+			p.Signal(syscall.SIGCONT)
+			if p.spec.SuspendRefused != nil {
+				p.spec.SuspendRefused()
+			}
+		}
+		return
+	}
+	p.mainExited(ws)
+}
+
+// mainExited records the main child's exit and starts the clean-up.
 func (p *Process) mainExited(ws unix.WaitStatus) {
 	if ws.Signaled() {
 		p.status = Status{Signal: ws.Signal()}

@@ -40,22 +40,27 @@ func getReaper() *reaper {
 	return theReaper
 }
 
-// reap collects every child that has exited, the main one and orphans alike.
+// reap collects every child that has exited, the main one and orphans
+// alike, and tells the main one's watcher when it exited or stopped.
 func (r *reaper) reap() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG|unix.WUNTRACED, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil || pid <= 0 {
 			return
 		}
-		if exited, ok := r.watched[pid]; ok {
-			delete(r.watched, pid)
-			exited(ws)
+		watcher, ok := r.watched[pid]
+		if !ok {
+			continue // an orphan: reaped, nothing more to do
 		}
+		if !ws.Stopped() {
+			delete(r.watched, pid)
+		}
+		watcher(ws)
 	}
 }

@@ -11,8 +11,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -24,6 +27,7 @@ import (
 // Cluster is one or more etcd members running in this process.
 type Cluster struct {
 	Members  []*embed.Etcd
+	configs  []*embed.Config
 	external []string // endpoints of an etcd not started here
 
 	mu      sync.Mutex // tests ask for clients in parallel
@@ -82,19 +86,49 @@ func startCluster(dir string, n int) (*Cluster, error) {
 			return nil, fmt.Errorf("start etcd member %s: %w", cfg.Name, err)
 		}
 		c.Members = append(c.Members, e)
+		c.configs = append(c.configs, cfg)
 	}
 	for _, e := range c.Members {
-		select {
-		case <-e.Server.ReadyNotify():
-		case err := <-e.Err():
+		if err := waitMember(e); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("etcd member %s failed: %w", e.Config().Name, err)
-		case <-time.After(30 * time.Second):
-			c.Close()
-			return nil, errors.New("etcd did not become ready within 30s")
+			return nil, err
 		}
 	}
 	return c, nil
+}
+
+func waitMember(e *embed.Etcd) error {
+	select {
+	case <-e.Server.ReadyNotify():
+		return nil
+	case err := <-e.Err():
+		return fmt.Errorf("etcd member %s failed: %w", e.Config().Name, err)
+	case <-time.After(30 * time.Second):
+		return errors.New("etcd did not become ready within 30s")
+	}
+}
+
+// Restart stops every member and starts it again on the same data and
+// ports, as after a reboot. Close the clients of the cluster first: a
+// member waits for its client connections when it stops.
+func (c *Cluster) Restart() error {
+	for _, e := range c.Members {
+		e.Close()
+	}
+	c.Members = nil
+	for _, cfg := range c.configs {
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			return fmt.Errorf("restart etcd member %s: %w", cfg.Name, err)
+		}
+		c.Members = append(c.Members, e)
+	}
+	for _, e := range c.Members {
+		if err := waitMember(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func freePorts(n int) ([]int, error) {
@@ -114,6 +148,39 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// Run starts the test etcd (FromEnv) in a temporary folder, calls run with
+// it, and removes etcd and the folder again: the body of a TestMain.
+func Run(run func(*Cluster) int) int {
+	dir, err := os.MkdirTemp("", "distlock-test-etcd-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	c, err := FromEnv(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start etcd:", err)
+		return 1
+	}
+	defer c.Close()
+	return run(c)
+}
+
+var (
+	realms    sync.Map // *testing.T -> realm
+	realmSeqs atomic.Int64
+	runStart  = strconv.FormatInt(time.Now().UnixNano(), 36)
+)
+
+// Realm is a key prefix under base for t alone: the same for every call in
+// one test, new for every test and every run of it, so tests run in
+// parallel and again (go test -count=N) on one etcd without meeting.
+func Realm(t testing.TB, base string) string {
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	r, _ := realms.LoadOrStore(t, fmt.Sprintf("%s%s-%d/%s/", base, runStart, realmSeqs.Add(1), name))
+	return r.(string)
 }
 
 // External is an etcd started elsewhere (another version, say): the
