@@ -163,10 +163,7 @@ func (h *Holder) stopWatching() {
 // by itself one TTL after the last keepalive.
 func (h *Holder) Release(ctx context.Context) error {
 	h.stopWatching()
-	if err := h.lease.close(ctx); err != nil {
-		return fmt.Errorf("release the lock: %w", err)
-	}
-	return nil
+	return h.lease.close(ctx)
 }
 
 // Detach keeps the lock beyond this process: the key stays where it is in

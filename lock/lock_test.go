@@ -56,33 +56,34 @@ func TestDeadlineCountsFromSend(t *testing.T) {
 	if _, err := client.Get(context.Background(), "warm-up"); err != nil {
 		t.Fatal(err)
 	}
-	proxy.DelayRx(time.Second, 0)
+	const ttl, delay = 10 * time.Second, 700 * time.Millisecond
+	proxy.DelayRx(delay, 0)
 	sent := time.Now()
-	l, err := grantLease(context.Background(), client, 5*time.Second, 0)
+	l, err := grantLease(context.Background(), client, ttl, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	replied := time.Now()
 	defer l.close(context.Background())
-	if replied.Sub(sent) < time.Second {
+	if replied.Sub(sent) < delay {
 		t.Fatalf("the reply was not held back: %v", replied.Sub(sent))
 	}
-	// Counted from the send, the deadline is about a second (the held-back
-	// reply) before reply + TTL.
-	if got, fromReply := l.SafeUntil(), replied.Add(5*time.Second); fromReply.Sub(got) < 900*time.Millisecond {
+	// Counted from the send, the deadline is the held-back time before
+	// reply + TTL.
+	if got, fromReply := l.SafeUntil(), replied.Add(ttl); fromReply.Sub(got) < delay-100*time.Millisecond {
 		t.Errorf("safe until only %v before reply + TTL: counted from the reply, not the send", fromReply.Sub(got))
 	}
 
 	// The same for the keepalives that follow: watch the deadline move.
 	first := l.SafeUntil()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for l.SafeUntil().Equal(first) {
 		if time.Now().After(deadline) {
 			t.Fatal("no keepalive was acknowledged")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if ahead := time.Until(l.SafeUntil()); ahead > 5*time.Second-900*time.Millisecond {
+	if ahead := time.Until(l.SafeUntil()); ahead > ttl-(delay-100*time.Millisecond) {
 		t.Errorf("a keepalive moved the deadline to %v from now: counted from the reply, not the send", ahead)
 	}
 }

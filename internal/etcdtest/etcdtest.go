@@ -334,6 +334,24 @@ func NewProxy(target string) (*Proxy, error) {
 	return &Proxy{Server: s, url: "http://" + from.Host}, nil
 }
 
+// Close lets all traffic through again and stops the proxy; a proxy that
+// still holds traffic back can take long to stop, so give up after a while.
+func (p *Proxy) Close() error {
+	p.Heal()
+	p.UnpauseTx()
+	p.UnpauseRx()
+	p.UndelayTx()
+	p.UndelayRx()
+	done := make(chan error, 1)
+	go func() { done <- p.Server.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("proxy did not stop within 10s")
+	}
+}
+
 // URL is the client URL to give distlock instead of the member's.
 func (p *Proxy) URL() string { return p.url }
 
