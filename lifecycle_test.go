@@ -398,3 +398,31 @@ func TestLockSurvivesEtcdRestart(t *testing.T) {
 	}
 	waitKeys(t, client, "kept", 0)
 }
+
+// TestUnansweredEtcdIsNotAHang: an etcd that accepts connections but never
+// answers (a blackhole) gets status 69 within --dial-timeout, in every
+// mode that talks to it.
+func TestUnansweredEtcdIsNotAHang(t *testing.T) {
+	t.Parallel()
+	proxy := testProxy(t)
+	proxy.Partition()
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"--", "true"},
+		{"--lock"},
+		{"--unlock"},
+		{"--status"},
+	} {
+		start := time.Now()
+		j := startDistlock(t, dir, proxy.URL(), append([]string{"--lock-name=hole", "--dial-timeout=1s"}, args...)...)
+		if got := j.wait(t, 30*time.Second); got != exitUnavailable {
+			t.Errorf("%v: exit %d, want %d; stderr:\n%s", args, got, exitUnavailable, j.stderr)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("%v: took %v with --dial-timeout=1s", args, took.Round(time.Millisecond))
+		}
+		if !strings.HasPrefix(j.stderr.String(), "distlock: cannot reach etcd at "+proxy.URL()+" within 1s") {
+			t.Errorf("%v: stderr:\n%s", args, j.stderr)
+		}
+	}
+}
