@@ -205,3 +205,70 @@ func waitEntries(t *testing.T, client *clientv3.Client, req Request, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestWaiterLeavingMidQueue: when a waiter in the middle of the queue gives
+// up, the one behind it goes on waiting for the holder, not for the lock to
+// be free of the waiter it watched.
+func TestWaiterLeavingMidQueue(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "mid")
+	holder, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	midCtx, leave := context.WithCancel(context.Background())
+	midDone := make(chan error, 1)
+	go func() {
+		_, err := Acquire(midCtx, client, req)
+		midDone <- err
+	}()
+	waitEntries(t, client, req, 2)
+	last := make(chan *Holder, 1)
+	go func() {
+		h, err := Acquire(context.Background(), client, req)
+		if err != nil {
+			t.Error(err)
+		}
+		last <- h
+	}()
+	waitEntries(t, client, req, 3)
+
+	leave()
+	if err := <-midDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the middle waiter: %v", err)
+	}
+	waitEntries(t, client, req, 2)
+	wctx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	before, err := client.Get(wctx, holder.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deletions := client.Watch(wctx, holder.Key, clientv3.WithRev(before.Header.Revision+1))
+	if err := holder.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var released int64
+	for wr := range deletions {
+		if len(wr.Events) > 0 {
+			released = wr.Events[0].Kv.ModRevision
+			break
+		}
+	}
+
+	h := <-last
+	if h == nil {
+		return
+	}
+	defer h.Release(context.Background())
+	got, err := client.Get(context.Background(), h.Key)
+	if err != nil || len(got.Kvs) != 1 {
+		t.Fatalf("the last waiter's key: %v, %v", got, err)
+	}
+	// Taking the lock rewrites the key (its "since"): that must come
+	// after the holder let go.
+	if took := got.Kvs[0].ModRevision; took <= released {
+		t.Errorf("the last waiter took the lock at revision %d, before the holder released it at %d", took, released)
+	}
+}
