@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tinx/distlock/lock"
+	"github.com/tinx/distlock/supervise"
 )
 
 // Exit statuses distlock chooses itself. In exec mode every other status is
@@ -33,6 +34,7 @@ const (
 )
 
 func main() {
+	supervise.RunWatchdogIfAsked()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 

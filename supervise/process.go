@@ -69,9 +69,10 @@ func (e *StartError) Unwrap() error { return e.Err }
 
 // Process is a running command and its process group.
 type Process struct {
-	spec Spec
-	pid  int // also the process group ID
-	tty  *os.File
+	spec     Spec
+	pid      int // also the process group ID
+	tty      *os.File
+	watchdog *os.File // write end of the watchdog's pipe
 
 	exited chan struct{} // closed when the main child has been reaped
 	done   chan struct{} // closed when the whole group is gone
@@ -121,6 +122,7 @@ func Start(spec Spec) (*Process, error) {
 		pid, err := syscall.ForkExec(path, spec.Args, attr)
 		if err == nil {
 			p.pid = pid
+			p.watchdog = startWatchdog(pid)
 			r.watched[pid] = p.mainChanged
 		}
 		r.mu.Unlock()
@@ -198,6 +200,7 @@ func (p *Process) cleanUp() {
 		p.Terminate()
 	}
 	waitGroupGone(p.pid)
+	p.dismissWatchdog()
 	close(p.done)
 }
 
