@@ -204,9 +204,6 @@ func (p *Process) cleanUp() {
 	close(p.done)
 }
 
-// PID is the command's process ID, which is also its process group ID.
-func (p *Process) PID() int { return p.pid }
-
 // Signal sends sig to the command's whole process group.
 func (p *Process) Signal(sig syscall.Signal) {
 	_ = unix.Kill(-p.pid, sig)
