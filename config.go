@@ -80,6 +80,10 @@ func usagef(format string, args ...any) error {
 // modeFlags can only be given on the command line.
 var modeFlags = []string{modeLock, modeUnlock, modeStatus, modeList}
 
+// commandLineOnly are the keys a config file may not set: the modes, and
+// what makes no sense in a file.
+var commandLineOnly = append([]string{"version", "config"}, modeFlags...)
+
 // legacyNames maps the original tool's names to today's flags; they work in
 // the environment (DISTLOCK_LOCKNAME) and in the config file (lockname).
 var legacyNames = map[string]string{"lockname": "lock-name"}
@@ -196,7 +200,7 @@ func parseConfig(args []string) (*config, error) {
 func parseYAML(r io.Reader, set func(name, value string) error) error {
 	seen := map[string]string{}
 	err := ffyaml.Parser(r, func(name, value string) error {
-		for _, m := range append(modeFlags, "version", "config") {
+		for _, m := range commandLineOnly {
 			if name == m {
 				return &configKeyError{name, "can only be given on the command line"}
 			}

@@ -68,3 +68,16 @@ func (e Entry) Describe() string {
 	}
 	return b.String()
 }
+
+func jsonValue(info Info) (string, error) {
+	b, err := json.Marshal(info)
+	if err != nil {
+		return "", fmt.Errorf("encode lock details: %w", err)
+	}
+	return string(b), nil
+}
+
+// now is the time stored as Info.Since: UTC, whole seconds.
+func now() time.Time {
+	return time.Now().UTC().Truncate(time.Second)
+}

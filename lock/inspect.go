@@ -2,11 +2,9 @@ package lock
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -50,19 +48,6 @@ func Unlock(ctx context.Context, client *clientv3.Client, realm, name string) (*
 		return nil, fmt.Errorf("delete %s: %w", holder.Key, err)
 	}
 	return &holder, nil
-}
-
-func jsonValue(info Info) (string, error) {
-	b, err := json.Marshal(info)
-	if err != nil {
-		return "", fmt.Errorf("encode lock details: %w", err)
-	}
-	return string(b), nil
-}
-
-// now is the time stored as Info.Since: UTC, whole seconds.
-func now() time.Time {
-	return time.Now().UTC().Truncate(time.Second)
 }
 
 // Lock is one lock found in a realm, with its entries, holder first.
