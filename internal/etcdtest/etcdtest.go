@@ -312,6 +312,17 @@ func NewProxy(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The free port is picked before the proxy binds it; an outgoing
+	// connection may take it in between, so try again with another.
+	for attempt := 0; ; attempt++ {
+		p, err := newProxy(to.Host)
+		if err == nil || attempt == 4 {
+			return p, err
+		}
+	}
+}
+
+func newProxy(target string) (*Proxy, error) {
 	ports, err := freePorts(1)
 	if err != nil {
 		return nil, err
@@ -320,7 +331,7 @@ func NewProxy(target string) (*Proxy, error) {
 	s := proxy.NewServer(proxy.ServerConfig{
 		Logger: zap.NewNop(),
 		From:   from,
-		To:     url.URL{Scheme: "tcp", Host: to.Host},
+		To:     url.URL{Scheme: "tcp", Host: target},
 	})
 	select {
 	case <-s.Ready():
