@@ -49,6 +49,13 @@ func (s *syncBuffer) String() string {
 // realm of the test's own.
 func startDistlock(t *testing.T, dir, endpoint string, args ...string) *job {
 	t.Helper()
+	return startDistlockStderr(t, dir, endpoint, nil, args...)
+}
+
+// startDistlockStderr is startDistlock with stderr going to the given file
+// itself (a pipe the test controls, say) rather than to j.stderr.
+func startDistlockStderr(t *testing.T, dir, endpoint string, stderr *os.File, args ...string) *job {
+	t.Helper()
 	j := &job{cmd: exec.Command("distlock", args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	j.cmd.Dir = dir
 	j.cmd.Env = append(os.Environ(),
@@ -56,6 +63,9 @@ func startDistlock(t *testing.T, dir, endpoint string, args ...string) *job {
 		"DISTLOCK_PREFIX="+testRealm(t),
 		"DISTLOCK_CONFIG=")
 	j.cmd.Stderr = j.stderr
+	if stderr != nil {
+		j.cmd.Stderr = stderr
+	}
 	if err := j.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -198,20 +208,29 @@ func TestPartitionStopsCommandBeforeNextHolderStarts(t *testing.T) {
 			if alive(int(cmdPID)) {
 				t.Errorf("the command (pid %d) still runs", cmdPID)
 			}
-			if got := b.wait(t, 30*time.Second); got != 0 {
-				t.Fatalf("next holder exited %d; stderr:\n%s", got, b.stderr)
-			}
-			lastA := readInt(t, filepath.Join(dirA, "last.ns"))
-			startB := readInt(t, filepath.Join(dirB, "start.ns"))
-			if lastA >= startB {
-				t.Fatalf("the cut-off command ran until %d, after the next holder started at %d", lastA, startB)
-			}
+			lastA, startB := nextStartsAfter(t, b, dirA, dirB)
 			t.Logf("partition at +0; cut-off command last ran at +%v; next holder started at +%v (%v later)",
 				time.Unix(0, lastA).Sub(partitioned).Round(time.Millisecond),
 				time.Unix(0, startB).Sub(partitioned).Round(time.Millisecond),
 				time.Duration(startB-lastA).Round(time.Millisecond))
 		})
 	}
+}
+
+// nextStartsAfter waits until the next holder b, whose command writes the
+// time it started to start.ns in dirB, is done, and checks that it started
+// only after the previous command, a stampLoop in dirA, last ran.
+func nextStartsAfter(t *testing.T, b *job, dirA, dirB string) (lastA, startB int64) {
+	t.Helper()
+	if got := b.wait(t, 60*time.Second); got != 0 {
+		t.Fatalf("next holder exited %d; stderr:\n%s", got, b.stderr)
+	}
+	lastA = readInt(t, filepath.Join(dirA, "last.ns"))
+	startB = readInt(t, filepath.Join(dirB, "start.ns"))
+	if lastA >= startB {
+		t.Fatalf("the previous command ran until %d, after the next holder's started at %d", lastA, startB)
+	}
+	return lastA, startB
 }
 
 // TestShortBlipDoesNotDisturbCommand: traffic held up for a few seconds,

@@ -11,11 +11,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"runtime"
 	"runtime/debug"
+	"sync"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/grpclog"
 
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/supervise"
@@ -33,13 +39,26 @@ const (
 	exitNotFound    = 127
 )
 
+// flushTimeout is how long distlock waits, when it is done, for its last
+// lines to reach stderr.
+const flushTimeout = 2 * time.Second
+
 func main() {
 	supervise.RunWatchdogIfAsked()
+	// gRPC logs to stderr from its own goroutines, around the reporter;
+	// what it could say is in distlock's own lines.
+	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run is distlock from arguments to exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// A stderr nobody reads is no reason to die (and leave a waiter's key
+	// queued for a TTL): with SIGPIPE caught, our writes fail with EPIPE.
+	// Caught, not ignored: an ignored signal stays ignored across exec,
+	// and the command must get SIGPIPE at its default.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+
 	c, err := parseConfig(args)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usage)
@@ -54,11 +73,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	out := &reporter{w: stderr, quiet: c.quiet, verbose: c.verbose}
+	// What is still queued when distlock is done gets a moment, not more:
+	// the lock is released already, and a stuck stderr must not keep
+	// distlock from exiting.
+	defer out.flush(flushTimeout)
 
 	client, err := dial(c)
 	if err != nil {
-		out.fail("%v", err)
-		return exitUsage
+		var usage *usageError
+		if errors.As(err, &usage) {
+			out.fail("%v", err)
+			return exitUsage
+		}
+		out.fail("%v", etcdError(c, err))
+		return exitUnavailable
 	}
 	defer client.Close()
 
@@ -76,8 +104,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// dial makes an etcd client. It does not talk to etcd yet: the first
-// request, bounded by --dial-timeout, finds out whether etcd can be reached.
+// dial makes an etcd client. Without --user it does not talk to etcd yet:
+// the first request, bounded by --dial-timeout, finds out whether etcd can
+// be reached. With --user the client logs in at once, bounded by
+// --dial-timeout, so etcd's answers (unreachable, wrong password) come from
+// here. Errors found before any request (TLS files) are usage errors.
 func dial(c *config) (*clientv3.Client, error) {
 	cfg := clientv3.Config{
 		Endpoints:   c.endpoints,
@@ -91,11 +122,7 @@ func dial(c *config) (*clientv3.Client, error) {
 		return nil, err
 	}
 	cfg.TLS = tlsConfig
-	client, err := clientv3.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("set up the etcd client: %w", err)
-	}
-	return client, nil
+	return clientv3.New(cfg)
 }
 
 // request describes what this call wants of the lock.
@@ -161,26 +188,94 @@ func version() string {
 }
 
 // reporter writes distlock's own lines to stderr, prefixed "distlock:".
+// It never makes its caller wait for stderr: a full pipe (a stalled log
+// shipper) or a terminal that stops background writers must not hold up
+// distlock, least of all between a lost lock and the kill. Lines are
+// queued to one writer goroutine and written in order; flush waits for
+// them, but only so long.
 type reporter struct {
 	w              io.Writer
 	quiet, verbose bool
+
+	mu    sync.Mutex
+	queue chan message // made, and its writer started, by the first line
+}
+
+// message is a line to write, or (with written set) a mark that is passed
+// once every line before it has been written.
+type message struct {
+	line    string
+	written chan struct{}
 }
 
 // fail is the one line that comes with a status distlock chose: always shown.
 func (r *reporter) fail(format string, args ...any) {
-	fmt.Fprintf(r.w, "distlock: "+format+"\n", args...)
+	r.say(format, args...)
 }
 
 // info is worth saying unless --quiet.
 func (r *reporter) info(format string, args ...any) {
 	if !r.quiet {
-		fmt.Fprintf(r.w, "distlock: "+format+"\n", args...)
+		r.say(format, args...)
 	}
 }
 
 // debug is said only with --verbose.
 func (r *reporter) debug(format string, args ...any) {
 	if r.verbose {
-		fmt.Fprintf(r.w, "distlock: "+format+"\n", args...)
+		r.say(format, args...)
+	}
+}
+
+func (r *reporter) say(format string, args ...any) {
+	r.mu.Lock()
+	if r.queue == nil {
+		r.queue = make(chan message, 64)
+		go r.write(r.queue)
+	}
+	queue := r.queue
+	r.mu.Unlock()
+	select {
+	case queue <- message{line: fmt.Sprintf("distlock: "+format+"\n", args...)}:
+	default: // stderr has been stuck for 64 lines: drop this one
+	}
+}
+
+// write is the writer goroutine. Its thread blocks SIGTTOU, so that with
+// `stty tostop` a write from the background goes through instead of
+// stopping all of distlock; the command's threads are not affected.
+func (r *reporter) write(queue <-chan message) {
+	runtime.LockOSThread() // for good: the mask belongs to this thread
+	var block unix.Sigset_t
+	block.Val[(unix.SIGTTOU-1)/64] |= 1 << ((uint(unix.SIGTTOU) - 1) % 64)
+	_ = unix.PthreadSigmask(unix.SIG_BLOCK, &block, nil)
+	for m := range queue {
+		if m.written != nil {
+			close(m.written)
+			continue
+		}
+		_, _ = io.WriteString(r.w, m.line)
+	}
+}
+
+// flush waits until every line said so far is written, or timeout passes.
+func (r *reporter) flush(timeout time.Duration) {
+	r.mu.Lock()
+	queue := r.queue
+	r.mu.Unlock()
+	if queue == nil {
+		return // nothing was ever said
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	mark := message{written: make(chan struct{})}
+	select {
+	case queue <- mark:
+	case <-t.C:
+		return
+	}
+	select {
+	case <-mark.written:
+	case <-t.C:
 	}
 }

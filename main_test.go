@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -28,8 +29,10 @@ var testEtcd *etcdtest.Cluster
 
 func TestMain(m *testing.M) {
 	testscript.Main(withEtcd{m}, map[string]func(){
-		"distlock":   main,
-		"recordexit": recordExitMain,
+		"distlock":             main,
+		"distlock-late-signal": lateSignalMain,
+		"recordexit":           recordExitMain,
+		"etcd-member":          etcdtest.MemberMain,
 	})
 }
 
@@ -268,14 +271,36 @@ func readPID(ts *testscript.TestScript, file string) int {
 
 // alive reports whether pid runs and is not a zombie.
 func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	state := procState(strconv.Itoa(pid))
+	return state != "" && state != "Z"
+}
+
+// procStat is the fields of /proc/PID/stat after the command name: state,
+// ppid, pgrp, ...; nil if the process is gone.
+func procStat(pid string) []string {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return false
+		return nil
 	}
-	// The state follows the command name in parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	// The command name may contain anything, ")" too.
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+}
+
+// procState is the state letter of process pid (R, S, T, ...), or "".
+func procState(pid string) string {
+	if f := procStat(pid); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
+// procPgrp is the process group of process pid, or 0.
+func procPgrp(pid string) int {
+	if f := procStat(pid); len(f) > 2 {
+		n, _ := strconv.Atoi(f[2])
+		return n
+	}
+	return 0
 }
 
 // waitFor polls cond until it holds, failing the script after a deadline.
@@ -327,4 +352,19 @@ func writeFile(name, content string) {
 	if err := os.Rename(tmp, name); err != nil {
 		panic(err)
 	}
+}
+
+// lateSignalMain is distlock with a SIGTERM that arrives the moment the
+// lock has been taken, before anything else happens: the worst moment for
+// a signal that must keep the command from starting.
+func lateSignalMain() {
+	acquireLock = func(ctx context.Context, client *clientv3.Client, req lock.Request) (*lock.Holder, error) {
+		h, err := lock.Acquire(ctx, client, req)
+		if err == nil {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			<-ctx.Done() // distlock's signal watcher has taken it
+		}
+		return h, err
+	}
+	main()
 }

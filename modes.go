@@ -36,14 +36,6 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	defer release(c, h, out)
 	out.debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
 
-	// The lease may have gone while the lock was being taken: then no
-	// command has run, and etcd is the trouble.
-	select {
-	case <-h.Lost():
-		out.fail("lost lock %q before the command started: %v", c.lockName, h.Err())
-		return exitUnavailable
-	default:
-	}
 	// A signal that came while the lock was being taken still means: do
 	// not start.
 	for pending := true; pending; {
@@ -57,14 +49,32 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 			pending = false
 		}
 	}
+	// The lease may have gone while the lock was being taken, and the
+	// loss not been noticed yet: look at the deadline itself, last thing
+	// before the start. Then no command has run, and etcd is the trouble.
+	if err := h.Check(); err != nil {
+		out.fail("lost lock %q before the command started: %v", c.lockName, err)
+		return exitUnavailable
+	}
 
+	// Ctrl-Z reaches distlock itself when the command did not get the
+	// terminal (a pipeline): stopped, distlock would keep no deadline
+	// while its command runs on. Caught, it is back at its default for
+	// the command.
+	tstp := make(chan os.Signal, 1)
+	signal.Notify(tstp, syscall.SIGTSTP)
+	defer signal.Stop(tstp)
+	refuseSuspend := func() {
+		out.info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", c.lockName)
+	}
 	p, err := supervise.Start(supervise.Spec{
-		Args:       c.command,
-		Env:        commandEnv(h),
-		KillSignal: c.killSignal,
-		KillAfter:  c.killAfter,
-		SuspendRefused: func() {
-			out.info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", c.lockName)
+		Args:           c.command,
+		Env:            commandEnv(h),
+		KillSignal:     c.killSignal,
+		KillAfter:      c.killAfter,
+		SuspendRefused: refuseSuspend,
+		WaitsForTerminal: func() {
+			out.info("the command waits for the terminal, holding lock %q; bring distlock to the foreground (fg)", c.lockName)
 		},
 	})
 	if err != nil {
@@ -82,12 +92,16 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	for {
 		select {
 		case s := <-sigs:
-			p.Signal(s.(syscall.Signal))
+			p.Forward(s.(syscall.Signal))
+		case <-tstp:
+			refuseSuspend()
 		case <-lost:
+			// Kill first, then speak: a stalled stderr must not stand
+			// between a lost lock and the kill.
+			p.Terminate()
 			lost, lockLost = nil, true
 			out.fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
 				c.lockName, h.Err(), signals.Name(c.killSignal), c.killAfter)
-			p.Terminate()
 		case <-p.Done():
 			if lockLost {
 				return exitLockLost
@@ -157,18 +171,29 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 		}
 	}()
 	req := c.request(mode, lead, out)
-	h, err := lock.Acquire(wctx, client, req)
+	h, err := acquireLock(wctx, client, req)
 	close(stop)
 	<-watching
-	if err != nil {
-		var sig signalError
-		if cause := context.Cause(wctx); errors.As(cause, &sig) {
-			err = sig
+	// The watcher may have taken a signal after the lock was ours: it
+	// still means stop, and the lock goes back.
+	var sig signalError
+	if errors.As(context.Cause(wctx), &sig) {
+		if h != nil {
+			release(c, h, out)
+			out.fail("got SIG%s just as lock %q was taken; released it again", sig.name(), c.lockName)
+			return nil, sig.exitStatus()
 		}
+		err = sig
+	}
+	if err != nil {
 		return nil, acquireFailed(c, err, out)
 	}
 	return h, exitOK
 }
+
+// acquireLock is lock.Acquire; tests replace it to send a signal at the
+// worst moment.
+var acquireLock = lock.Acquire
 
 // release gives the lock back; if etcd cannot be reached the lease expires
 // by itself.

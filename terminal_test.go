@@ -183,3 +183,136 @@ func TestTerminalCtrlZDoesNotSuspend(t *testing.T) {
 	}
 	waitFile(t, filepath.Join(dir, "done"))
 }
+
+// TestTerminalPipelineKeepsTerminal: in `distlock ... | reader` the whole
+// pipeline is the foreground job, so distlock must not hand the terminal to
+// its command: the reader of /dev/tty would be stopped in the background
+// (or, under a shell without job control, read nothing).
+func TestTerminalPipelineKeepsTerminal(t *testing.T) {
+	for name, jobControl := range map[string]string{"job control": "set -m\n", "no job control": ""} {
+		t.Run(name, func(t *testing.T) {
+			term := openTerminal(t)
+			dir := t.TempDir()
+			// The reader reads once the command has started, and the
+			// command runs until the reader has read (5s at most).
+			shell := jobControl + `{ distlock --lock-name=tty-pipe -- sh -c 'echo r > started
+i=0; while [ ! -e got ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; echo done'
+echo $? > status; } | sh -c 'while [ ! -e started ]; do sleep 0.02; done
+echo $$ > ready; read -r x < /dev/tty; echo "got $x" > got; cat > out'`
+			cmd := term.start(t, dir, "sh", "-c", shell)
+			defer func() { _ = unix.Kill(-cmd.Process.Pid, syscall.SIGKILL) }()
+			reader := waitFile(t, filepath.Join(dir, "ready"))
+			if _, err := io.WriteString(term.master, "hello\n"); err != nil {
+				t.Fatal(err)
+			}
+			gotFile := filepath.Join(dir, "got")
+			waitUntil(t, "the reader's line", 30*time.Second, func() bool {
+				if _, err := os.Stat(gotFile); err == nil {
+					return true
+				}
+				// Stopped, or dead without a word: its shell may give
+				// up on a stopped job, and the kernel then hangs it up.
+				if state := procState(reader); state == "T" || state == "Z" || state == "" {
+					if _, err := os.Stat(gotFile); err == nil {
+						return true
+					}
+					_ = unix.Kill(-procPgrp(reader), syscall.SIGKILL)
+					t.Fatalf("the reader of /dev/tty was stopped or died (state %q); terminal shows:\n%s", state, term.output())
+				}
+				return false
+			})
+			if got := waitCmd(t, cmd, term); got != 0 {
+				t.Fatalf("pipeline exit %d; terminal shows:\n%s", got, term.output())
+			}
+			for file, want := range map[string]string{"got": "got hello", "out": "done", "status": "0"} {
+				if got := waitFile(t, filepath.Join(dir, file)); got != want {
+					t.Errorf("%s: %q, want %q", file, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestTerminalNotTakenBack: when the command has exited, distlock takes the
+// terminal back only from the command's group, never from whoever holds it
+// now. Here the command, a shell with job control, gave it to a job of its
+// own and was killed while that job ran.
+func TestTerminalNotTakenBack(t *testing.T) {
+	term := openTerminal(t)
+	dir := t.TempDir()
+	scripts := map[string]string{
+		"command.sh": "set -m\nsh job.sh\n",
+		"job.sh": `kill -9 $PPID
+while [ ! -e status ]; do sleep 0.02; done
+read -r pid comm state ppid pgrp session tty tpgid rest < /proc/$$/stat
+[ "$tpgid" = "$pgrp" ] && echo kept > checked || echo "taken by group $tpgid" > checked
+`,
+	}
+	for name, text := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := term.start(t, dir, "sh", "-c",
+		`distlock --lock-name=tty -- sh command.sh; echo $? > status; while [ ! -e checked ]; do sleep 0.02; done`)
+	if got := waitCmd(t, cmd, term); got != 0 {
+		t.Fatalf("exit %d; terminal shows:\n%s", got, term.output())
+	}
+	if got := waitFile(t, filepath.Join(dir, "status")); got != "137" {
+		t.Errorf("distlock exited %s, want 137 (the command was killed)", got)
+	}
+	if got := waitFile(t, filepath.Join(dir, "checked")); got != "kept" {
+		t.Errorf("the job lost the terminal: %s", got)
+	}
+}
+
+// TestTerminalCtrlZInPipelineDoesNotStopDistlock: in a pipeline the command
+// does not get the terminal, so Ctrl-Z reaches distlock's own group.
+// Stopped, distlock would keep no deadline while its command runs on with
+// the lock: it refuses, says so, and goes on.
+func TestTerminalCtrlZInPipelineDoesNotStopDistlock(t *testing.T) {
+	term := openTerminal(t)
+	dir := t.TempDir()
+	cmd := term.start(t, dir, "sh", "-c", `set -m
+distlock --lock-name=tstp -- sh -c 'echo $PPID > distlock.pid; while [ ! -e go-on ]; do sleep 0.05; done' | cat`)
+	defer func() { _ = unix.Kill(-cmd.Process.Pid, syscall.SIGKILL) }()
+	distlock := waitFile(t, filepath.Join(dir, "distlock.pid"))
+	if _, err := io.WriteString(term.master, "\x1a"); err != nil { // Ctrl-Z
+		t.Fatal(err)
+	}
+	waitUntil(t, "distlock to refuse Ctrl-Z", 30*time.Second, func() bool {
+		// Stopped, distlock may soon be hung up too (its shell moves
+		// on from a stopped job): either way it is not running on.
+		if state := procState(distlock); state == "T" || state == "Z" || state == "" {
+			t.Fatalf("Ctrl-Z stopped distlock (state %q); terminal shows:\n%s", state, term.output())
+		}
+		return strings.Contains(term.output(), `distlock: not suspending the command: it would keep holding lock "tstp"`)
+	})
+	if err := os.WriteFile(filepath.Join(dir, "go-on"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "distlock to finish", 30*time.Second, func() bool { return procState(distlock) == "" })
+}
+
+// TestTerminalCommandGetsTerminalWhenItAsks: a command in a pipeline that
+// reads the terminal after all (a password prompt) is stopped by the
+// kernel; distlock, in the foreground, hands it the terminal and lets it go
+// on, as it would have had it if run directly.
+func TestTerminalCommandGetsTerminalWhenItAsks(t *testing.T) {
+	term := openTerminal(t)
+	dir := t.TempDir()
+	cmd := term.start(t, dir, "sh", "-c", `set -m
+distlock --lock-name=ttin -- sh -c 'echo r > started; read -r x < /dev/tty; echo "got $x" > got; echo done' | cat > out`)
+	waitFile(t, filepath.Join(dir, "started"))
+	if _, err := io.WriteString(term.master, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitCmd(t, cmd, term); got != 0 {
+		t.Fatalf("exit %d; terminal shows:\n%s", got, term.output())
+	}
+	for file, want := range map[string]string{"got": "got hello", "out": "done"} {
+		if got := waitFile(t, filepath.Join(dir, file)); got != want {
+			t.Errorf("%s: %q, want %q; terminal shows:\n%s", file, got, want, term.output())
+		}
+	}
+}

@@ -108,42 +108,38 @@ func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		req.Blocked(holder)
 	}
 
-	wctx, cancelWait := context.WithCancelCause(ctx)
-	defer cancelWait(nil)
+	// The wait and the confirmation end the moment the lease is lost.
+	lctx, cancelLease := l.bind(ctx)
+	defer cancelLease()
+	wctx := lctx
 	if req.Timeout > 0 {
 		var cancelTimer context.CancelFunc
-		wctx, cancelTimer = context.WithTimeoutCause(wctx, req.Timeout, errTimedOut)
+		wctx, cancelTimer = context.WithTimeoutCause(lctx, req.Timeout, errTimedOut)
 		defer cancelTimer()
 	}
-	go func() {
-		select {
-		case <-l.Lost():
-			cancelWait(fmt.Errorf("waiting for the lock: %w", l.Err()))
-		case <-wctx.Done():
-		}
-	}()
-
 	if err := waitForTurn(wctx, client, pfx, myRev); err != nil {
-		cause := context.Cause(wctx)
 		switch {
-		case errors.Is(cause, errTimedOut):
+		case errors.Is(context.Cause(wctx), errTimedOut):
 			return nil, conflict(ctx, client, req)
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
-		case cause != nil:
-			return nil, cause // the lease was lost
+		case l.err() != nil:
+			return nil, fmt.Errorf("waiting for the lock: %w", l.err())
 		}
 		return nil, fmt.Errorf("waiting for the lock: %w", err)
 	}
 
 	// Our turn: make sure the key is still ours and say since when we hold.
-	rctx, cancel = context.WithTimeout(ctx, req.RPCTimeout)
+	rctx, cancel = context.WithTimeout(lctx, req.RPCTimeout)
 	confirm, err := client.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", myRev)).
 		Then(clientv3.OpPut(key, value(), clientv3.WithIgnoreLease())).
 		Commit()
 	cancel()
 	if err != nil {
+		if lerr := l.err(); lerr != nil {
+			err = lerr
+		}
 		return nil, fmt.Errorf("take the lock: %w", err)
 	}
 	if !confirm.Succeeded {
@@ -176,59 +172,64 @@ func waitForTurn(ctx context.Context, client *clientv3.Client, pfx string, myRev
 	for {
 		resp, err := client.Get(ctx, pfx, opts...)
 		if err != nil {
-			if !retry.wait(ctx, nil) {
+			if !retry.wait(ctx) {
 				return ctx.Err()
 			}
 			continue
 		}
+		retry.reset()
 		if len(resp.Kvs) == 0 {
 			return nil
 		}
-		if !waitDelete(ctx, client, string(resp.Kvs[0].Key), resp.Header.Revision+1) && !retry.wait(ctx, nil) {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		deleted, _ := watchDelete(wctx, client, string(resp.Kvs[0].Key), resp.Header.Revision+1)
+		cancel()
+		if !deleted && !retry.wait(ctx) {
 			return ctx.Err()
 		}
 	}
 }
 
-// waitDelete reports whether key was deleted at or after revision rev. It
-// returns false when the watch broke or ctx ended; the caller looks again.
-func waitDelete(ctx context.Context, client *clientv3.Client, key string, rev int64) bool {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	for wr := range client.Watch(wctx, key, clientv3.WithRev(rev)) {
+// watchDelete watches key from revision rev until it is deleted (deleted),
+// the watch breaks or ctx ends. ok says whether etcd answered the watch at
+// all, so that the caller's backoff can start over.
+func watchDelete(ctx context.Context, client *clientv3.Client, key string, rev int64) (deleted, ok bool) {
+	for wr := range client.Watch(ctx, key, clientv3.WithRev(rev)) {
 		if wr.Err() != nil {
-			return false
+			return false, ok
 		}
+		ok = true
 		for _, ev := range wr.Events {
 			if ev.Type == mvccpb.DELETE {
-				return true
+				return true, ok
 			}
 		}
 	}
-	return false
+	return false, ok
 }
 
 // backoff spaces out retries against an etcd that does not answer well:
-// 50ms, doubling up to 2s.
+// 50ms, doubling up to 2s, and from 50ms again after a success.
 type backoff struct{ next time.Duration }
 
-// wait sleeps for the next interval, or less if ctx ends or abort closes,
-// and reports whether it slept the whole interval.
-func (b *backoff) wait(ctx context.Context, abort <-chan struct{}) bool {
+// wait sleeps for the next interval, or less if ctx ends, and reports
+// whether it slept the whole interval.
+func (b *backoff) wait(ctx context.Context) bool {
 	switch {
 	case b.next == 0:
 		b.next = 50 * time.Millisecond
-	case b.next < 2*time.Second:
-		b.next *= 2
+	default:
+		b.next = min(2*b.next, 2*time.Second)
 	}
 	t := time.NewTimer(b.next)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-abort:
-		return false
 	case <-t.C:
 		return true
 	}
 }
+
+// reset starts the intervals over: etcd answered.
+func (b *backoff) reset() { b.next = 0 }

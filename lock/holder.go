@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -30,15 +29,19 @@ type Holder struct {
 	// key's create revision.
 	FencingToken int64
 
-	mu      sync.Mutex
-	lost    chan struct{}
-	lostErr error
-	stop    context.CancelFunc
-	done    chan struct{}
+	// held ends when the lock is lost, with the reason as its cause. It
+	// derives from the lease's context, so a lease that can no longer be
+	// proven ends it in the same instant, whatever the watch is doing.
+	held context.Context
+	lose context.CancelCauseFunc
+	stop context.CancelFunc // ends the watch on release
+	done chan struct{}
+
+	why      error         // why the key went, when the cause is errKeyGone
+	whyKnown chan struct{} // closed once why is set
 }
 
 func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev int64, req Request) *Holder {
-	ctx, stop := context.WithCancel(context.Background())
 	h := &Holder{
 		client:       client,
 		lease:        l,
@@ -46,47 +49,31 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 		Key:          key,
 		FencingToken: createRev,
 		Since:        now(),
-		lost:         make(chan struct{}),
-		stop:         stop,
 		done:         make(chan struct{}),
+		whyKnown:     make(chan struct{}),
 	}
+	h.held, h.lose = context.WithCancelCause(l.alive)
+	ctx, stop := context.WithCancel(h.held)
+	h.stop = stop
 	go h.watch(ctx, seenRev+1)
 	return h
 }
 
-// watch closes h.lost when the lease is lost or the key deleted.
+// watch ends h.held when the key is deleted. Every call it makes runs under
+// ctx, which the lease's loss ends too: nothing here can keep a loss waiting.
 func (h *Holder) watch(ctx context.Context, rev int64) {
 	defer close(h.done)
 	var retry backoff
-	for {
+	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		events := h.client.Watch(wctx, h.Key, clientv3.WithRev(rev))
-		deleted := false
-	events:
-		for {
-			select {
-			case <-h.lease.Lost():
-				cancel()
-				h.lose(h.lease.Err())
-				return
-			case wr, ok := <-events:
-				if !ok || wr.Err() != nil {
-					break events
-				}
-				for _, ev := range wr.Events {
-					if ev.Type == mvccpb.DELETE {
-						deleted = true
-					}
-				}
-				if deleted {
-					break events
-				}
-			}
-		}
+		deleted, ok := watchDelete(wctx, h.client, h.Key, rev)
 		cancel()
 		if deleted {
-			h.lose(h.whyDeleted(ctx))
+			h.loseKey()
 			return
+		}
+		if ok {
+			retry.reset()
 		}
 		if ctx.Err() != nil {
 			return
@@ -96,28 +83,34 @@ func (h *Holder) watch(ctx context.Context, rev int64) {
 		next, err := h.stillOurs(ctx)
 		switch {
 		case err == nil && next == 0:
-			h.lose(h.whyDeleted(ctx))
+			h.loseKey()
 			return
 		case err == nil:
 			rev = next
 		}
-		// The lease keepalive decides when etcd has been away too
+		// The lease's deadline decides when etcd has been away too
 		// long; until then, look again, without hammering it.
-		retry.wait(ctx, h.lease.Lost())
+		retry.wait(ctx)
 	}
 }
 
-// whyDeleted tells a revoked or expired lease, which deletes the key too,
-// from a key deleted by --unlock.
-func (h *Holder) whyDeleted(ctx context.Context) error {
-	rctx, cancel := context.WithTimeout(ctx, time.Second)
+// loseKey ends the lock at once, because the key is gone: the next waiter
+// may have it already. Why it went (a revoked or expired lease, which
+// deletes the key too, or --unlock) is found out afterwards, for Err.
+func (h *Holder) loseKey() {
+	h.lose(errKeyGone)
+	why := ErrKeyDeleted
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	resp, err := h.client.TimeToLive(rctx, h.lease.id)
-	if err == nil && resp.TTL == -1 {
-		return ErrLeaseGone
+	if resp, err := h.client.TimeToLive(ctx, h.lease.id); err == nil && resp.TTL == -1 {
+		why = ErrLeaseGone
 	}
-	return ErrKeyDeleted
+	h.why = why
+	close(h.whyKnown)
 }
+
+// errKeyGone is the cause of a lost key until we know why it went.
+var errKeyGone = errors.New("the lock's key is gone")
 
 // stillOurs returns the revision to watch from next, or 0 if our key is gone.
 func (h *Holder) stillOurs(ctx context.Context) (int64, error) {
@@ -133,36 +126,50 @@ func (h *Holder) stillOurs(ctx context.Context) (int64, error) {
 	return resp.Header.Revision + 1, nil
 }
 
-func (h *Holder) lose(err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.lostErr == nil {
-		h.lostErr = err
-		close(h.lost)
-	}
-}
-
 // Lost is closed when the lock is lost or can no longer be proven to be
 // ours for the Request's Lead more.
-func (h *Holder) Lost() <-chan struct{} { return h.lost }
+func (h *Holder) Lost() <-chan struct{} { return h.held.Done() }
 
-// Err says why Lost was closed.
+// Err says why Lost was closed, or is nil while the lock is held. When the
+// key was deleted, it waits (a second at most) to learn why.
 func (h *Holder) Err() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.lostErr
+	if h.held.Err() == nil {
+		return nil
+	}
+	cause := context.Cause(h.held)
+	if cause == errKeyGone {
+		<-h.whyKnown
+		return h.why
+	}
+	return cause
 }
 
-func (h *Holder) stopWatching() {
+// Check tells, without asking etcd, whether the lock is still provably
+// ours for the Request's Lead more: nil, or why not (and Lost is closed).
+// Call it right before starting work under the lock: the loss may have
+// happened a moment ago and not been noticed yet.
+func (h *Holder) Check() error {
+	if err := h.lease.check(); err != nil {
+		h.lose(err)
+	}
+	return h.Err()
+}
+
+// stopWatching ends the watch and waits for it, but not beyond ctx: the
+// lease is what keeps the lock, not the watch.
+func (h *Holder) stopWatching(ctx context.Context) {
 	h.stop()
-	<-h.done
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+	}
 }
 
 // Release gives the lock up by revoking its lease, which deletes the key
 // and wakes the next waiter. If etcd cannot be reached, the lease expires
 // by itself one TTL after the last keepalive.
 func (h *Holder) Release(ctx context.Context) error {
-	h.stopWatching()
+	h.stopWatching(ctx)
 	return h.lease.close(ctx)
 }
 
@@ -170,7 +177,7 @@ func (h *Holder) Release(ctx context.Context) error {
 // the queue (same key, same create revision) but no longer belongs to a
 // lease, and the lease is revoked. Only Unlock removes it.
 func (h *Holder) Detach(ctx context.Context) error {
-	h.stopWatching()
+	h.stopWatching(ctx)
 	h.lease.stopKeepAlive()
 	info := h.req.Info
 	info.Since = h.Since
@@ -183,13 +190,53 @@ func (h *Holder) Detach(ctx context.Context) error {
 		Then(clientv3.OpPut(h.Key, value)). // no lease option: detached
 		Commit()
 	if err != nil {
-		return fmt.Errorf("keep the lock: %w", err)
-	}
-	if !resp.Succeeded {
+		// The put may have been applied with only its answer lost, or
+		// may still be on its way. A failure reported then would leave
+		// a kept lock that nobody knows about: settle it, then look.
+		kept, lerr := h.settleDetach(ctx)
+		switch {
+		case lerr != nil:
+			return fmt.Errorf("keep the lock: %w; whether it was kept is unknown: see --status, free it with --unlock", err)
+		case !kept:
+			return fmt.Errorf("keep the lock: %w", err)
+		}
+	} else if !resp.Succeeded {
 		return fmt.Errorf("keep the lock: %w", ErrKeyDeleted)
 	}
 	// The key is detached and safe now; if the revoke does not get
 	// through, the lease just expires by itself.
-	_, _ = h.client.Revoke(ctx, h.lease.id)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.req.RPCTimeout)
+	defer cancel()
+	_, _ = h.client.Revoke(rctx, h.lease.id)
 	return nil
+}
+
+// settleDetach finds out, after a detach whose answer did not come, whether
+// our key is now detached (kept) or gone. It revokes the lease first: that
+// deletes the key if the detach has not been applied, and a detach that
+// arrives later then finds no key to compare with, so what it reads next
+// is final. It keeps trying for one RPCTimeout.
+func (h *Holder) settleDetach(ctx context.Context) (kept bool, err error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.req.RPCTimeout)
+	defer cancel()
+	var retry backoff
+	for {
+		_, err = h.client.Revoke(rctx, h.lease.id)
+		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			break
+		}
+		if !retry.wait(rctx) {
+			return false, err
+		}
+	}
+	for {
+		resp, err := h.client.Get(rctx, h.Key)
+		if err == nil {
+			kvs := resp.Kvs
+			return len(kvs) == 1 && kvs[0].CreateRevision == h.FencingToken && kvs[0].Lease == 0, nil
+		}
+		if !retry.wait(rctx) {
+			return false, err
+		}
+	}
 }

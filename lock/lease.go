@@ -24,10 +24,13 @@ type lease struct {
 	mu        sync.Mutex
 	safeUntil time.Time // last acknowledged send + TTL
 
-	lost    chan struct{}
-	lostErr error
-	stop    context.CancelFunc
-	done    chan struct{}
+	// alive ends, with the reason as its cause, the moment the lease can
+	// no longer be proven: whatever derives from it (the holder, its
+	// calls to etcd) ends in the same instant, without a goroutine between.
+	alive context.Context
+	lose  context.CancelCauseFunc
+	stop  context.CancelFunc // stops the keepalives
+	done  chan struct{}
 }
 
 // ErrLeaseUnconfirmed means etcd has not acknowledged a keepalive for so long
@@ -49,10 +52,10 @@ func grantLease(ctx context.Context, client *clientv3.Client, ttl, lead time.Dur
 		id:     resp.ID,
 		ttl:    ttl,
 		lead:   lead,
-		lost:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 	l.safeUntil = sent.Add(l.effectiveTTL(resp.TTL))
+	l.alive, l.lose = context.WithCancelCause(context.Background())
 	var kctx context.Context
 	kctx, l.stop = context.WithCancel(context.Background())
 	go l.keepAlive(kctx)
@@ -148,30 +151,22 @@ func (l *lease) untilGiveUp() time.Duration {
 	return time.Until(l.safeUntil.Add(-l.lead))
 }
 
-func (l *lease) lose(err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.lostErr == nil {
-		l.lostErr = err
-		close(l.lost)
+// check gives the lease up at once if its deadline has passed, whether or
+// not the keepalive loop's alarm has fired yet, and says whether it is lost.
+// It asks etcd nothing.
+func (l *lease) check() error {
+	if l.untilGiveUp() <= 0 {
+		l.lose(ErrLeaseUnconfirmed)
 	}
+	return l.err()
 }
 
-// Lost is closed when the lease can no longer be proven alive for lead more.
-func (l *lease) Lost() <-chan struct{} { return l.lost }
-
-// Err says why Lost was closed.
-func (l *lease) Err() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.lostErr
-}
-
-// SafeUntil is the earliest moment at which etcd could expire the lease.
-func (l *lease) SafeUntil() time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.safeUntil
+// err says why the lease was lost, or nil while it is not.
+func (l *lease) err() error {
+	if l.alive.Err() == nil {
+		return nil
+	}
+	return context.Cause(l.alive)
 }
 
 // close stops the keepalives and revokes the lease, deleting every key
@@ -188,4 +183,22 @@ func (l *lease) close(ctx context.Context) error {
 func (l *lease) stopKeepAlive() {
 	l.stop()
 	<-l.done
+}
+
+// bind returns a context that ends when ctx ends or the lease is lost,
+// whichever comes first; the lease's loss is then its cause.
+func (l *lease) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	bctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(l.alive, func() { cancel(context.Cause(l.alive)) })
+	return bctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
+
+// SafeUntil is the earliest moment at which etcd could expire the lease.
+func (l *lease) SafeUntil() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.safeUntil
 }

@@ -273,3 +273,75 @@ func TestWaiterLeavingMidQueue(t *testing.T) {
 		t.Errorf("the last waiter took the lock at revision %d, before the holder released it at %d", took, released)
 	}
 }
+
+// TestDetachWithLostReply: a detach that etcd applied but whose answer never
+// arrived is reported as done, not as a failure that would leave a kept
+// lock nobody knows about (and that a retried --lock queues behind).
+func TestDetachWithLostReply(t *testing.T) {
+	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	client, direct := newClient(t, proxy.URL()), newClient(t, testEtcd.Endpoint())
+	h, err := Acquire(context.Background(), client, request(t, "lost-reply"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.BlackholeRx() // requests reach etcd, answers are dropped
+	detached := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		detached <- h.Detach(ctx)
+	}()
+	// Once etcd has applied the detach, let answers through again.
+	keyState := func() (int64, int64) {
+		resp, err := direct.Get(context.Background(), h.Key)
+		if err != nil || len(resp.Kvs) == 0 {
+			return 0, -1
+		}
+		return resp.Kvs[0].CreateRevision, resp.Kvs[0].Lease
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for rev, lease := keyState(); rev != h.FencingToken || lease != 0; rev, lease = keyState() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the detach never reached etcd: revision %d, lease %x", rev, lease)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	proxy.Heal()
+	select {
+	case err := <-detached:
+		if err != nil {
+			t.Errorf("Detach = %v, but etcd kept the lock", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Detach did not return")
+	}
+	if rev, lease := keyState(); rev != h.FencingToken || lease != 0 {
+		t.Errorf("after Detach: revision %d, lease %x; want %d, none", rev, lease, h.FencingToken)
+	}
+	if _, err := direct.Delete(context.Background(), h.Key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackoffStartsOverAfterSuccess: one hiccup must not make every later
+// retry wait the longest interval.
+func TestBackoffStartsOverAfterSuccess(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // wait only computes the interval then
+	var b backoff
+	for i := 0; i < 8; i++ {
+		b.wait(ctx)
+	}
+	if b.next != 2*time.Second {
+		t.Fatalf("after 8 failures the interval is %v, want the 2s cap", b.next)
+	}
+	b.reset()
+	b.wait(ctx)
+	if b.next != 50*time.Millisecond {
+		t.Errorf("after a success the next interval is %v, want 50ms", b.next)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,10 @@ type Spec struct {
 	// SuspendRefused, if set, is called when Ctrl-Z on the terminal
 	// stopped the command and it was continued at once (see mainChanged).
 	SuspendRefused func()
+	// WaitsForTerminal, if set, is called when the command stopped to
+	// wait for the terminal while distlock is in the background (see
+	// awaitTerminal).
+	WaitsForTerminal func()
 }
 
 // Status is how the command ended.
@@ -70,9 +75,13 @@ func (e *StartError) Unwrap() error { return e.Err }
 // Process is a running command and its process group.
 type Process struct {
 	spec     Spec
-	pid      int // also the process group ID
-	tty      *os.File
+	pid      int      // also the process group ID
 	watchdog *os.File // write end of the watchdog's pipe
+
+	ttyMu       sync.Mutex
+	tty         *os.File // the terminal the command's group was given
+	ttyDone     bool     // the command exited: give no terminal any more
+	awaitingTTY atomic.Bool
 
 	exited chan struct{} // closed when the main child has been reaped
 	done   chan struct{} // closed when the whole group is gone
@@ -170,11 +179,14 @@ func (p *Process) mainChanged(ws unix.WaitStatus) {
 		// would hold the lock for everyone while doing nothing, and
 		// distlock cannot keep the lease alive while suspended itself:
 		// continue the command and say so. A deliberate SIGSTOP stays.
-		if ws.StopSignal() == syscall.SIGTSTP {
+		switch ws.StopSignal() {
+		case syscall.SIGTSTP:
 			p.Signal(syscall.SIGCONT)
 			if p.spec.SuspendRefused != nil {
 				p.spec.SuspendRefused()
 			}
+		case syscall.SIGTTIN, syscall.SIGTTOU:
+			go p.awaitTerminal()
 		}
 		return
 	}
@@ -209,12 +221,27 @@ func (p *Process) Signal(sig syscall.Signal) {
 	_ = unix.Kill(-p.pid, sig)
 }
 
-// Terminate starts the kill sequence: the kill signal to the group, then
-// SIGKILL after the grace period if anything in it still runs. It returns at
-// once; Done tells when it is over.
+// Forward passes sig on to the command's process group. A signal that asks
+// it to end is followed by SIGCONT: a stopped process acts on nothing else.
+func (p *Process) Forward(sig syscall.Signal) {
+	p.Signal(sig)
+	switch sig {
+	case syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM:
+		p.Signal(syscall.SIGCONT)
+	}
+}
+
+// Terminate starts the kill sequence: the kill signal to the group (and
+// SIGCONT, so that stopped members can act on it), then SIGKILL after the
+// grace period if anything in it still runs. It returns at once; Done tells
+// when it is over.
 func (p *Process) Terminate() {
 	p.terminate.Do(func() {
 		p.Signal(p.spec.KillSignal)
+		// A stopped process (SIGSTOP, or reading from the terminal in
+		// the background) does not act on the kill signal until it is
+		// continued: continue it, or the grace period is spent waiting.
+		p.Signal(syscall.SIGCONT)
 		go func() {
 			t := time.NewTimer(p.spec.KillAfter)
 			defer t.Stop()

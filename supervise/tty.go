@@ -1,16 +1,32 @@
 package supervise
 
 import (
+	"bytes"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// foregroundTTY returns distlock's controlling terminal if distlock runs in
-// its foreground, and nil otherwise (cron, pipes, containers, background
-// jobs), in which case no terminal is touched.
+// foregroundTTY returns distlock's controlling terminal if the command
+// should get it, as it would if run directly, and nil otherwise (cron,
+// pipes, containers, background jobs, pipelines), in which case no terminal
+// is touched. It must run before any child is started.
 func foregroundTTY() *os.File {
+	tty := ttyIfForeground()
+	if tty != nil && !aloneInGroup() {
+		tty.Close()
+		return nil
+	}
+	return tty
+}
+
+// ttyIfForeground returns distlock's controlling terminal if distlock's
+// process group is its foreground group, and nil otherwise.
+func ttyIfForeground() *os.File {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
 		return nil
@@ -23,10 +39,55 @@ func foregroundTTY() *os.File {
 	return tty
 }
 
+// aloneInGroup reports whether no one but distlock and those who started
+// it (a shell without job control waits in our group, as it would for the
+// command) is in distlock's process group. A shell puts a whole pipeline
+// in one group: its other members would be sent to the background.
+func aloneInGroup() bool {
+	type proc struct{ ppid, pgrp int }
+	procs := map[int]proc{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, name := range stats {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// After the command name, which may contain anything: state,
+		// ppid, pgrp.
+		f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+		if len(f) < 3 || string(f[0]) == "Z" { // the dead use no terminal
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(name)))
+		ppid, _ := strconv.Atoi(string(f[1]))
+		pgrp, _ := strconv.Atoi(string(f[2]))
+		procs[pid] = proc{ppid, pgrp}
+	}
+	pgrp := unix.Getpgrp()
+	ours := map[int]bool{}
+	for pid := os.Getpid(); pid > 0 && !ours[pid]; pid = procs[pid].ppid {
+		ours[pid] = true
+	}
+	for pid, p := range procs {
+		if p.pgrp == pgrp && !ours[pid] {
+			return false
+		}
+	}
+	return true
+}
+
 // reclaimTTY gives the terminal back to distlock's process group once the
-// command has exited.
+// command has exited, unless someone else has taken it meanwhile.
 func (p *Process) reclaimTTY() {
+	p.ttyMu.Lock()
+	defer p.ttyMu.Unlock()
+	p.ttyDone = true
 	if p.tty == nil {
+		return
+	}
+	fd := int(p.tty.Fd())
+	if pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || pgrp != p.pid {
+		p.closeTTY()
 		return
 	}
 	// distlock is in the background now: changing the foreground group
@@ -36,7 +97,7 @@ func (p *Process) reclaimTTY() {
 	var block, old unix.Sigset_t
 	block.Val[(unix.SIGTTOU-1)/64] |= 1 << ((uint(unix.SIGTTOU) - 1) % 64)
 	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &block, &old); err == nil {
-		_ = unix.IoctlSetPointerInt(int(p.tty.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
+		_ = unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, unix.Getpgrp())
 		_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	}
 	p.closeTTY()
@@ -47,4 +108,67 @@ func (p *Process) closeTTY() {
 		p.tty.Close()
 		p.tty = nil
 	}
+}
+
+// awaitTerminal runs when the command stopped because it wants the terminal
+// it was not given at the start (SIGTTIN, SIGTTOU: a pipeline's member, or
+// the terminal read for a password). Run directly, it would have had the
+// terminal if its job was in the foreground: so it gets it as soon as
+// distlock's group is in the foreground (at once, or after `fg`), and is
+// continued. Until then it waits, as a background job does, and
+// Spec.WaitsForTerminal is told once.
+func (p *Process) awaitTerminal() {
+	if !p.awaitingTTY.CompareAndSwap(false, true) {
+		return
+	}
+	defer p.awaitingTTY.Store(false)
+	told := false
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if tty := ttyIfForeground(); tty != nil {
+			if p.giveTTY(tty) {
+				p.Signal(unix.SIGCONT)
+			}
+			return
+		}
+		if !told && p.spec.WaitsForTerminal != nil {
+			told = true
+			p.spec.WaitsForTerminal()
+		}
+		select {
+		case <-p.exited:
+			return
+		case <-tick.C:
+		}
+		if !stopped(p.pid) {
+			return // continued by someone else
+		}
+	}
+}
+
+// giveTTY makes the command's group the foreground of tty, unless the
+// command has exited meanwhile, and keeps tty to take it back at the end.
+func (p *Process) giveTTY(tty *os.File) bool {
+	p.ttyMu.Lock()
+	defer p.ttyMu.Unlock()
+	if p.ttyDone {
+		tty.Close()
+		return false
+	}
+	if p.tty != nil {
+		p.tty.Close()
+	}
+	p.tty = tty
+	return unix.IoctlSetPointerInt(int(tty.Fd()), unix.TIOCSPGRP, p.pid) == nil
+}
+
+// stopped reports whether process pid is stopped.
+func stopped(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+	return len(f) > 0 && (string(f[0]) == "T" || string(f[0]) == "t")
 }

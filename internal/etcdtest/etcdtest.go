@@ -63,18 +63,11 @@ func startCluster(dir string, n int) (*Cluster, error) {
 	cfgs := make([]*embed.Config, n)
 	var initial []string
 	for i := range cfgs {
-		cfg := embed.NewConfig()
-		cfg.Name = fmt.Sprintf("m%d", i)
-		cfg.Dir = filepath.Join(dir, cfg.Name)
-		cfg.LogLevel = "fatal" // its errors on Close are expected noise
-		cfg.Logger = "zap"
-		cfg.UnsafeNoFsync = true
-		cu := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i])}
-		pu := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])}
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+		name := fmt.Sprintf("m%d", i)
+		cfg := memberConfig(name, filepath.Join(dir, name),
+			fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]), fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]))
 		cfg.TickMs, cfg.ElectionMs = 50, 500
-		initial = append(initial, cfg.Name+"="+pu.String())
+		initial = append(initial, cfg.Name+"="+cfg.AdvertisePeerUrls[0].String())
 		cfgs[i] = cfg
 	}
 	c := &Cluster{}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/tinx/distlock/internal/etcdtest"
+)
+
+// TestAuthUnreachableEtcd: with --user the client logs in while it is
+// created; an etcd that does not answer is still 69, not a usage error.
+func TestAuthUnreachableEtcd(t *testing.T) {
+	t.Parallel()
+	proxy := testProxy(t)
+	proxy.Partition()
+	start := time.Now()
+	j := startDistlock(t, t.TempDir(), proxy.URL(), "--lock-name=a", "--user=root", "--password=x", "--dial-timeout=1s", "--", "true")
+	if got := j.wait(t, 30*time.Second); got != exitUnavailable {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", got, exitUnavailable, j.stderr)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v to give up with --dial-timeout=1s", took)
+	}
+	want := "distlock: cannot reach etcd at " + proxy.URL() + " within 1s"
+	if !strings.HasPrefix(j.stderr.String(), want) {
+		t.Errorf("stderr:\n%s\nwant it to start with:\n%s", j.stderr, want)
+	}
+}
+
+// TestAuthWrongPassword: an etcd with authentication on refuses a wrong
+// password (69, one line, no password in it) and lets the right one in.
+func TestAuthWrongPassword(t *testing.T) {
+	t.Parallel()
+	cluster, err := etcdtest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := cluster.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.UserAdd(ctx, "root", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	// A user who may log in but not write: etcd refuses at the first
+	// request, not while the client is made.
+	if _, err := admin.UserAdd(ctx, "guest", "guest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root, err := clientv3.New(clientv3.Config{
+		Endpoints:   cluster.Endpoints(),
+		DialTimeout: 5 * time.Second,
+		Username:    "root",
+		Password:    "s3cret",
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close() // before the cluster: a member waits for its clients
+
+	dir, ep := t.TempDir(), cluster.Endpoint()
+	wrong := startDistlock(t, dir, ep, "--lock-name=a", "--user=root", "--password=wrong", "--", "true")
+	if got := wrong.wait(t, 30*time.Second); got != exitUnavailable {
+		t.Fatalf("wrong password: exit %d, want %d; stderr:\n%s", got, exitUnavailable, wrong.stderr)
+	}
+	msg := wrong.stderr.String()
+	if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "distlock: etcd at "+ep+": ") || !strings.Contains(msg, "authentication failed") {
+		t.Errorf("wrong password: stderr is not one line naming the problem:\n%s", msg)
+	}
+	if strings.Contains(msg, "wrong") {
+		t.Errorf("wrong password: stderr shows the password:\n%s", msg)
+	}
+
+	guest := startDistlock(t, dir, ep, "--lock-name=a", "--user=guest", "--password=guest", "--", "true")
+	if got := guest.wait(t, 30*time.Second); got != exitUnavailable {
+		t.Fatalf("user without permission: exit %d, want %d; stderr:\n%s", got, exitUnavailable, guest.stderr)
+	}
+	if msg := guest.stderr.String(); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "permission denied") {
+		t.Errorf("user without permission: stderr is not one line naming the problem:\n%s", msg)
+	}
+
+	right := startDistlock(t, dir, ep, "--lock-name=a", "--user=root", "--password=s3cret", "--", "true")
+	if got := right.wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("right password: exit %d, want 0; stderr:\n%s", got, right.stderr)
+	}
+	resp, err := root.Get(ctx, testRealm(t), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Count != 0 {
+		t.Errorf("%d keys left in the realm after the run", resp.Count)
+	}
+}
+
+// TestAuthBadTLSFileIsUsage: what is wrong before any request is made (a
+// TLS file that cannot be read) stays a configuration error.
+func TestAuthBadTLSFileIsUsage(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=a", "--user=root", "--password=x", "--cacert="+dir+"/missing.pem", "--", "true")
+	if got := j.wait(t, 30*time.Second); got != exitUsage {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", got, exitUsage, j.stderr)
+	}
+	if msg := j.stderr.String(); strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "distlock: TLS: ") {
+		t.Errorf("stderr is not one line about TLS:\n%s", msg)
+	}
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tinx/distlock/internal/etcdtest"
+)
+
+// TestHolderStopsWhenItsMemberFails is the safety rule on a three-member
+// cluster whose members are processes that can be frozen. The holder talks
+// to member 0 only, a follower; a waiter talks to members 1 and 2. Whatever
+// happens to member 0 and its peers, the holder's command must be dead one
+// TTL after the fault began (etcd cannot have expired the lease before),
+// and before the waiter's command starts.
+func TestHolderStopsWhenItsMemberFails(t *testing.T) {
+	t.Parallel()
+	// The TTL is long enough that member 0 notices it has no leader (a few
+	// election timeouts) well before the holder's deadline passes: then a
+	// watch that waits for a leader is what the holder is doing.
+	const ttl = 12 * time.Second
+	tests := []struct {
+		name  string
+		fault func(t *testing.T, c *etcdtest.ProcessCluster, holder *job)
+	}{
+		// Member 0 keeps answering its clients, but has no quorum: its
+		// keepalives go nowhere, and watches and reads wait.
+		{"member loses quorum and keeps answering", func(t *testing.T, c *etcdtest.ProcessCluster, holder *job) {
+			freeze(t, c, 1, 2)
+			holder.wait(t, 60*time.Second)
+			resume(t, c, 1, 2)
+		}},
+		// Member 0 stops answering at all, with its connections open.
+		{"member freezes", func(t *testing.T, c *etcdtest.ProcessCluster, holder *job) {
+			freeze(t, c, 0)
+		}},
+		// First no quorum, then member 0 freezes too while the other two
+		// come back and carry on without it: the watch that waits for a
+		// leader on member 0 never returns.
+		{"quorum moves away", func(t *testing.T, c *etcdtest.ProcessCluster, holder *job) {
+			freeze(t, c, 1, 2)
+			time.Sleep(6 * time.Second) // the fault's own schedule
+			freeze(t, c, 0)
+			resume(t, c, 1, 2)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			cluster, err := etcdtest.StartProcessCluster(t.TempDir(), "etcd-member", 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cluster.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if err := cluster.MakeLeader(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			dirA, dirB := t.TempDir(), t.TempDir()
+			a := startDistlock(t, dirA, cluster.Endpoint(0), append([]string{"--lock-name=q",
+				fmt.Sprintf("--ttl=%v", ttl), "--kill-after=1s", "--dial-timeout=1s", "--"}, stampLoop(true)...)...)
+			cmdPID := int(readInt(t, filepath.Join(dirA, "cmd.pid")))
+			waitFile(t, filepath.Join(dirA, "last.ns"))
+			b := startDistlock(t, dirB, cluster.Endpoint(1)+","+cluster.Endpoint(2), "--lock-name=q", "--",
+				"sh", "-c", "date +%s%N > start.ns")
+			waitUntil(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(b.stderr.String(), "; waiting") })
+
+			start := time.Now()
+			died := make(chan time.Time, 1)
+			go func() {
+				for alive(cmdPID) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				died <- time.Now()
+			}()
+			tt.fault(t, cluster, a)
+			var dead time.Time
+			select {
+			case dead = <-died:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("the holder's command still runs %v after the fault; stderr:\n%s", time.Since(start).Round(time.Millisecond), a.stderr)
+			}
+			if dead.Sub(start) >= ttl {
+				t.Errorf("the holder's command died %v after the fault, not within the TTL (%v); stderr:\n%s",
+					dead.Sub(start).Round(time.Millisecond), ttl, a.stderr)
+			}
+			if got := a.wait(t, 30*time.Second); got != exitLockLost {
+				t.Errorf("holder exited %d, want %d; stderr:\n%s", got, exitLockLost, a.stderr)
+			}
+			if !strings.Contains(a.stderr.String(), `distlock: lost lock "q": etcd has not confirmed the lease in time; stopping the command with SIGTERM (SIGKILL after 1s)`) {
+				t.Errorf("stderr does not say the lock was lost:\n%s", a.stderr)
+			}
+			for i := 0; i < 3; i++ {
+				resume(t, cluster, i)
+			}
+			_, startB := nextStartsAfter(t, b, dirA, dirB)
+			t.Logf("fault at +0; holder's command dead at +%v; waiter's started at +%v",
+				dead.Sub(start).Round(time.Millisecond), time.Unix(0, startB).Sub(start).Round(time.Millisecond))
+		})
+	}
+}
+
+func freeze(t *testing.T, c *etcdtest.ProcessCluster, members ...int) {
+	t.Helper()
+	for _, i := range members {
+		if err := c.Freeze(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func resume(t *testing.T, c *etcdtest.ProcessCluster, members ...int) {
+	t.Helper()
+	for _, i := range members {
+		if err := c.Resume(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
