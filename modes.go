@@ -49,14 +49,6 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 			pending = false
 		}
 	}
-	// The lease may have gone while the lock was being taken, and the
-	// loss not been noticed yet: look at the deadline itself, last thing
-	// before the start. Then no command has run, and etcd is the trouble.
-	if err := h.Check(); err != nil {
-		out.fail("lost lock %q before the command started: %v", c.lockName, err)
-		return exitUnavailable
-	}
-
 	// Ctrl-Z reaches distlock itself when the command did not get the
 	// terminal (a pipeline): stopped, distlock would keep no deadline
 	// while its command runs on. Caught, it is back at its default for
@@ -73,6 +65,10 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 		KillSignal:     c.killSignal,
 		KillAfter:      c.killAfter,
 		SuspendRefused: refuseSuspend,
+		// The lease may have gone while the lock was being taken, and
+		// the loss not been noticed yet: look at the deadline itself,
+		// last thing before the start.
+		Ready: h.Check,
 		WaitsForTerminal: func() {
 			out.info("the command waits for the terminal, holding lock %q; bring distlock to the foreground (fg)", c.lockName)
 		},
@@ -82,6 +78,10 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 		if errors.As(err, &se) {
 			out.fail("%v", se)
 			return se.ExitCode
+		}
+		if h.Err() != nil { // Ready said no: no command has run, etcd is the trouble
+			out.fail("lost lock %q before the command started: %v", c.lockName, err)
+			return exitUnavailable
 		}
 		out.fail("%v", err)
 		return exitCannotRun

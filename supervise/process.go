@@ -28,6 +28,9 @@ type Spec struct {
 	// SuspendRefused, if set, is called when Ctrl-Z on the terminal
 	// stopped the command and it was continued at once (see mainChanged).
 	SuspendRefused func()
+	// Ready, if set, is asked last thing before the command is started;
+	// an error from it starts nothing and is returned by Start.
+	Ready func() error
 	// WaitsForTerminal, if set, is called when the command stopped to
 	// wait for the terminal while distlock is in the background (see
 	// awaitTerminal).
@@ -120,6 +123,12 @@ func Start(spec Spec) (*Process, error) {
 		Sys:   sys,
 	}
 
+	if spec.Ready != nil {
+		if err := spec.Ready(); err != nil {
+			p.closeTTY()
+			return nil, err
+		}
+	}
 	r := getReaper()
 	started := make(chan error, 1)
 	go func() {
