@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tinx/distlock/internal/etcdtest"
+	"github.com/tinx/distlock/internal/poll"
 )
 
 // TestHolderStopsWhenItsMemberFails is the safety rule on a three-member
@@ -67,15 +68,18 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 			waitFile(t, filepath.Join(dirA, "last.ns"))
 			b := startDistlock(t, dirB, cluster.Endpoint(1)+","+cluster.Endpoint(2), "--lock-name=q", "--",
 				"sh", "-c", "date +%s%N > start.ns")
-			waitUntil(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(b.stderr.String(), "; waiting") })
+			poll.For(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(b.stderr.String(), "; waiting") })
 
 			start := time.Now()
+			// Watch for the command's death while the fault runs its course
+			// (a fault may wait for the holder to end).
+			watching, stopWatching := context.WithCancel(context.Background())
+			defer stopWatching()
 			died := make(chan time.Time, 1)
 			go func() {
-				for alive(cmdPID) {
-					time.Sleep(5 * time.Millisecond)
+				if poll.Until(watching, func() bool { return !alive(cmdPID) }) == nil {
+					died <- time.Now()
 				}
-				died <- time.Now()
 			}()
 			tt.fault(t, cluster, a)
 			var dead time.Time
@@ -104,6 +108,7 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 	}
 }
 
+// freeze stops the given members with SIGSTOP.
 func freeze(t *testing.T, c *etcdtest.ProcessCluster, members ...int) {
 	t.Helper()
 	for _, i := range members {
@@ -113,6 +118,7 @@ func freeze(t *testing.T, c *etcdtest.ProcessCluster, members ...int) {
 	}
 }
 
+// resume continues the given members.
 func resume(t *testing.T, c *etcdtest.ProcessCluster, members ...int) {
 	t.Helper()
 	for _, i := range members {

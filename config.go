@@ -1,18 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffyaml"
 
 	"github.com/tinx/distlock/lock"
@@ -45,6 +47,7 @@ const (
 // config is everything one call of distlock needs, parsed and checked.
 type config struct {
 	mode    string
+	modes   []string // the mode switches given, in the order given
 	command []string
 
 	lockName         string
@@ -77,166 +80,289 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// modeFlags can only be given on the command line.
-var modeFlags = []string{modeLock, modeUnlock, modeStatus, modeList}
+// source is where a setting may come from.
+type source uint8
 
-// commandLineOnly are the keys a config file may not set: the modes, and
-// what makes no sense in a file.
-var commandLineOnly = append([]string{"version", "config"}, modeFlags...)
+const (
+	fromCommandLine source = 1 << iota
+	fromEnvironment        // DISTLOCK_ and the name upper-cased, "-" as "_"
+	fromFile               // the name as a key of the YAML config file
+	fromAnywhere    = fromCommandLine | fromEnvironment | fromFile
+)
 
-// legacyNames maps the original tool's names to today's flags; they work in
-// the environment (DISTLOCK_LOCKNAME) and in the config file (lockname).
-var legacyNames = map[string]string{"lockname": "lock-name"}
+// setting is one flag. The table below is the only list of them: the
+// command line, the environment, the config file and --help are all read
+// from it, and a test holds the README to it.
+type setting struct {
+	name  string
+	alias string // the original tool's name, still read wherever name is
+	arg   string // what --help calls the value; "" for a switch
+	def   string // the default, as a user would write it
+	help  string // for --help
+	from  source
+	mode  bool // shown in --help's usage lines rather than among the flags
+	bind  func(c *config) flag.Value
+}
 
-// newFlagSet declares every flag, bound to c.
-func newFlagSet(c *config, modes map[string]*bool) *flag.FlagSet {
-	fs := flag.NewFlagSet("distlock", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	for _, m := range modeFlags {
-		modes[m] = fs.Bool(m, false, "")
+var settings = []setting{
+	{name: modeLock, help: "wait for the lock, keep it, exit 0", from: fromCommandLine, mode: true, bind: switchesTo(modeLock)},
+	{name: modeUnlock, help: "release the lock, whoever holds it", from: fromCommandLine, mode: true, bind: switchesTo(modeUnlock)},
+	{name: modeStatus, help: "show the holder and the waiters", from: fromCommandLine, mode: true, bind: switchesTo(modeStatus)},
+	{name: modeList, help: "show every lock in the realm", from: fromCommandLine, mode: true, bind: switchesTo(modeList)},
+
+	{name: "lock-name", alias: "lockname", arg: "NAME", from: fromAnywhere,
+		help: "the lock: 1-255 bytes of printable UTF-8 (required for every mode but --list)",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.lockName) }},
+	{name: "reason", arg: "TEXT", from: fromAnywhere,
+		help: "why; shown to everyone who finds the lock taken",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.reason) }},
+	{name: "nowait", from: fromAnywhere,
+		help: "fail at once if the lock is taken (--timeout 0)",
+		bind: func(c *config) flag.Value { return (*boolValue)(&c.nowait) }},
+	{name: "timeout", arg: "WAIT", def: "-1", from: fromAnywhere,
+		help: "longest wait: seconds (30, 1.5) or a duration (90s, 5m); -1 waits forever",
+		bind: func(c *config) flag.Value { return (*waitValue)(&c.timeout) }},
+	{name: "endpoints", arg: "URLS", def: defaultEndpoint, from: fromAnywhere,
+		help: "etcd client URLs, comma-separated",
+		bind: func(c *config) flag.Value { return &listValue{list: &c.endpoints} }},
+	{name: "prefix", arg: "PREFIX", def: defaultPrefix, from: fromAnywhere,
+		help: "the realm every key lives under",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.prefix) }},
+	// The config file cannot name another one; DISTLOCK_CONFIG can.
+	{name: "config", arg: "FILE", def: defaultConfigFile, from: fromCommandLine | fromEnvironment,
+		help: "YAML config file",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.configFile) }},
+	{name: "ttl", arg: "SPAN", def: defaultTTL.String(), from: fromAnywhere,
+		help: "lease TTL of a holder or waiter",
+		bind: func(c *config) flag.Value { return (*durationValue)(&c.ttl) }},
+	{name: "kill-signal", arg: "SIG", def: "TERM", from: fromAnywhere,
+		help: "sent to the command's process group when the lock is lost",
+		bind: func(c *config) flag.Value { return (*signalValue)(&c.killSignal) }},
+	{name: "kill-after", arg: "SPAN", def: defaultKillAfter.String(), from: fromAnywhere,
+		help: "then SIGKILL if it still runs",
+		bind: func(c *config) flag.Value { return (*durationValue)(&c.killAfter) }},
+	{name: "conflict-exit-code", arg: "N", def: strconv.Itoa(exitConflict), from: fromAnywhere,
+		help: "status when the lock was not acquired",
+		bind: func(c *config) flag.Value { return (*intValue)(&c.conflictExitCode) }},
+	{name: "dial-timeout", arg: "SPAN", def: "5s", from: fromAnywhere,
+		help: "how long to try to reach etcd",
+		bind: func(c *config) flag.Value { return (*durationValue)(&c.dialTimeout) }},
+	{name: "quiet", from: fromAnywhere,
+		help: "say nothing on stderr but errors",
+		bind: func(c *config) flag.Value { return (*boolValue)(&c.quiet) }},
+	{name: "verbose", from: fromAnywhere,
+		help: "say more on stderr",
+		bind: func(c *config) flag.Value { return (*boolValue)(&c.verbose) }},
+	{name: "json", from: fromAnywhere,
+		help: "machine-readable --status and --list",
+		bind: func(c *config) flag.Value { return (*boolValue)(&c.json) }},
+	// Set in the environment, it would replace every run by a version line.
+	{name: "version", from: fromCommandLine,
+		help: "print the version",
+		bind: func(c *config) flag.Value { return (*boolValue)(&c.version) }},
+	{name: "cacert", arg: "FILE", from: fromAnywhere,
+		help: "CA certificates to verify etcd with, as in etcdctl",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.cacert) }},
+	{name: "cert", arg: "FILE", from: fromAnywhere,
+		help: "client certificate for TLS, as in etcdctl",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.cert) }},
+	{name: "key", arg: "FILE", from: fromAnywhere,
+		help: "the client certificate's key",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.key) }},
+	{name: "insecure-skip-tls-verify", from: fromAnywhere,
+		help: "do not verify etcd's certificate",
+		bind: func(c *config) flag.Value { return (*boolValue)(&c.insecureSkipTLSVerify) }},
+	{name: "user", arg: "NAME", from: fromAnywhere,
+		help: "etcd user, as in etcdctl",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.user) }},
+	{name: "password", arg: "PASSWORD", from: fromAnywhere,
+		help: "etcd password; prefer DISTLOCK_PASSWORD or the config file",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.password) }},
+}
+
+// settingNamed finds a setting by its name or its alias.
+func settingNamed(name string) (setting, bool) {
+	for _, s := range settings {
+		if name == s.name || (name == s.alias && s.alias != "") {
+			return s, true
+		}
 	}
-	c.timeout = -1
-	c.endpoints = []string{defaultEndpoint}
-	c.ttl, c.killAfter = defaultTTL, defaultKillAfter
-	c.killSignal = syscall.SIGTERM
-	c.dialTimeout = 5 * time.Second
+	return setting{}, false
+}
 
-	fs.StringVar(&c.lockName, "lock-name", "", "")
-	fs.StringVar(&c.reason, "reason", "", "")
-	fs.BoolVar(&c.nowait, "nowait", false, "")
-	fs.Var(&waitValue{&c.timeout}, "timeout", "")
-	fs.Var(&listValue{list: &c.endpoints}, "endpoints", "")
-	fs.StringVar(&c.prefix, "prefix", defaultPrefix, "")
-	fs.StringVar(&c.configFile, "config", defaultConfigFile, "")
-	fs.Var(&durationValue{&c.ttl}, "ttl", "")
-	fs.Var(&signalValue{&c.killSignal}, "kill-signal", "")
-	fs.Var(&durationValue{&c.killAfter}, "kill-after", "")
-	fs.IntVar(&c.conflictExitCode, "conflict-exit-code", exitConflict, "")
-	fs.Var(&durationValue{&c.dialTimeout}, "dial-timeout", "")
-	fs.BoolVar(&c.quiet, "quiet", false, "")
-	fs.BoolVar(&c.verbose, "verbose", false, "")
-	fs.BoolVar(&c.json, "json", false, "")
-	fs.BoolVar(&c.version, "version", false, "")
-	fs.StringVar(&c.cacert, "cacert", "", "")
-	fs.StringVar(&c.cert, "cert", "", "")
-	fs.StringVar(&c.key, "key", "", "")
-	fs.BoolVar(&c.insecureSkipTLSVerify, "insecure-skip-tls-verify", false, "")
-	fs.StringVar(&c.user, "user", "", "")
-	fs.StringVar(&c.password, "password", "", "")
-	for old, now := range legacyNames {
-		fs.Var(&aliasValue{fs: fs, target: now}, old, "")
+// envName is the environment variable of a setting's name or alias.
+func envName(name string) string {
+	return "DISTLOCK_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// only says where a setting that not every source may set comes from,
+// or "" for the others.
+func (s setting) only() string {
+	if s.from == fromAnywhere {
+		return ""
 	}
-	return fs
+	where := "the command line"
+	if s.from&fromEnvironment != 0 {
+		where += " or " + envName(s.name)
+	}
+	if s.from&fromFile != 0 {
+		where += " or the config file"
+	}
+	return where
+}
+
+// bind ties every setting to its field of c, at its default, and returns
+// the values by setting name.
+func (c *config) bind() map[string]flag.Value {
+	values := make(map[string]flag.Value, len(settings))
+	for _, s := range settings {
+		if s.def != "" {
+			// Through a value of its own: the first value a source gives a
+			// list replaces what was there, and the default must not count
+			// as that first value.
+			if err := s.bind(c).Set(s.def); err != nil {
+				panic(fmt.Sprintf("the default of --%s: %v", s.name, err))
+			}
+		}
+		values[s.name] = s.bind(c)
+	}
+	return values
 }
 
 // parseConfig reads the command line, the environment and the config file,
 // in that order of precedence, and checks the result.
 func parseConfig(args []string) (*config, error) {
-	// First the command line alone: it is the only source of the mode,
-	// and it names the config file.
-	var cli config
-	cliModes := map[string]*bool{}
-	cliFlags := newFlagSet(&cli, cliModes)
-	if err := cliFlags.Parse(args); err != nil {
+	c := &config{}
+	values := c.bind()
+
+	// The command line alone chooses the mode and --version; it may also
+	// name the config file.
+	cmdLine := flag.NewFlagSet("distlock", flag.ContinueOnError)
+	cmdLine.SetOutput(io.Discard)
+	for _, s := range settings {
+		if s.from&fromCommandLine == 0 {
+			continue
+		}
+		cmdLine.Var(values[s.name], s.name, s.help)
+		if s.alias != "" {
+			cmdLine.Var(&aliasValue{fs: cmdLine, target: s.name}, s.alias, "")
+		}
+	}
+	if err := cmdLine.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
 		}
 		return nil, usagef("%v", err)
 	}
-	if cli.version {
-		return &cli, nil
+	if c.version {
+		return c, nil
 	}
-
-	configExplicit := false
-	cliFlags.Visit(func(f *flag.Flag) { configExplicit = configExplicit || f.Name == "config" })
-	if env := os.Getenv("DISTLOCK_CONFIG"); env != "" && !configExplicit {
-		cli.configFile, configExplicit = env, true
-	}
-	if configExplicit {
-		if _, err := os.Stat(cli.configFile); err != nil {
-			return nil, usagef("config file: %v", err)
-		}
-	}
-
-	// Then everything, with ff's precedence: command line > environment
-	// > config file > default.
-	c := &config{}
-	ignoredModes := map[string]*bool{}
-	fs := newFlagSet(c, ignoredModes)
-	err := ff.Parse(fs, args,
-		ff.WithEnvVarPrefix("DISTLOCK"),
-		ff.WithConfigFileFlag("config"),
-		ff.WithConfigFileParser(parseYAML),
-		ff.WithAllowMissingConfigFile(!configExplicit),
-	)
-	if err != nil {
-		msg := err.Error()
-		for _, p := range []string{"error parsing commandline arguments: ", "error parsing environment variables: "} {
-			msg = strings.TrimPrefix(msg, p)
-		}
-		return nil, usagef("%s", msg)
-	}
-	c.command = fs.Args()
-
-	var modes []string
-	for _, m := range modeFlags {
-		if *cliModes[m] {
-			modes = append(modes, m)
-		}
-	}
-	switch len(modes) {
+	c.command = cmdLine.Args()
+	switch len(c.modes) {
 	case 0:
 		c.mode = modeExec
 	case 1:
-		c.mode = modes[0]
+		c.mode = c.modes[0]
 	default:
-		return nil, usagef("--%s and --%s cannot be used together", modes[0], modes[1])
+		return nil, usagef("--%s and --%s cannot be used together", c.modes[0], c.modes[1])
+	}
+
+	given := map[string]bool{} // settings a source of higher precedence set
+	cmdLine.Visit(func(f *flag.Flag) {
+		s, _ := settingNamed(f.Name)
+		given[s.name] = true
+	})
+	if err := readEnvironment(values, given); err != nil {
+		return nil, err
+	}
+	if err := readConfigFile(c.configFile, given["config"], values, given); err != nil {
+		return nil, err
+	}
+
+	// DISTLOCK_LOCK is ignored like the other modes, but someone who set it
+	// meaning the lock's name is told so, not only that the name is missing.
+	if c.mode != modeList && c.lockName == "" && os.Getenv(envName(modeLock)) != "" {
+		return nil, usagef("--lock-name is required; %s is ignored: the mode comes from the command line only, and the lock's name from --lock-name or %s",
+			envName(modeLock), envName("lock-name"))
 	}
 	return c, c.check()
 }
 
-// parseYAML reads the config file: keys are flag names, the original tool's
-// names still work, and the mode flags are refused.
-func parseYAML(r io.Reader, set func(name, value string) error) error {
-	seen := map[string]string{}
-	err := ffyaml.Parser(r, func(name, value string) error {
-		for _, m := range commandLineOnly {
-			if name == m {
-				return &configKeyError{name, "can only be given on the command line"}
+// readEnvironment sets from DISTLOCK_* what a source of higher precedence
+// left unset. An empty variable counts as unset; today's name beats the
+// original tool's (DISTLOCK_LOCK_NAME beats DISTLOCK_LOCKNAME).
+func readEnvironment(values map[string]flag.Value, given map[string]bool) error {
+	for _, s := range settings {
+		if s.from&fromEnvironment == 0 || given[s.name] {
+			continue
+		}
+		for _, name := range []string{s.name, s.alias} {
+			if name == "" || os.Getenv(envName(name)) == "" {
+				continue
 			}
-		}
-		canonical := name
-		if now, ok := legacyNames[name]; ok {
-			canonical = now
-		}
-		if first, ok := seen[canonical]; ok && first != name {
-			return &configKeyError{name, fmt.Sprintf("sets the same thing as %q", first)}
-		}
-		seen[canonical] = name
-		if err := set(name, value); err != nil {
-			if strings.Contains(err.Error(), "not defined in flag set") {
-				return &configKeyError{name, "is not a distlock setting"}
+			value := os.Getenv(envName(name))
+			if err := values[s.name].Set(value); err != nil {
+				return usagef("environment variable %s has a bad value: %v", envName(name), err)
 			}
-			return &configKeyError{name, "has a bad value: " + errors.Unwrap(err).Error()}
+			given[s.name] = true
+			break
+		}
+	}
+	return nil
+}
+
+// readConfigFile sets from the YAML file at path what a source of higher
+// precedence left unset. Keys are setting names or aliases; a key naming
+// a setting twice, or one the file may not set, is an error even where
+// the command line or the environment would win. Only the default file
+// (not explicit) may be absent.
+func readConfigFile(path string, explicit bool, values map[string]flag.Value, given map[string]bool) error {
+	if path == "" {
+		return usagef("--config names no file; leave it out for the default, %s", defaultConfigFile)
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return nil
+	}
+	if err != nil {
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			err = pathErr.Err
+		}
+		return usagef("config file %s: %v", path, err)
+	}
+	keyFor := map[string]string{} // setting name -> the key that set it
+	err = ffyaml.Parser(bytes.NewReader(data), func(key, value string) error {
+		s, ok := settingNamed(key)
+		switch {
+		case !ok:
+			return usagef("config file %s: key %q is not a distlock setting", path, key)
+		case s.from&fromFile == 0:
+			return usagef("config file %s: key %q can only be given on %s", path, key, s.only())
+		}
+		if first, ok := keyFor[s.name]; ok && first != key {
+			return usagef("config file %s: key %q sets the same thing as %q", path, key, first)
+		}
+		keyFor[s.name] = key
+		if given[s.name] {
+			return nil
+		}
+		if err := values[s.name].Set(value); err != nil {
+			return usagef("config file %s: key %q has a bad value: %v", path, key, err)
 		}
 		return nil
 	})
-	var ke *configKeyError
-	if errors.As(err, &ke) {
-		return ke
+	var bad *usageError
+	var yamlErr ffyaml.ParseError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &bad):
+		return bad
+	case errors.As(err, &yamlErr):
+		return usagef("config file %s is not valid YAML: %v", path, yamlErr.Inner)
 	}
-	var pe ffyaml.ParseError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("config file is not valid YAML: %v", pe.Inner)
-	}
-	return err
-}
-
-// configKeyError is a config file key distlock cannot use.
-type configKeyError struct{ key, problem string }
-
-func (e *configKeyError) Error() string {
-	return fmt.Sprintf("config file: key %q %s", e.key, e.problem)
+	return usagef("config file %s: %v", path, err)
 }
 
 var errHelp = errors.New("help requested")
@@ -342,14 +468,108 @@ func parseWait(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// stringValue, boolValue and intValue are the flag package's own kinds,
+// with messages that name the bad value.
+type stringValue string
+
+func (v *stringValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return string(*v)
+}
+
+func (v *stringValue) Set(s string) error {
+	*v = stringValue(s)
+	return nil
+}
+
+type boolValue bool
+
+func (v *boolValue) IsBoolFlag() bool { return true }
+
+func (v *boolValue) String() string {
+	if v == nil {
+		return "false"
+	}
+	return strconv.FormatBool(bool(*v))
+}
+
+func (v *boolValue) Set(s string) error {
+	b, err := parseBool(s)
+	if err != nil {
+		return err
+	}
+	*v = boolValue(b)
+	return nil
+}
+
+func parseBool(s string) (bool, error) {
+	b, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return false, fmt.Errorf("%q is neither true nor false", s)
+	}
+	return b, nil
+}
+
+type intValue int
+
+func (v *intValue) String() string {
+	if v == nil {
+		return "0"
+	}
+	return strconv.Itoa(int(*v))
+}
+
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	*v = intValue(n)
+	return nil
+}
+
+// modeValue is a mode switch. The modes given are kept in order, so that
+// an error can name the two that clash.
+type modeValue struct {
+	c    *config
+	mode string
+}
+
+func switchesTo(mode string) func(c *config) flag.Value {
+	return func(c *config) flag.Value { return modeValue{c, mode} }
+}
+
+func (v modeValue) IsBoolFlag() bool { return true }
+
+func (v modeValue) String() string {
+	if v.c == nil {
+		return "false"
+	}
+	return strconv.FormatBool(slices.Contains(v.c.modes, v.mode))
+}
+
+func (v modeValue) Set(s string) error {
+	on, err := parseBool(s)
+	if err != nil {
+		return err
+	}
+	v.c.modes = slices.DeleteFunc(v.c.modes, func(m string) bool { return m == v.mode })
+	if on {
+		v.c.modes = append(v.c.modes, v.mode)
+	}
+	return nil
+}
+
 // waitValue is --timeout: -1 waits forever, 0 not at all.
-type waitValue struct{ d *time.Duration }
+type waitValue time.Duration
 
 func (v *waitValue) String() string {
-	if v.d == nil || *v.d < 0 {
+	if v == nil || *v < 0 {
 		return "-1"
 	}
-	return v.d.String()
+	return time.Duration(*v).String()
 }
 
 func (v *waitValue) Set(s string) error {
@@ -360,18 +580,18 @@ func (v *waitValue) Set(s string) error {
 	if d < 0 && d != -time.Second {
 		return fmt.Errorf("%q: only -1 (wait forever) may be negative", s)
 	}
-	*v.d = d
+	*v = waitValue(d)
 	return nil
 }
 
 // durationValue is a positive or zero span: seconds or a Go duration.
-type durationValue struct{ d *time.Duration }
+type durationValue time.Duration
 
 func (v *durationValue) String() string {
-	if v.d == nil {
+	if v == nil {
 		return ""
 	}
-	return v.d.String()
+	return time.Duration(*v).String()
 }
 
 func (v *durationValue) Set(s string) error {
@@ -382,17 +602,18 @@ func (v *durationValue) Set(s string) error {
 	if d < 0 {
 		return fmt.Errorf("%q is negative", s)
 	}
-	*v.d = d
+	*v = durationValue(d)
 	return nil
 }
 
-type signalValue struct{ sig *syscall.Signal }
+// signalValue is --kill-signal: a name (TERM, SIGTERM) or a number.
+type signalValue syscall.Signal
 
 func (v *signalValue) String() string {
-	if v.sig == nil {
+	if v == nil {
 		return ""
 	}
-	return signals.Name(*v.sig)
+	return signals.Name(syscall.Signal(*v))
 }
 
 func (v *signalValue) Set(s string) error {
@@ -400,7 +621,7 @@ func (v *signalValue) Set(s string) error {
 	if err != nil {
 		return err
 	}
-	*v.sig = sig
+	*v = signalValue(sig)
 	return nil
 }
 
@@ -413,7 +634,7 @@ type listValue struct {
 }
 
 func (v *listValue) String() string {
-	if v.list == nil {
+	if v == nil || v.list == nil {
 		return ""
 	}
 	return strings.Join(*v.list, ",")
@@ -431,8 +652,8 @@ func (v *listValue) Set(s string) error {
 	return nil
 }
 
-// aliasValue sets another flag unless that one was set already: a source
-// of higher precedence, or the new name in the same source, wins.
+// aliasValue is the original tool's name of a flag on the command line: it
+// sets the flag unless that was given already, so today's name wins.
 type aliasValue struct {
 	fs     *flag.FlagSet
 	target string

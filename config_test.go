@@ -36,7 +36,7 @@ func TestParseWait(t *testing.T) {
 	}
 	// --timeout: only -1 may be negative.
 	var d time.Duration
-	v := &waitValue{&d}
+	v := (*waitValue)(&d)
 	if err := v.Set("-1"); err != nil || d >= 0 {
 		t.Errorf("--timeout -1: %v, %v", d, err)
 	}

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sys/unix"
 
+	"github.com/tinx/distlock/internal/poll"
 	"github.com/tinx/distlock/lock"
 )
 
@@ -71,7 +72,7 @@ func TestStoppedCommandGetsKillSignal(t *testing.T) {
 	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the command to stop", 30*time.Second, func() bool { return procState(strconv.Itoa(pid)) == "T" })
+	poll.For(t, "the command to stop", 30*time.Second, func() bool { return procState(strconv.Itoa(pid)) == "T" })
 
 	entries := waitKeys(t, client, "s", 1)
 	revoked := time.Now()
@@ -158,7 +159,7 @@ func revokeAndWaitDead(t *testing.T, client *clientv3.Client, name string, pid i
 	if _, err := client.Revoke(context.Background(), clientv3.LeaseID(entries[0].Lease)); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the command to die", 30*time.Second, func() bool { return !alive(pid) })
+	poll.For(t, "the command to die", 30*time.Second, func() bool { return !alive(pid) })
 	if took := time.Since(revoked); took > within {
 		t.Errorf("the command died %v after the lease was revoked; want within %v", took.Round(time.Millisecond), within)
 	}

@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tinx/distlock/internal/etcdtest"
+	"github.com/tinx/distlock/internal/poll"
 	"github.com/tinx/distlock/lock"
 )
 
@@ -28,6 +29,7 @@ type job struct {
 	status int
 }
 
+// syncBuffer is a buffer a process writes to while the test reads it.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -127,22 +129,12 @@ func testProxy(t *testing.T) *etcdtest.Proxy {
 	return proxy
 }
 
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
+// waitFile waits until the file at path holds more than blanks and returns
+// what it holds, trimmed.
 func waitFile(t *testing.T, path string) string {
 	t.Helper()
 	var content string
-	waitUntil(t, path, 30*time.Second, func() bool {
+	poll.For(t, "something in "+path, 30*time.Second, func() bool {
 		b, err := os.ReadFile(path)
 		content = strings.TrimSpace(string(b))
 		return err == nil && content != ""
@@ -150,10 +142,12 @@ func waitFile(t *testing.T, path string) string {
 	return content
 }
 
+// waitKeys waits until lock name has n keys in the test's realm and
+// returns them, holder first.
 func waitKeys(t *testing.T, client *clientv3.Client, name string, n int) []lock.Entry {
 	t.Helper()
 	var entries []lock.Entry
-	waitUntil(t, fmt.Sprintf("%d keys for lock %s", n, name), 30*time.Second, func() bool {
+	poll.For(t, fmt.Sprintf("%d keys for lock %s", n, name), 30*time.Second, func() bool {
 		var err error
 		entries, err = lock.Entries(context.Background(), client, testRealm(t), name)
 		return err == nil && len(entries) == n
@@ -161,6 +155,7 @@ func waitKeys(t *testing.T, client *clientv3.Client, name string, n int) []lock.
 	return entries
 }
 
+// readInt waits for the file at path and reads the number in it.
 func readInt(t *testing.T, path string) int64 {
 	t.Helper()
 	n, err := strconv.ParseInt(waitFile(t, path), 10, 64)
@@ -170,9 +165,9 @@ func readInt(t *testing.T, path string) int64 {
 	return n
 }
 
-// stampLoop is a command that writes the time (ns) to last.ns every 10ms
-// until it is killed; trapTerm makes it ignore SIGTERM, so only SIGKILL
-// ends it.
+// stampLoop is a command that writes its pid to cmd.pid, then the time (ns)
+// to last.ns every 10ms until it is killed; trapTerm makes it ignore
+// SIGTERM, so only SIGKILL ends it.
 func stampLoop(trapTerm bool) []string {
 	script := `echo $$ > cmd.pid; while :; do date +%s%N > last.tmp && mv last.tmp last.ns; sleep 0.01; done`
 	if trapTerm {
@@ -364,7 +359,7 @@ func TestWaiterCutOffGivesUp(t *testing.T) {
 	waitKeys(t, client, "cut", 2)
 	// Its key is in etcd, but the answer may still be on its way: wait
 	// until the waiter says it waits.
-	waitUntil(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(waiter.stderr.String(), "; waiting") })
+	poll.For(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(waiter.stderr.String(), "; waiting") })
 	proxy.Partition()
 	if got := waiter.wait(t, 30*time.Second); got != exitUnavailable {
 		t.Fatalf("cut-off waiter exited %d, want %d; stderr:\n%s", got, exitUnavailable, waiter.stderr)

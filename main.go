@@ -12,18 +12,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
-	"sync"
 	"syscall"
-	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/grpclog"
 
 	"github.com/tinx/distlock/lock"
+	"github.com/tinx/distlock/signals"
 	"github.com/tinx/distlock/supervise"
 )
 
@@ -31,6 +26,7 @@ import (
 // the command's own.
 const (
 	exitOK          = 0
+	exitFree        = 1  // --status: the lock is free
 	exitUsage       = 64 // bad flag, value, lock name, config file, modes, missing command
 	exitUnavailable = 69 // etcd unreachable or refused us before any command ran
 	exitLockLost    = 70 // the lock was lost while the command ran
@@ -38,10 +34,6 @@ const (
 	exitCannotRun   = 126
 	exitNotFound    = 127
 )
-
-// flushTimeout is how long distlock waits, when it is done, for its last
-// lines to reach stderr.
-const flushTimeout = 2 * time.Second
 
 func main() {
 	supervise.RunWatchdogIfAsked()
@@ -51,7 +43,8 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is distlock from arguments to exit status.
+// run is distlock from arguments to exit status: parse, dial, run the mode,
+// map what happened to a status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// A stderr nobody reads is no reason to die (and leave a waiter's key
 	// queued for a TTL): with SIGPIPE caught, our writes fail with EPIPE.
@@ -66,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "distlock: %v\n", err)
-		return exitUsage
+		return exitStatus(err, 0)
 	}
 	if c.version {
 		fmt.Fprintf(stdout, "distlock %s\n", version())
@@ -81,103 +74,81 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	client, err := dial(c)
 	if err != nil {
 		var usage *usageError
-		if errors.As(err, &usage) {
-			out.fail("%v", err)
-			return exitUsage
+		if !errors.As(err, &usage) {
+			err = etcdError(c, err)
 		}
-		out.fail("%v", etcdError(c, err))
-		return exitUnavailable
+		out.fail("%v", err)
+		return exitStatus(err, c.conflictExitCode)
 	}
 	defer client.Close()
 
 	switch c.mode {
 	case modeExec:
-		return runExec(ctx, c, client, out)
+		err = runExec(ctx, c, client, out)
 	case modeLock:
-		return runLock(ctx, c, client, out)
+		err = runLock(ctx, c, client, out)
 	case modeUnlock:
-		return runUnlock(ctx, c, client, out)
+		err = runUnlock(ctx, c, client, out)
 	case modeStatus:
-		return runStatus(ctx, c, client, stdout, out)
+		err = runStatus(ctx, c, client, stdout, out)
 	default:
-		return runList(ctx, c, client, stdout, out)
+		err = runList(ctx, c, client, stdout, out)
 	}
+	return exitStatus(err, c.conflictExitCode)
 }
 
-// dial makes an etcd client. Without --user it does not talk to etcd yet:
-// the first request, bounded by --dial-timeout, finds out whether etcd can
-// be reached. With --user the client logs in at once, bounded by
-// --dial-timeout, so etcd's answers (unreachable, wrong password) come from
-// here. Errors found before any request (TLS files) are usage errors.
-func dial(c *config) (*clientv3.Client, error) {
-	cfg := clientv3.Config{
-		Endpoints:   c.endpoints,
-		DialTimeout: c.dialTimeout,
-		Username:    c.user,
-		Password:    c.password,
-		Logger:      zap.NewNop(),
-	}
-	tlsConfig, err := c.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	cfg.TLS = tlsConfig
-	return clientv3.New(cfg)
-}
+// What a mode can return besides nil (done, 0) and etcd's errors (69). The
+// mode has said what there is to say; exitStatus only picks the number.
+type (
+	// commandEnded: the command ran to its end, and its status is ours.
+	commandEnded struct{ status supervise.Status }
+	// lockLost: the lock was lost while the command ran; it was stopped.
+	lockLost struct{ cause error }
+	// signalError: a signal ended the wait, or came before the command
+	// started.
+	signalError struct{ sig syscall.Signal }
+)
 
-// request describes what this call wants of the lock.
-func (c *config) request(mode string, lead time.Duration, out *reporter) lock.Request {
-	host, _ := os.Hostname()
-	return lock.Request{
-		Realm: c.prefix,
-		Name:  c.lockName,
-		Info: lock.Info{
-			Reason: c.reason,
-			Host:   host,
-			PID:    os.Getpid(),
-			User:   currentUser(),
-			Mode:   mode,
-		},
-		Timeout:    c.timeout,
-		TTL:        c.ttl,
-		Lead:       lead,
-		RPCTimeout: c.dialTimeout,
-		Blocked: func(holder lock.Entry) {
-			out.info("lock %q is held by %s; waiting", c.lockName, holder.Describe())
-		},
-	}
-}
+// errFree is --status finding the lock free.
+var errFree = errors.New("the lock is free")
 
-// acquireFailed reports why the lock was not acquired and picks the status.
-func acquireFailed(c *config, err error, out *reporter) int {
-	var conflict *lock.ConflictError
-	var sig signalError
+func (e commandEnded) Error() string { return "the command ended: " + e.status.String() }
+func (e lockLost) Error() string     { return "lost the lock: " + e.cause.Error() }
+func (e lockLost) Unwrap() error     { return e.cause }
+func (e signalError) Error() string  { return "got SIG" + signals.Name(e.sig) }
+
+// exitStatus is the one place that turns what happened into distlock's
+// exit status (the contract's table). conflict is --conflict-exit-code.
+func exitStatus(err error, conflict int) int {
+	var (
+		ended    commandEnded
+		lost     lockLost
+		sig      signalError
+		usage    *usageError
+		busy     *lock.ConflictError
+		notStart *supervise.StartError
+	)
 	switch {
-	case errors.As(err, &conflict):
-		say := out.fail
-		if c.conflictExitCode == 0 {
-			say = out.info // "skip if busy": --quiet makes it silent
-		}
-		if c.timeout == 0 {
-			say("%v; not waiting (--nowait)", conflict)
-		} else {
-			say("%v; gave up after %v (--timeout)", conflict, c.timeout)
-		}
-		return c.conflictExitCode
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ended):
+		return ended.status.ExitCode()
+	case errors.As(err, &lost):
+		return exitLockLost
 	case errors.As(err, &sig):
-		out.fail("stopped waiting for lock %q: got SIG%s", c.lockName, sig.name())
-		return sig.exitStatus()
+		return signals.ExitStatus(sig.sig)
+	case errors.As(err, &usage):
+		return exitUsage
+	case errors.As(err, &busy):
+		return conflict
+	case errors.As(err, &notStart) && notStart.NotFound:
+		return exitNotFound
+	case errors.As(err, &notStart):
+		return exitCannotRun
+	case errors.Is(err, errFree):
+		return exitFree
 	}
-	out.fail("%v", etcdError(c, err))
-	return exitUnavailable
-}
-
-// etcdError says which etcd could not be reached or what it refused.
-func etcdError(c *config, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("cannot reach etcd at %s within %v: %w", joinEndpoints(c.endpoints), c.dialTimeout, err)
-	}
-	return fmt.Errorf("etcd at %s: %w", joinEndpoints(c.endpoints), err)
+	return exitUnavailable // etcd could not be reached, or refused us
 }
 
 func version() string {
@@ -185,97 +156,4 @@ func version() string {
 		return info.Main.Version
 	}
 	return "dev"
-}
-
-// reporter writes distlock's own lines to stderr, prefixed "distlock:".
-// It never makes its caller wait for stderr: a full pipe (a stalled log
-// shipper) or a terminal that stops background writers must not hold up
-// distlock, least of all between a lost lock and the kill. Lines are
-// queued to one writer goroutine and written in order; flush waits for
-// them, but only so long.
-type reporter struct {
-	w              io.Writer
-	quiet, verbose bool
-
-	mu    sync.Mutex
-	queue chan message // made, and its writer started, by the first line
-}
-
-// message is a line to write, or (with written set) a mark that is passed
-// once every line before it has been written.
-type message struct {
-	line    string
-	written chan struct{}
-}
-
-// fail is the one line that comes with a status distlock chose: always shown.
-func (r *reporter) fail(format string, args ...any) {
-	r.say(format, args...)
-}
-
-// info is worth saying unless --quiet.
-func (r *reporter) info(format string, args ...any) {
-	if !r.quiet {
-		r.say(format, args...)
-	}
-}
-
-// debug is said only with --verbose.
-func (r *reporter) debug(format string, args ...any) {
-	if r.verbose {
-		r.say(format, args...)
-	}
-}
-
-func (r *reporter) say(format string, args ...any) {
-	r.mu.Lock()
-	if r.queue == nil {
-		r.queue = make(chan message, 64)
-		go r.write(r.queue)
-	}
-	queue := r.queue
-	r.mu.Unlock()
-	select {
-	case queue <- message{line: fmt.Sprintf("distlock: "+format+"\n", args...)}:
-	default: // stderr has been stuck for 64 lines: drop this one
-	}
-}
-
-// write is the writer goroutine. Its thread blocks SIGTTOU, so that with
-// `stty tostop` a write from the background goes through instead of
-// stopping all of distlock; the command's threads are not affected.
-func (r *reporter) write(queue <-chan message) {
-	runtime.LockOSThread() // for good: the mask belongs to this thread
-	var block unix.Sigset_t
-	block.Val[(unix.SIGTTOU-1)/64] |= 1 << ((uint(unix.SIGTTOU) - 1) % 64)
-	_ = unix.PthreadSigmask(unix.SIG_BLOCK, &block, nil)
-	for m := range queue {
-		if m.written != nil {
-			close(m.written)
-			continue
-		}
-		_, _ = io.WriteString(r.w, m.line)
-	}
-}
-
-// flush waits until every line said so far is written, or timeout passes.
-func (r *reporter) flush(timeout time.Duration) {
-	r.mu.Lock()
-	queue := r.queue
-	r.mu.Unlock()
-	if queue == nil {
-		return // nothing was ever said
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	mark := message{written: make(chan struct{})}
-	select {
-	case queue <- mark:
-	case <-t.C:
-		return
-	}
-	select {
-	case <-mark.written:
-	case <-t.C:
-	}
 }

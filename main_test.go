@@ -20,6 +20,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/tinx/distlock/internal/etcdtest"
+	"github.com/tinx/distlock/internal/poll"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
 )
@@ -107,160 +108,218 @@ exit 3`
 
 // scriptCmds are what scripts cannot say with testscript's own commands.
 func scriptCmds(client *clientv3.Client) map[string]func(ts *testscript.TestScript, neg bool, args []string) {
-	mutexes := &sync.Map{} // script realm + lock name -> *concurrency.Mutex
+	etcd := &scriptEtcd{client: client}
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		// exits N PROG [ARG...]: run PROG and insist on exit status N.
-		"exits": func(ts *testscript.TestScript, neg bool, args []string) {
-			if len(args) < 2 {
-				ts.Fatalf("usage: exits STATUS PROG [ARG...]")
-			}
-			want, err := strconv.Atoi(args[0])
-			ts.Check(err)
-			err = ts.Exec(args[1], args[2:]...)
-			got := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				got = ee.ExitCode()
-			} else if err != nil {
-				ts.Fatalf("%v", err)
-			}
-			if got != want {
-				ts.Fatalf("exit status %d, want %d", got, want)
-			}
-		},
-		// signal SIG PIDFILE: send SIG to the process whose pid is in PIDFILE.
-		"signal": func(ts *testscript.TestScript, neg bool, args []string) {
-			if len(args) != 2 {
-				ts.Fatalf("usage: signal SIG PIDFILE")
-			}
-			sig, err := signals.Parse(args[0])
-			ts.Check(err)
-			ts.Check(syscall.Kill(readPID(ts, args[1]), sig))
-		},
-		// waitfile FILE...: wait until each file exists and is not empty.
-		"waitfile": func(ts *testscript.TestScript, neg bool, args []string) {
-			for _, f := range args {
-				waitFor(ts, "file "+f, func() bool {
-					st, err := os.Stat(ts.MkAbs(f))
-					return err == nil && st.Size() > 0
-				})
-			}
-		},
-		// waitlines N FILE: wait until FILE has N lines or more.
-		"waitlines": func(ts *testscript.TestScript, neg bool, args []string) {
-			if len(args) != 2 {
-				ts.Fatalf("usage: waitlines N FILE")
-			}
-			n, err := strconv.Atoi(args[0])
-			ts.Check(err)
-			waitFor(ts, fmt.Sprintf("%d lines in %s", n, args[1]), func() bool {
-				b, _ := os.ReadFile(ts.MkAbs(args[1]))
-				return strings.Count(string(b), "\n") >= n
-			})
-		},
-		// waitdead PIDFILE...: wait until each process is gone; alive
-		// PIDFILE: it still runs.
-		"waitdead": func(ts *testscript.TestScript, neg bool, args []string) {
-			for _, f := range args {
-				pid := readPID(ts, f)
-				waitFor(ts, "process "+f+" to end", func() bool { return !alive(pid) })
-			}
-		},
-		"alive": func(ts *testscript.TestScript, neg bool, args []string) {
-			for _, f := range args {
-				if alive(readPID(ts, f)) == neg {
-					ts.Fatalf("process %s alive: %v", f, !neg)
-				}
-			}
-		},
-		// waitkeys NAME N: wait until lock NAME has N keys (holder and
-		// waiters) in this script's realm.
-		"waitkeys": func(ts *testscript.TestScript, neg bool, args []string) {
-			if len(args) != 2 {
-				ts.Fatalf("usage: waitkeys NAME N")
-			}
-			n, err := strconv.Atoi(args[1])
-			ts.Check(err)
-			waitFor(ts, fmt.Sprintf("%d keys for lock %q", n, args[0]), func() bool {
-				entries, err := lock.Entries(context.Background(), client, ts.Getenv("REALM"), args[0])
-				return err == nil && len(entries) == n
-			})
-		},
-		// etcdkeys: print every key in this script's realm, relative to
-		// it, with "leased" or "unleased" and the value.
-		"etcdkeys": func(ts *testscript.TestScript, neg bool, args []string) {
-			out := ts.Stdout() // resets stdout even when there are no keys
-			realm := ts.Getenv("REALM")
-			resp, err := client.Get(context.Background(), realm, clientv3.WithPrefix(),
-				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
-			ts.Check(err)
-			for _, kv := range resp.Kvs {
-				leased := "unleased"
-				if kv.Lease != 0 {
-					leased = "leased"
-				}
-				fmt.Fprintf(out, "%s %s %s\n", strings.TrimPrefix(string(kv.Key), realm), leased, kv.Value)
-			}
-		},
-		// etcdmutex lock|trylock|unlock NAME: etcd's own lock recipe
-		// (what etcdctl lock runs) on the same key prefix as distlock.
-		"etcdmutex": func(ts *testscript.TestScript, neg bool, args []string) {
-			if len(args) != 2 {
-				ts.Fatalf("usage: etcdmutex lock|trylock|unlock NAME")
-			}
-			id := ts.Getenv("REALM") + args[1]
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			switch args[0] {
-			case "lock", "trylock":
-				s, err := concurrency.NewSession(client, concurrency.WithTTL(10))
-				ts.Check(err)
-				m := concurrency.NewMutex(s, strings.TrimSuffix(lock.Prefix(ts.Getenv("REALM"), args[1]), "/"))
-				if args[0] == "lock" {
-					err = m.Lock(ctx)
-				} else {
-					err = m.TryLock(ctx)
-				}
-				if err != nil {
-					s.Close()
-					if !neg {
-						ts.Fatalf("etcdmutex %s: %v", args[0], err)
-					}
-					return
-				}
-				if neg {
-					ts.Fatalf("etcdmutex %s succeeded", args[0])
-				}
-				mutexes.Store(id, s)
-				ts.Defer(func() { s.Close() })
-			case "unlock":
-				v, ok := mutexes.LoadAndDelete(id)
-				if !ok {
-					ts.Fatalf("etcdmutex: %s not locked here", args[1])
-				}
-				ts.Check(v.(*concurrency.Session).Close())
-			default:
-				ts.Fatalf("usage: etcdmutex lock|trylock|unlock NAME")
-			}
-		},
-		// etcdrevoke NAME: revoke the lease of the lock's holder, as an
-		// operator with etcdctl could.
-		"etcdrevoke": func(ts *testscript.TestScript, neg bool, args []string) {
-			entries, err := lock.Entries(context.Background(), client, ts.Getenv("REALM"), args[0])
-			ts.Check(err)
-			if len(entries) == 0 {
-				ts.Fatalf("lock %s has no holder", args[0])
-			}
-			_, err = client.Revoke(context.Background(), clientv3.LeaseID(entries[0].Lease))
-			ts.Check(err)
-		},
-		// etcdput KEY VALUE: write a raw key (relative to the realm).
-		"etcdput": func(ts *testscript.TestScript, neg bool, args []string) {
-			_, err := client.Put(context.Background(), ts.Getenv("REALM")+args[0], args[1])
-			ts.Check(err)
-		},
+		"exits":      cmdExits,
+		"signal":     cmdSignal,
+		"waitfile":   cmdWaitfile,
+		"waitlines":  cmdWaitlines,
+		"waitdead":   cmdWaitdead,
+		"alive":      cmdAlive,
+		"waitkeys":   etcd.cmdWaitkeys,
+		"etcdkeys":   etcd.cmdEtcdkeys,
+		"etcdmutex":  etcd.cmdEtcdmutex,
+		"etcdrevoke": etcd.cmdEtcdrevoke,
+		"etcdput":    etcd.cmdEtcdput,
 	}
 }
 
+// scriptWait is how long a script command waits for what it waits for.
+const scriptWait = 30 * time.Second
+
+// cmdExits is "exits STATUS PROG [ARG...]": run PROG and insist on exit
+// status STATUS.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits STATUS PROG [ARG...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	if got != want {
+		ts.Fatalf("exit status %d, want %d", got, want)
+	}
+}
+
+// cmdSignal is "signal SIG PIDFILE": send SIG (a name or a number) to the
+// process whose pid is in PIDFILE.
+func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: signal SIG PIDFILE")
+	}
+	sig, err := signals.Parse(args[0])
+	ts.Check(err)
+	ts.Check(syscall.Kill(readPID(ts, args[1]), sig))
+}
+
+// cmdWaitfile is "waitfile FILE...": wait until each file exists and is
+// not empty.
+func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: waitfile FILE...")
+	}
+	for _, f := range args {
+		poll.For(ts, "file "+f, scriptWait, func() bool {
+			st, err := os.Stat(ts.MkAbs(f))
+			return err == nil && st.Size() > 0
+		})
+	}
+}
+
+// cmdWaitlines is "waitlines N FILE": wait until FILE has N lines or more.
+func cmdWaitlines(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitlines N FILE")
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	poll.For(ts, fmt.Sprintf("%d lines in %s", n, args[1]), scriptWait, func() bool {
+		b, _ := os.ReadFile(ts.MkAbs(args[1]))
+		return strings.Count(string(b), "\n") >= n
+	})
+}
+
+// cmdWaitdead is "waitdead PIDFILE...": wait until each process has ended
+// (a zombie counts as ended).
+func cmdWaitdead(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: waitdead PIDFILE...")
+	}
+	for _, f := range args {
+		pid := readPID(ts, f)
+		poll.For(ts, "process "+f+" to end", scriptWait, func() bool { return !alive(pid) })
+	}
+}
+
+// cmdAlive is "[!] alive PIDFILE...": each process still runs (with !:
+// none does), now, without waiting.
+func cmdAlive(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: [!] alive PIDFILE...")
+	}
+	for _, f := range args {
+		if alive(readPID(ts, f)) == neg {
+			ts.Fatalf("process %s alive: %v", f, !neg)
+		}
+	}
+}
+
+// scriptEtcd holds what the script commands that talk to etcd share: the
+// test etcd's client and the sessions of the locks etcdmutex holds.
+type scriptEtcd struct {
+	client   *clientv3.Client
+	sessions sync.Map // script realm + lock name -> *concurrency.Session
+}
+
+// cmdWaitkeys is "waitkeys NAME N": wait until lock NAME has N keys
+// (holder and waiters) in this script's realm.
+func (e *scriptEtcd) cmdWaitkeys(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitkeys NAME N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	poll.For(ts, fmt.Sprintf("%d keys for lock %q", n, args[0]), scriptWait, func() bool {
+		entries, err := lock.Entries(context.Background(), e.client, ts.Getenv("REALM"), args[0])
+		return err == nil && len(entries) == n
+	})
+}
+
+// cmdEtcdkeys is "etcdkeys": print every key in this script's realm,
+// relative to it, with "leased" or "unleased" and the value, oldest first.
+func (e *scriptEtcd) cmdEtcdkeys(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: etcdkeys")
+	}
+	out := ts.Stdout() // resets stdout even when there are no keys
+	realm := ts.Getenv("REALM")
+	resp, err := e.client.Get(context.Background(), realm, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	ts.Check(err)
+	for _, kv := range resp.Kvs {
+		leased := "unleased"
+		if kv.Lease != 0 {
+			leased = "leased"
+		}
+		fmt.Fprintf(out, "%s %s %s\n", strings.TrimPrefix(string(kv.Key), realm), leased, kv.Value)
+	}
+}
+
+// cmdEtcdmutex is "[!] etcdmutex lock|trylock|unlock NAME": etcd's own
+// lock recipe (what etcdctl lock runs) on the same key prefix as distlock;
+// with !, lock and trylock must fail.
+func (e *scriptEtcd) cmdEtcdmutex(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: [!] etcdmutex lock|trylock|unlock NAME")
+	}
+	op, name, realm := args[0], args[1], ts.Getenv("REALM")
+	switch op {
+	case "lock", "trylock":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := concurrency.NewSession(e.client, concurrency.WithTTL(10))
+		ts.Check(err)
+		m := concurrency.NewMutex(s, strings.TrimSuffix(lock.Prefix(realm, name), "/"))
+		if op == "lock" {
+			err = m.Lock(ctx)
+		} else {
+			err = m.TryLock(ctx)
+		}
+		if err != nil {
+			s.Close()
+			if !neg {
+				ts.Fatalf("etcdmutex %s: %v", op, err)
+			}
+			return
+		}
+		if neg {
+			ts.Fatalf("etcdmutex %s succeeded", op)
+		}
+		e.sessions.Store(realm+name, s)
+		ts.Defer(func() { s.Close() })
+	case "unlock":
+		v, ok := e.sessions.LoadAndDelete(realm + name)
+		if !ok {
+			ts.Fatalf("etcdmutex: %s not locked here", name)
+		}
+		ts.Check(v.(*concurrency.Session).Close())
+	default:
+		ts.Fatalf("usage: [!] etcdmutex lock|trylock|unlock NAME")
+	}
+}
+
+// cmdEtcdrevoke is "etcdrevoke NAME": revoke the lease of the holder of
+// lock NAME, as an operator with etcdctl could.
+func (e *scriptEtcd) cmdEtcdrevoke(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: etcdrevoke NAME")
+	}
+	entries, err := lock.Entries(context.Background(), e.client, ts.Getenv("REALM"), args[0])
+	ts.Check(err)
+	if len(entries) == 0 {
+		ts.Fatalf("lock %s has no holder", args[0])
+	}
+	_, err = e.client.Revoke(context.Background(), clientv3.LeaseID(entries[0].Lease))
+	ts.Check(err)
+}
+
+// cmdEtcdput is "etcdput KEY VALUE": write a raw key, relative to this
+// script's realm.
+func (e *scriptEtcd) cmdEtcdput(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: etcdput KEY VALUE")
+	}
+	_, err := e.client.Put(context.Background(), ts.Getenv("REALM")+args[0], args[1])
+	ts.Check(err)
+}
+
+// readPID reads the pid in a script's file.
 func readPID(ts *testscript.TestScript, file string) int {
 	pid, err := strconv.Atoi(strings.TrimSpace(ts.ReadFile(file)))
 	if err != nil {
@@ -301,17 +360,6 @@ func procPgrp(pid string) int {
 		return n
 	}
 	return 0
-}
-
-// waitFor polls cond until it holds, failing the script after a deadline.
-func waitFor(ts *testscript.TestScript, what string, cond func() bool) {
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			ts.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // recordExitMain is the command "recordexit FILE PROG [ARG...]": it runs

@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"os/user"
@@ -15,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tinx/distlock/lock"
@@ -23,135 +18,98 @@ import (
 	"github.com/tinx/distlock/supervise"
 )
 
-// runExec is exec mode: wait for the lock, run the command under it, stop
-// the command if the lock is lost, release the lock when it is over.
-func runExec(ctx context.Context, c *config, client *clientv3.Client, out *reporter) int {
+// runExec is exec mode: acquire the lock, start the command under it, wait
+// for it (stopping it if the lock is lost), release the lock.
+func runExec(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
 
-	h, status := acquire(ctx, c, client, lock.ModeExec, c.killAfter+killMargin, sigs, out)
-	if h == nil {
-		return status
+	h, err := acquire(ctx, c, client, lock.ModeExec, c.killAfter+killMargin, sigs, out)
+	if err != nil {
+		return err
 	}
 	defer release(c, h, out)
 	out.debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
 
-	// A signal that came while the lock was being taken still means: do
-	// not start.
-	for pending := true; pending; {
-		select {
-		case s := <-sigs:
-			if sig := s.(syscall.Signal); signals.EndsWait(sig) {
-				out.fail("not starting the command: got SIG%s", signals.Name(sig))
-				return signals.ExitStatus(sig)
-			}
-		default:
-			pending = false
-		}
-	}
-	// Ctrl-Z reaches distlock itself when the command did not get the
-	// terminal (a pipeline): stopped, distlock would keep no deadline
-	// while its command runs on. Caught, it is back at its default for
-	// the command.
-	tstp := make(chan os.Signal, 1)
-	signal.Notify(tstp, syscall.SIGTSTP)
-	defer signal.Stop(tstp)
-	refuseSuspend := func() {
-		out.info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", c.lockName)
-	}
 	p, err := supervise.Start(supervise.Spec{
-		Args:           c.command,
-		Env:            commandEnv(h),
-		KillSignal:     c.killSignal,
-		KillAfter:      c.killAfter,
-		SuspendRefused: refuseSuspend,
+		Args:       c.command,
+		Env:        commandEnv(h),
+		KillSignal: c.killSignal,
+		KillAfter:  c.killAfter,
 		// The lease may have gone while the lock was being taken, and
 		// the loss not been noticed yet: look at the deadline itself,
 		// last thing before the start.
 		Ready: h.Check,
+		Stopping: func() {
+			out.fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
+				c.lockName, h.Err(), signals.Name(c.killSignal), c.killAfter)
+		},
+		SuspendRefused: func() {
+			out.info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", c.lockName)
+		},
 		WaitsForTerminal: func() {
 			out.info("the command waits for the terminal, holding lock %q; bring distlock to the foreground (fg)", c.lockName)
 		},
 	})
-	if err != nil {
-		var se *supervise.StartError
-		if errors.As(err, &se) {
-			out.fail("%v", se)
-			return se.ExitCode
-		}
-		if h.Err() != nil { // Ready said no: no command has run, etcd is the trouble
-			out.fail("lost lock %q before the command started: %v", c.lockName, err)
-			return exitUnavailable
-		}
+	var notStarted *supervise.StartError
+	switch {
+	case errors.As(err, &notStarted):
 		out.fail("%v", err)
-		return exitCannotRun
+		return err
+	case err != nil: // Ready said no: no command has run, etcd is the trouble
+		out.fail("lost lock %q before the command started: %v", c.lockName, err)
+		return err
 	}
 
-	lost := h.Lost()
-	lockLost := false
-	for {
-		select {
-		case s := <-sigs:
-			p.Forward(s.(syscall.Signal))
-		case <-tstp:
-			refuseSuspend()
-		case <-lost:
-			// Kill first, then speak: a stalled stderr must not stand
-			// between a lost lock and the kill.
-			p.Terminate()
-			lost, lockLost = nil, true
-			out.fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
-				c.lockName, h.Err(), signals.Name(c.killSignal), c.killAfter)
-		case <-p.Done():
-			if lockLost {
-				return exitLockLost
-			}
-			st := p.Status()
-			out.debug("command ended: %v", st)
-			return st.ExitCode()
-		}
+	st, stopped := p.Wait(h.Context().Done(), sigs)
+	if stopped {
+		return lockLost{h.Err()}
 	}
+	out.debug("command ended: %v", st)
+	return commandEnded{st}
 }
 
 // runLock is --lock: wait for the lock, then keep it beyond this process.
-func runLock(ctx context.Context, c *config, client *clientv3.Client, out *reporter) int {
+func runLock(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
-	h, status := acquire(ctx, c, client, lock.ModeLock, 0, sigs, out)
-	if h == nil {
-		return status
+	h, err := acquire(ctx, c, client, lock.ModeLock, 0, sigs, out)
+	if err != nil {
+		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
 	if err := h.Detach(dctx); err != nil {
 		release(c, h, out)
 		out.fail("%v", etcdError(c, err))
-		return exitUnavailable
+		return err
 	}
 	out.debug("holding lock %q as %s until someone runs --unlock", c.lockName, h.Key)
-	return exitOK
+	return nil
 }
 
 // runUnlock is --unlock: delete the holder's key, whoever holds it.
-func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *reporter) int {
+func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
 	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
 	holder, err := lock.Unlock(rctx, client, c.prefix, c.lockName)
 	switch {
 	case err != nil:
 		out.fail("%v", etcdError(c, err))
-		return exitUnavailable
+		return err
 	case holder == nil:
 		out.info("lock %q is not held; nothing to unlock", c.lockName)
 	default:
 		out.info("released lock %q, held by %s", c.lockName, holder.Describe())
 	}
-	return exitOK
+	return nil
 }
 
-// acquire waits for the lock while watching for signals that end the wait.
-// It returns the holder, or nil and the exit status.
-func acquire(ctx context.Context, c *config, client *clientv3.Client, mode string, lead time.Duration, sigs <-chan os.Signal, out *reporter) (*lock.Holder, int) {
+// acquire waits for the lock while watching for signals that end the wait,
+// and says why if it was not acquired. A signal that came while the lock
+// was being taken, even in the instant it became ours, means: do not go
+// on; the lock is released again.
+func acquire(ctx context.Context, c *config, client *clientv3.Client, mode string, lead time.Duration, sigs <-chan os.Signal, out *reporter) (*lock.Holder, error) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := make(chan struct{})
@@ -170,30 +128,61 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 			}
 		}
 	}()
-	req := c.request(mode, lead, out)
-	h, err := acquireLock(wctx, client, req)
+	h, err := acquireLock(wctx, client, c.request(mode, lead, out))
 	close(stop)
 	<-watching
-	// The watcher may have taken a signal after the lock was ours: it
-	// still means stop, and the lock goes back.
+
 	var sig signalError
-	if errors.As(context.Cause(wctx), &sig) {
-		if h != nil {
-			release(c, h, out)
-			out.fail("got SIG%s just as lock %q was taken; released it again", sig.name(), c.lockName)
-			return nil, sig.exitStatus()
+	if h != nil && !errors.As(context.Cause(wctx), &sig) {
+		sig = pendingSignal(sigs)
+	}
+	switch {
+	case h != nil && sig.sig != 0:
+		release(c, h, out)
+		out.fail("got SIG%s just as lock %q was taken; released it again", signals.Name(sig.sig), c.lockName)
+		return nil, sig
+	case h != nil:
+		return h, nil
+	case errors.As(context.Cause(wctx), &sig):
+		out.fail("stopped waiting for lock %q: got SIG%s", c.lockName, signals.Name(sig.sig))
+		return nil, sig
+	}
+	var conflict *lock.ConflictError
+	if errors.As(err, &conflict) {
+		say := out.fail
+		if c.conflictExitCode == 0 {
+			say = out.info // "skip if busy": --quiet makes it silent
 		}
-		err = sig
+		if c.timeout == 0 {
+			say("%v; not waiting (--nowait)", conflict)
+		} else {
+			say("%v; gave up after %v (--timeout)", conflict, c.timeout)
+		}
+		return nil, err
 	}
-	if err != nil {
-		return nil, acquireFailed(c, err, out)
-	}
-	return h, exitOK
+	out.fail("%v", etcdError(c, err))
+	return nil, err
 }
 
 // acquireLock is lock.Acquire; tests replace it to send a signal at the
 // worst moment.
 var acquireLock = lock.Acquire
+
+// pendingSignal returns a signal that ends a wait and is still queued in
+// sigs, taking every queued signal out, or a zero signalError.
+func pendingSignal(sigs <-chan os.Signal) signalError {
+	var found signalError
+	for {
+		select {
+		case s := <-sigs:
+			if sig := s.(syscall.Signal); signals.EndsWait(sig) && found.sig == 0 {
+				found = signalError{sig}
+			}
+		default:
+			return found
+		}
+	}
+}
 
 // release gives the lock back; if etcd cannot be reached the lease expires
 // by itself.
@@ -202,6 +191,29 @@ func release(c *config, h *lock.Holder, out *reporter) {
 	defer cancel()
 	if err := h.Release(ctx); err != nil {
 		out.fail("could not release lock %q (%v); etcd will expire it within %v", c.lockName, err, c.ttl)
+	}
+}
+
+// request describes what this call wants of the lock.
+func (c *config) request(mode string, lead time.Duration, out *reporter) lock.Request {
+	host, _ := os.Hostname()
+	return lock.Request{
+		Realm: c.prefix,
+		Name:  c.lockName,
+		Info: lock.Info{
+			Reason: c.reason,
+			Host:   host,
+			PID:    os.Getpid(),
+			User:   currentUser(),
+			Mode:   mode,
+		},
+		Timeout:    c.timeout,
+		TTL:        c.ttl,
+		Lead:       lead,
+		RPCTimeout: c.dialTimeout,
+		Blocked: func(holder lock.Entry) {
+			out.info("lock %q is held by %s; waiting", c.lockName, holder.Describe())
+		},
 	}
 }
 
@@ -227,13 +239,6 @@ func notifySignals() chan os.Signal {
 	return sigs
 }
 
-// signalError ends a wait because a signal arrived.
-type signalError struct{ sig syscall.Signal }
-
-func (e signalError) Error() string   { return "got SIG" + e.name() }
-func (e signalError) name() string    { return signals.Name(e.sig) }
-func (e signalError) exitStatus() int { return signals.ExitStatus(e.sig) }
-
 func currentUser() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username
@@ -242,115 +247,4 @@ func currentUser() string {
 		return u
 	}
 	return strconv.Itoa(os.Getuid())
-}
-
-func joinEndpoints(e []string) string { return strings.Join(e, ",") }
-
-// tlsConfig builds the client's TLS settings from etcdctl's flags, or nil
-// for plain http endpoints and no TLS flags.
-func (c *config) tlsConfig() (*tls.Config, error) {
-	https := false
-	for _, e := range c.endpoints {
-		https = https || strings.HasPrefix(e, "https://")
-	}
-	if c.cacert == "" && c.cert == "" && c.key == "" && !c.insecureSkipTLSVerify {
-		if !https {
-			return nil, nil
-		}
-		return &tls.Config{MinVersion: tls.VersionTLS12}, nil
-	}
-	if (c.cert == "") != (c.key == "") {
-		return nil, usagef("--cert and --key go together")
-	}
-	info := transport.TLSInfo{
-		CertFile:           c.cert,
-		KeyFile:            c.key,
-		TrustedCAFile:      c.cacert,
-		InsecureSkipVerify: c.insecureSkipTLSVerify,
-	}
-	cfg, err := info.ClientConfig()
-	if err != nil {
-		return nil, usagef("TLS: %v", err)
-	}
-	return cfg, nil
-}
-
-// runStatus is --status: the holder and the waiters of one lock.
-func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *reporter) int {
-	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
-	defer cancel()
-	entries, err := lock.Entries(rctx, client, c.prefix, c.lockName)
-	if err != nil {
-		out.fail("%v", etcdError(c, err))
-		return exitUnavailable
-	}
-	if c.json {
-		writeJSON(stdout, lockStatus(c.lockName, entries))
-	} else if len(entries) == 0 {
-		fmt.Fprintf(stdout, "lock %q is free\n", c.lockName)
-	} else {
-		fmt.Fprintf(stdout, "lock %q is held by %s\n", c.lockName, entries[0].Describe())
-		for i, e := range entries[1:] {
-			fmt.Fprintf(stdout, "  waiter %d: %s\n", i+1, e.Describe())
-		}
-	}
-	if len(entries) == 0 {
-		return 1
-	}
-	return exitOK
-}
-
-// runList is --list: every lock in the realm that has a holder.
-func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *reporter) int {
-	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
-	defer cancel()
-	locks, err := lock.List(rctx, client, c.prefix)
-	if err != nil {
-		out.fail("%v", etcdError(c, err))
-		return exitUnavailable
-	}
-	if c.json {
-		all := []statusJSON{}
-		for _, l := range locks {
-			all = append(all, lockStatus(l.Name, l.Entries))
-		}
-		writeJSON(stdout, all)
-		return exitOK
-	}
-	for _, l := range locks {
-		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", l.Name, l.Entries[0].Describe(), len(l.Entries)-1)
-	}
-	return exitOK
-}
-
-type statusJSON struct {
-	Name    string      `json:"name"`
-	Held    bool        `json:"held"`
-	Holder  *entryJSON  `json:"holder"`
-	Waiters []entryJSON `json:"waiters"`
-}
-
-type entryJSON struct {
-	Key            string     `json:"key"`
-	CreateRevision int64      `json:"create_revision"`
-	Info           *lock.Info `json:"info"`
-}
-
-func lockStatus(name string, entries []lock.Entry) statusJSON {
-	s := statusJSON{Name: name, Waiters: []entryJSON{}}
-	for i, e := range entries {
-		j := entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info}
-		if i == 0 {
-			s.Held, s.Holder = true, &j
-			continue
-		}
-		s.Waiters = append(s.Waiters, j)
-	}
-	return s
-}
-
-func writeJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

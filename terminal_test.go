@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tinx/distlock/internal/poll"
 )
 
 // terminal is a pseudo-terminal whose slave side is a process's
@@ -25,6 +27,8 @@ type terminal struct {
 	copied        chan struct{}
 }
 
+// openTerminal opens a pseudo-terminal and copies what is written to it
+// into the buffer output reads; it skips the test where there are none.
 func openTerminal(t *testing.T) *terminal {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
@@ -67,14 +71,16 @@ func openTerminal(t *testing.T) *terminal {
 	return term
 }
 
+// output is all the terminal has shown so far.
 func (term *terminal) output() string {
 	term.mu.Lock()
 	defer term.mu.Unlock()
 	return term.out.String()
 }
 
-// run starts argv as a session leader with the terminal as its controlling
-// terminal and stdin, stdout and stderr.
+// start starts argv in dir, against the test etcd in the test's realm, as a
+// session leader with the terminal as its controlling terminal and its
+// stdin, stdout and stderr.
 func (term *terminal) start(t *testing.T, dir string, argv ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -88,6 +94,7 @@ func (term *terminal) start(t *testing.T, dir string, argv ...string) *exec.Cmd 
 	return cmd
 }
 
+// waitCmd waits up to 30s for cmd to end and returns its exit status.
 func waitCmd(t *testing.T, cmd *exec.Cmd, term *terminal) int {
 	t.Helper()
 	done := make(chan struct{})
@@ -143,14 +150,14 @@ read -r pid comm state ppid pgrp session tty tpgid rest < /proc/$$/stat
 [ "$tpgid" = "$pgrp" ] && echo "terminal back" || echo "terminal left with group $tpgid, not $pgrp"
 exit $st`
 	cmd := term.start(t, dir, "sh", "-c", shell)
-	waitUntil(t, "the prompt", 30*time.Second, func() bool { return strings.Contains(term.output(), "prompt") })
+	poll.For(t, "the prompt", 30*time.Second, func() bool { return strings.Contains(term.output(), "prompt") })
 	if _, err := io.WriteString(term.master, "hello there\n"); err != nil {
 		t.Fatal(err)
 	}
 	if got := waitCmd(t, cmd, term); got != 0 {
 		t.Fatalf("exit %d; terminal shows:\n%s", got, term.output())
 	}
-	waitUntil(t, "the shell's last words", 10*time.Second, func() bool { return strings.Contains(term.output(), "terminal") })
+	poll.For(t, "the shell's last words", 10*time.Second, func() bool { return strings.Contains(term.output(), "terminal") })
 	out := term.output()
 	if !strings.Contains(out, "read: hello there") {
 		t.Errorf("the command did not read the terminal:\n%s", out)
@@ -172,7 +179,7 @@ func TestTerminalCtrlZDoesNotSuspend(t *testing.T) {
 	if _, err := term.master.Write([]byte{26}); err != nil { // Ctrl-Z
 		t.Fatal(err)
 	}
-	waitUntil(t, "distlock's word", 30*time.Second, func() bool {
+	poll.For(t, "distlock's word", 30*time.Second, func() bool {
 		return strings.Contains(term.output(), `distlock: not suspending the command: it would keep holding lock "tty"; Ctrl-C stops it`)
 	})
 	if err := os.WriteFile(filepath.Join(dir, "go-on"), []byte("y"), 0o644); err != nil {
@@ -206,7 +213,7 @@ echo $$ > ready; read -r x < /dev/tty; echo "got $x" > got; cat > out'`
 				t.Fatal(err)
 			}
 			gotFile := filepath.Join(dir, "got")
-			waitUntil(t, "the reader's line", 30*time.Second, func() bool {
+			poll.For(t, "the reader's line", 30*time.Second, func() bool {
 				if _, err := os.Stat(gotFile); err == nil {
 					return true
 				}
@@ -280,7 +287,7 @@ distlock --lock-name=tstp -- sh -c 'echo $PPID > distlock.pid; while [ ! -e go-o
 	if _, err := io.WriteString(term.master, "\x1a"); err != nil { // Ctrl-Z
 		t.Fatal(err)
 	}
-	waitUntil(t, "distlock to refuse Ctrl-Z", 30*time.Second, func() bool {
+	poll.For(t, "distlock to refuse Ctrl-Z", 30*time.Second, func() bool {
 		// Stopped, distlock may soon be hung up too (its shell moves
 		// on from a stopped job): either way it is not running on.
 		if state := procState(distlock); state == "T" || state == "Z" || state == "" {
@@ -291,7 +298,7 @@ distlock --lock-name=tstp -- sh -c 'echo $PPID > distlock.pid; while [ ! -e go-o
 	if err := os.WriteFile(filepath.Join(dir, "go-on"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "distlock to finish", 30*time.Second, func() bool { return procState(distlock) == "" })
+	poll.For(t, "distlock to finish", 30*time.Second, func() bool { return procState(distlock) == "" })
 }
 
 // TestTerminalCommandGetsTerminalWhenItAsks: a command in a pipeline that

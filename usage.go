@@ -1,42 +1,91 @@
 package main
 
-const usage = `distlock: run a command while holding a named lock in etcd
+import "strings"
+
+// usage is the text of --help.
+var usage = helpText()
+
+// The --help layout: a mode's or a flag's text starts in its column and
+// wraps before helpWidth.
+const (
+	usageColumn = 41
+	flagColumn  = 30
+	helpWidth   = 80
+)
+
+const helpIntro = `distlock: run a command while holding a named lock in etcd
 
 Usage:
-  distlock [flags] -- COMMAND [ARG...]   run COMMAND while holding the lock
-  distlock [flags] --lock                wait for the lock, keep it, exit 0
-  distlock [flags] --unlock              release the lock, whoever holds it
-  distlock [flags] --status              show the holder and the waiters
-  distlock [flags] --list                show every lock in the realm
+`
 
+const flagsIntro = `
 Flags (also DISTLOCK_<NAME> in the environment and NAME: in the config file,
-except the modes above; precedence: command line > environment > file):
-  --lock-name NAME            the lock: 1-255 bytes of printable UTF-8 (required
-                              for every mode but --list)
-  --reason TEXT               why; shown to everyone who finds the lock taken
-  --nowait                    fail at once if the lock is taken (--timeout 0)
-  --timeout WAIT              longest wait: seconds (30, 1.5) or a duration
-                              (90s, 5m); -1 waits forever (default -1)
-  --endpoints URLS            etcd client URLs, comma-separated
-                              (default http://127.0.0.1:2379)
-  --prefix PREFIX             the realm every key lives under (default /distlock/)
-  --config FILE               YAML config file (default /etc/distlock/distlock.yaml)
-  --ttl SPAN                  lease TTL of a holder or waiter (default 30s)
-  --kill-signal SIG           sent to the command's process group when the lock
-                              is lost (default TERM)
-  --kill-after SPAN           then SIGKILL if it still runs (default 10s)
-  --conflict-exit-code N      status when the lock was not acquired (default 75)
-  --dial-timeout SPAN         how long to try to reach etcd (default 5s)
-  --quiet, --verbose          say less / more on stderr
-  --json                      machine-readable --status and --list
-  --version                   print the version
-  --cacert, --cert, --key, --insecure-skip-tls-verify, --user, --password
-                              TLS and authentication, as in etcdctl; prefer
-                              DISTLOCK_PASSWORD or the config file for the password
+unless said otherwise; the modes above come from the command line only;
+precedence: command line > environment > config file > default):
+`
 
+const exitStatusHelp = `
 Exit status:
   0 success, or the command's own status      64  usage or configuration error
   128+N the command was killed by signal N    69  etcd unreachable or refused us
   126 the command cannot be run               70  lock lost while the command ran
   127 the command was not found               75  lock not acquired (--nowait, --timeout)
 `
+
+// helpText writes the modes and the flags from the settings table, in its
+// order, with each flag's default and where it may come from.
+func helpText() string {
+	var b strings.Builder
+	b.WriteString(helpIntro)
+	writeEntry(&b, usageColumn, "distlock [flags] -- COMMAND [ARG...]", strings.Fields("run COMMAND while holding the lock"))
+	for _, s := range settings {
+		if s.mode {
+			writeEntry(&b, usageColumn, "distlock [flags] --"+s.name, strings.Fields(s.help))
+		}
+	}
+	b.WriteString(flagsIntro)
+	for _, s := range settings {
+		if s.mode {
+			continue
+		}
+		flag, words := "--"+s.name, strings.Fields(s.help)
+		if s.arg != "" {
+			flag += " " + s.arg
+		}
+		if s.def != "" {
+			// One word, so that a wrap cannot part a default from its name.
+			words = append(words, "(default "+s.def+")")
+		}
+		if only := s.only(); only != "" {
+			words[len(words)-1] += ";"
+			words = append(words, strings.Fields("only from "+only)...)
+		}
+		writeEntry(&b, flagColumn, flag, words)
+	}
+	b.WriteString(exitStatusHelp)
+	return b.String()
+}
+
+// writeEntry writes "  left", then words from column on, wrapped.
+func writeEntry(b *strings.Builder, column int, left string, words []string) {
+	line := "  " + left
+	if len(line)+2 > column { // no room: the text starts on the next line
+		b.WriteString(line + "\n")
+		line = ""
+	}
+	indent := strings.Repeat(" ", column)
+	line += indent[len(line):]
+	fresh := true // nothing after the indent yet
+	for _, word := range words {
+		if !fresh && len(line)+1+len(word) > helpWidth {
+			b.WriteString(line + "\n")
+			line, fresh = indent, true
+		}
+		if !fresh {
+			line += " "
+		}
+		line += word
+		fresh = false
+	}
+	b.WriteString(line + "\n")
+}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tinx/distlock/internal/poll"
 )
 
 // TestWaiterLosingLeaseAtItsTurn: a waiter whose lease can no longer be
@@ -21,7 +23,7 @@ func TestWaiterLosingLeaseAtItsTurn(t *testing.T) {
 	waitKeys(t, client, "turn", 1)
 	waiter := startDistlock(t, dir, proxy.URL(), "--lock-name=turn", "--ttl=6s", "--kill-after=3s", "--dial-timeout=5s", "--", "sh", "-c", "echo ran > ran")
 	waiterKey := []byte(waitKeys(t, client, "turn", 2)[1].Key)
-	waitUntil(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(waiter.stderr.String(), "; waiting") })
+	poll.For(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(waiter.stderr.String(), "; waiting") })
 
 	// From the moment the waiter's confirm goes out (the first request
 	// naming its key since it queued), hold back all it sends for 3.5s.

@@ -68,84 +68,117 @@ func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder
 	return h, nil
 }
 
+// acquire is etcd's recipe, in three steps: take a place in the queue,
+// wait for the turn, confirm.
 func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease) (*Holder, error) {
-	pfx := Prefix(req.Realm, req.Name)
-	key := fmt.Sprintf("%s%x", pfx, l.id)
-	value := func() string {
-		info := req.Info
-		info.Since = now()
-		v, _ := jsonValue(info) // Info always encodes
-		return v
-	}
-
-	// Queue up and learn the current holder in one round trip.
-	rctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
-	resp, err := client.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, value(), clientv3.WithLease(l.id)),
-			clientv3.OpGet(pfx, clientv3.WithFirstCreate()...)).
-		Commit()
-	cancel()
+	p, err := enqueue(ctx, client, req, l)
 	if err != nil {
-		return nil, fmt.Errorf("queue for the lock: %w", err)
+		return nil, err
 	}
-	if !resp.Succeeded {
-		return nil, fmt.Errorf("queue for the lock: key %s exists already", key)
+	if p.ahead == nil {
+		// Nobody was ahead: the uncontended path is one round trip.
+		return newHolder(client, l, p.key, p.rev, p.rev, req), nil
 	}
-	myRev := resp.Header.Revision
-	// If no key on the prefix has a lower create revision than ours, we
-	// hold the lock already: the uncontended path is one round trip.
-	owner := resp.Responses[1].GetResponseRange().Kvs
-	if len(owner) == 0 || owner[0].CreateRevision == myRev {
-		return newHolder(client, l, key, myRev, resp.Header.Revision, req), nil
-	}
-
-	holder := parseEntry(string(owner[0].Key), owner[0].Value, owner[0].Lease, owner[0].CreateRevision)
 	if req.Timeout == 0 {
-		return nil, &ConflictError{Name: req.Name, Holder: &holder}
+		return nil, &ConflictError{Name: req.Name, Holder: p.ahead}
 	}
 	if req.Blocked != nil {
-		req.Blocked(holder)
+		req.Blocked(*p.ahead)
 	}
-
 	// The wait and the confirmation end the moment the lease is lost.
-	lctx, cancelLease := l.bind(ctx)
-	defer cancelLease()
+	lctx, cancel := l.bind(ctx)
+	defer cancel()
+	if err := waitTurn(ctx, lctx, client, req, l, p); err != nil {
+		return nil, err
+	}
+	return confirm(lctx, client, req, l, p)
+}
+
+// place is a key of ours in a lock's queue.
+type place struct {
+	key   string
+	rev   int64  // its create revision: the place in the queue
+	ahead *Entry // who held the lock when we queued, nil if nobody
+}
+
+// enqueue writes our key under the lock's prefix, on our lease, and learns
+// who holds the lock, in one round trip.
+func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease) (place, error) {
+	pfx := Prefix(req.Realm, req.Name)
+	p := place{key: fmt.Sprintf("%s%x", pfx, l.id)}
+	rctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
+	defer cancel()
+	resp, err := client.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(p.key), "=", 0)).
+		Then(clientv3.OpPut(p.key, req.value(), clientv3.WithLease(l.id)),
+			clientv3.OpGet(pfx, clientv3.WithFirstCreate()...)).
+		Commit()
+	if err != nil {
+		return p, fmt.Errorf("queue for the lock: %w", err)
+	}
+	if !resp.Succeeded {
+		return p, fmt.Errorf("queue for the lock: key %s exists already", p.key)
+	}
+	p.rev = resp.Header.Revision
+	// If no key on the prefix has a lower create revision than ours, we
+	// hold the lock already.
+	if first := resp.Responses[1].GetResponseRange().Kvs; len(first) > 0 && first[0].CreateRevision != p.rev {
+		e := parseEntry(string(first[0].Key), first[0].Value, first[0].Lease, first[0].CreateRevision)
+		p.ahead = &e
+	}
+	return p, nil
+}
+
+// waitTurn waits under lctx (the caller's ctx, ended by the lease's loss)
+// until no key is ahead of p, or req.Timeout passes (*ConflictError).
+func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l *lease, p place) error {
 	wctx := lctx
 	if req.Timeout > 0 {
-		var cancelTimer context.CancelFunc
-		wctx, cancelTimer = context.WithTimeoutCause(lctx, req.Timeout, errTimedOut)
-		defer cancelTimer()
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeoutCause(lctx, req.Timeout, errTimedOut)
+		defer cancel()
 	}
-	if err := waitForTurn(wctx, client, pfx, myRev); err != nil {
-		switch {
-		case errors.Is(context.Cause(wctx), errTimedOut):
-			return nil, conflict(ctx, client, req)
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case l.err() != nil:
-			return nil, fmt.Errorf("waiting for the lock: %w", l.err())
-		}
-		return nil, fmt.Errorf("waiting for the lock: %w", err)
+	err := waitForTurn(wctx, client, Prefix(req.Realm, req.Name), p.rev)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(context.Cause(wctx), errTimedOut):
+		return conflict(ctx, client, req)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case l.err() != nil:
+		return fmt.Errorf("waiting for the lock: %w", l.err())
 	}
+	return fmt.Errorf("waiting for the lock: %w", err)
+}
 
-	// Our turn: make sure the key is still ours and say since when we hold.
-	rctx, cancel = context.WithTimeout(lctx, req.RPCTimeout)
-	confirm, err := client.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", myRev)).
-		Then(clientv3.OpPut(key, value(), clientv3.WithIgnoreLease())).
+// confirm makes sure, now that it is our turn, that our key is still
+// there, and records since when we hold the lock.
+func confirm(lctx context.Context, client *clientv3.Client, req Request, l *lease, p place) (*Holder, error) {
+	rctx, cancel := context.WithTimeout(lctx, req.RPCTimeout)
+	defer cancel()
+	resp, err := client.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(p.key), "=", p.rev)).
+		Then(clientv3.OpPut(p.key, req.value(), clientv3.WithIgnoreLease())).
 		Commit()
-	cancel()
 	if err != nil {
 		if lerr := l.err(); lerr != nil {
 			err = lerr
 		}
 		return nil, fmt.Errorf("take the lock: %w", err)
 	}
-	if !confirm.Succeeded {
+	if !resp.Succeeded {
 		return nil, ErrPlaceLost
 	}
-	return newHolder(client, l, key, myRev, confirm.Header.Revision, req), nil
+	return newHolder(client, l, p.key, p.rev, resp.Header.Revision, req), nil
+}
+
+// value is what our key holds: who we are, and since when.
+func (req Request) value() string {
+	info := req.Info
+	info.Since = now()
+	v, _ := jsonValue(info) // Info always encodes
+	return v
 }
 
 var errTimedOut = errors.New("timed out waiting for the lock")

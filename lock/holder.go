@@ -126,11 +126,12 @@ func (h *Holder) stillOurs(ctx context.Context) (int64, error) {
 	return resp.Header.Revision + 1, nil
 }
 
-// Lost is closed when the lock is lost or can no longer be proven to be
-// ours for the Request's Lead more.
-func (h *Holder) Lost() <-chan struct{} { return h.held.Done() }
+// Context ends when the lock is lost or can no longer be proven to be ours
+// for the Request's Lead more; Err says why. Work done under the lock can
+// run under it, as under etcd's Session.Ctx.
+func (h *Holder) Context() context.Context { return h.held }
 
-// Err says why Lost was closed, or is nil while the lock is held. When the
+// Err says why Context ended, or is nil while the lock is held. When the
 // key was deleted, it waits (a second at most) to learn why.
 func (h *Holder) Err() error {
 	if h.held.Err() == nil {
@@ -145,7 +146,7 @@ func (h *Holder) Err() error {
 }
 
 // Check tells, without asking etcd, whether the lock is still provably
-// ours for the Request's Lead more: nil, or why not (and Lost is closed).
+// ours for the Request's Lead more: nil, or why not (and Context ends).
 // Call it right before starting work under the lock: the loss may have
 // happened a moment ago and not been noticed yet.
 func (h *Holder) Check() error {

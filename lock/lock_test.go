@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tinx/distlock/internal/etcdtest"
+	"github.com/tinx/distlock/internal/poll"
 )
 
 var testEtcd *etcdtest.Cluster
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) {
 	}))
 }
 
+// newClient is a client of the etcd at endpoint, closed when the test ends.
 func newClient(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -33,6 +35,8 @@ func newClient(t *testing.T, endpoint string) *clientv3.Client {
 	return c
 }
 
+// request asks for lock name in a realm of the test's own, waiting as long
+// as it takes.
 func request(t *testing.T, name string) Request {
 	return Request{
 		Realm:      etcdtest.Realm(t, "/locktest/"),
@@ -77,13 +81,7 @@ func TestDeadlineCountsFromSend(t *testing.T) {
 
 	// The same for the keepalives that follow: watch the deadline move.
 	first := l.SafeUntil()
-	deadline := time.Now().Add(20 * time.Second)
-	for l.SafeUntil().Equal(first) {
-		if time.Now().After(deadline) {
-			t.Fatal("no keepalive was acknowledged")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.For(t, "a keepalive to be acknowledged", 20*time.Second, func() bool { return !l.SafeUntil().Equal(first) })
 	if ahead := time.Until(l.SafeUntil()); ahead > ttl-(delay-100*time.Millisecond) {
 		t.Errorf("a keepalive moved the deadline to %v from now: counted from the reply, not the send", ahead)
 	}
@@ -104,7 +102,7 @@ func TestHolderLearnsOfDeletedKey(t *testing.T) {
 		t.Fatalf("Unlock = %+v, %v; want the holder %s", removed, err, h.Key)
 	}
 	select {
-	case <-h.Lost():
+	case <-h.Context().Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the holder was not told its key was deleted")
 	}
@@ -188,22 +186,22 @@ func TestQueueOrderAndTimeout(t *testing.T) {
 	waitEntries(t, client, req, 0)
 }
 
+// waitEntries waits until req's lock has n keys, holder and waiters.
 func waitEntries(t *testing.T, client *clientv3.Client, req Request, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		entries, err := Entries(context.Background(), client, req.Realm, req.Name)
-		if err == nil && len(entries) == n {
-			return
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var entries []Entry
+	var err error
+	if poll.Until(ctx, func() bool {
+		entries, err = Entries(context.Background(), client, req.Realm, req.Name)
+		return err == nil && len(entries) == n
+	}) != nil {
+		var keys []string
+		for _, e := range entries {
+			keys = append(keys, e.Key)
 		}
-		if time.Now().After(deadline) {
-			var keys []string
-			for _, e := range entries {
-				keys = append(keys, e.Key)
-			}
-			t.Fatalf("want %d keys, have %s (%v)", n, strings.Join(keys, ", "), err)
-		}
-		time.Sleep(10 * time.Millisecond)
+		t.Fatalf("timed out after 10s: want %d keys, have %s (%v)", n, strings.Join(keys, ", "), err)
 	}
 }
 
@@ -303,12 +301,14 @@ func TestDetachWithLostReply(t *testing.T) {
 		}
 		return resp.Kvs[0].CreateRevision, resp.Kvs[0].Lease
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for rev, lease := keyState(); rev != h.FencingToken || lease != 0; rev, lease = keyState() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the detach never reached etcd: revision %d, lease %x", rev, lease)
-		}
-		time.Sleep(10 * time.Millisecond)
+	applied, stop := context.WithTimeout(context.Background(), 20*time.Second)
+	defer stop()
+	var rev, lease int64
+	if poll.Until(applied, func() bool {
+		rev, lease = keyState()
+		return rev == h.FencingToken && lease == 0
+	}) != nil {
+		t.Fatalf("the detach never reached etcd within 20s: revision %d, lease %x", rev, lease)
 	}
 	proxy.Heal()
 	select {

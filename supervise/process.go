@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tinx/distlock/signals"
 )
 
 // Spec describes the command to run.
@@ -26,8 +29,12 @@ type Spec struct {
 	KillAfter  time.Duration
 
 	// SuspendRefused, if set, is called when Ctrl-Z on the terminal
-	// stopped the command and it was continued at once (see mainChanged).
+	// stopped the command and it was continued at once (see mainChanged),
+	// or reached distlock itself and was ignored (see Wait).
 	SuspendRefused func()
+	// Stopping, if set, is called right after Wait started the kill
+	// sequence because its stop channel closed.
+	Stopping func()
 	// Ready, if set, is asked last thing before the command is started;
 	// an error from it starts nothing and is returned by Start.
 	Ready func() error
@@ -46,7 +53,7 @@ type Status struct {
 // ExitCode is the shell's number for s: the code, or 128+N for signal N.
 func (s Status) ExitCode() int {
 	if s.Signal != 0 {
-		return 128 + int(s.Signal)
+		return signals.ExitStatus(s.Signal)
 	}
 	return s.Code
 }
@@ -58,16 +65,16 @@ func (s Status) String() string {
 	return fmt.Sprintf("exit status %d", s.Code)
 }
 
-// StartError means the command never ran. ExitCode is 127 when it was not
-// found and 126 when it was found but could not be run.
+// StartError means the command never ran: it was not found (NotFound), or
+// it was found but could not be run.
 type StartError struct {
 	Command  string
-	ExitCode int
+	NotFound bool
 	Err      error
 }
 
 func (e *StartError) Error() string {
-	if e.ExitCode == 127 {
+	if e.NotFound {
 		return fmt.Sprintf("command not found: %s", e.Command)
 	}
 	return fmt.Sprintf("cannot run %s: %v", e.Command, e.Err)
@@ -86,9 +93,10 @@ type Process struct {
 	ttyDone     bool     // the command exited: give no terminal any more
 	awaitingTTY atomic.Bool
 
-	exited chan struct{} // closed when the main child has been reaped
-	done   chan struct{} // closed when the whole group is gone
-	status Status
+	exited chan struct{}  // closed when the main child has been reaped
+	done   chan struct{}  // closed when the whole group is gone
+	status Status         // how the main child ended, once exited is closed
+	tstp   chan os.Signal // Ctrl-Z for distlock itself, while the command runs
 
 	terminate sync.Once
 }
@@ -96,7 +104,7 @@ type Process struct {
 // Start runs the command in a new process group.
 func Start(spec Spec) (*Process, error) {
 	if len(spec.Args) == 0 {
-		return nil, &StartError{ExitCode: 127, Err: errors.New("no command")}
+		return nil, &StartError{NotFound: true, Err: errors.New("no command")}
 	}
 	path, err := lookPath(spec.Args[0])
 	if err != nil {
@@ -107,6 +115,7 @@ func Start(spec Spec) (*Process, error) {
 		tty:    foregroundTTY(),
 		exited: make(chan struct{}),
 		done:   make(chan struct{}),
+		tstp:   make(chan os.Signal, 1),
 	}
 	sys := &syscall.SysProcAttr{
 		Setpgid: true,
@@ -129,6 +138,11 @@ func Start(spec Spec) (*Process, error) {
 			return nil, err
 		}
 	}
+	// Ctrl-Z reaches distlock itself when the command did not get the
+	// terminal (a pipeline): stopped, distlock would keep no deadline
+	// while its command runs on. Caught here, it is back at its default
+	// for the command.
+	signal.Notify(p.tstp, syscall.SIGTSTP)
 	r := getReaper()
 	started := make(chan error, 1)
 	go func() {
@@ -137,11 +151,14 @@ func Start(spec Spec) (*Process, error) {
 		// thread until the child is gone.
 		runtime.LockOSThread()
 		r.mu.Lock()
+		watchdog := startWatchdog()
 		pid, err := syscall.ForkExec(path, spec.Args, attr)
 		if err == nil {
-			p.pid = pid
-			p.watchdog = startWatchdog(pid)
+			p.pid, p.watchdog = pid, watchdog
+			p.guard()
 			r.watched[pid] = p.mainChanged
+		} else if watchdog != nil {
+			watchdog.Close() // end of file, no group: it just goes
 		}
 		r.mu.Unlock()
 		started <- err
@@ -151,8 +168,9 @@ func Start(spec Spec) (*Process, error) {
 		runtime.UnlockOSThread()
 	}()
 	if err := <-started; err != nil {
+		signal.Stop(p.tstp)
 		p.closeTTY()
-		return nil, &StartError{Command: spec.Args[0], ExitCode: 126, Err: err}
+		return nil, &StartError{Command: spec.Args[0], Err: err}
 	}
 	return p, nil
 }
@@ -167,9 +185,9 @@ func lookPath(name string) (string, error) {
 	case errors.Is(err, exec.ErrDot):
 		return path, nil // PATH names "."; a shell would run it too
 	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
-		return "", &StartError{Command: name, ExitCode: 127, Err: err}
+		return "", &StartError{Command: name, NotFound: true, Err: err}
 	}
-	return "", &StartError{Command: name, ExitCode: 126, Err: unwrapExecError(err)}
+	return "", &StartError{Command: name, Err: unwrapExecError(err)}
 }
 
 func unwrapExecError(err error) error {
@@ -263,14 +281,32 @@ func (p *Process) Terminate() {
 	})
 }
 
-// Done is closed when the command has exited and nothing is left in its
-// process group.
-func (p *Process) Done() <-chan struct{} { return p.done }
-
-// Status is how the command ended; valid once Done is closed.
-func (p *Process) Status() Status {
-	<-p.exited
-	return p.status
+// Wait is the command's life from distlock's side, as tini's loop is: it
+// passes the signals that arrive on sigs on to the command's group, refuses
+// Ctrl-Z for distlock itself, starts the kill sequence the moment stop ends
+// (and then calls Spec.Stopping), and returns how the command ended once
+// nothing is left of its group. stopped says whether stop ended it.
+func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, stopped bool) {
+	defer signal.Stop(p.tstp)
+	for {
+		select {
+		case s := <-sigs:
+			p.Forward(s.(syscall.Signal))
+		case <-p.tstp:
+			if p.spec.SuspendRefused != nil {
+				p.spec.SuspendRefused()
+			}
+		case <-stop:
+			// Kill first; whatever Stopping says comes after.
+			p.Terminate()
+			stop, stopped = nil, true
+			if p.spec.Stopping != nil {
+				p.spec.Stopping()
+			}
+		case <-p.done:
+			return p.status, stopped
+		}
+	}
 }
 
 // groupAlive reports whether any process is left in the process group.

@@ -25,32 +25,36 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
-// TestLookPath: not found is 127, found but not runnable is 126, as in a
-// shell.
+// TestLookPath: a command that is not there is not found; one that is there
+// but cannot be run is found, and says why not.
 func TestLookPath(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain")
 	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name string
-		want int // 0: found
-	}{
-		{"sh", 0},
-		{"no-such-command-anywhere", 127},
-		{filepath.Join(dir, "missing"), 127},
-		{plain, 126},
-		{dir, 126},
+	const found, notFound, cannotRun = "found", "not found", "cannot run"
+	tests := []struct{ name, want string }{
+		{"sh", found},
+		{"no-such-command-anywhere", notFound},
+		{filepath.Join(dir, "missing"), notFound},
+		{plain, cannotRun},
+		{dir, cannotRun},
 	}
 	for _, tt := range tests {
 		_, err := lookPath(tt.name)
 		var se *StartError
+		got := found
 		switch {
-		case tt.want == 0 && err != nil:
-			t.Errorf("lookPath(%q) = %v, want found", tt.name, err)
-		case tt.want != 0 && (!errors.As(err, &se) || se.ExitCode != tt.want):
-			t.Errorf("lookPath(%q) = %v, want status %d", tt.name, err, tt.want)
+		case errors.As(err, &se) && se.NotFound:
+			got = notFound
+		case errors.As(err, &se):
+			got = cannotRun
+		case err != nil:
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("lookPath(%q): %s, want %s", tt.name, got, tt.want)
 		}
 	}
 }

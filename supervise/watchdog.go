@@ -1,9 +1,11 @@
 package supervise
 
 import (
+	"bufio"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,7 +20,7 @@ import (
 
 // watchdogEnv marks a distlock process started as a watchdog; its value is
 // the process group to guard.
-const watchdogEnv = "DISTLOCK_INTERNAL_WATCHDOG_PGID"
+const watchdogEnv = "DISTLOCK_INTERNAL_WATCHDOG"
 
 // allClear is what distlock writes once the group is gone.
 const allClear = 'k'
@@ -26,30 +28,34 @@ const allClear = 'k'
 // RunWatchdogIfAsked turns this process into a watchdog and never returns
 // if it was started as one; otherwise it does nothing. main calls it first.
 func RunWatchdogIfAsked() {
-	v := os.Getenv(watchdogEnv)
-	if v == "" {
+	if os.Getenv(watchdogEnv) == "" {
 		return
-	}
-	pgid, err := strconv.Atoi(v)
-	if err != nil || pgid <= 1 {
-		os.Exit(2)
 	}
 	// Signals are for the command; the watchdog only listens to the pipe.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGPIPE)
-	pipe := os.NewFile(3, "distlock-watchdog")
-	buf := make([]byte, 1)
-	n, _ := pipe.Read(buf)
-	if n == 0 || buf[0] != allClear {
+	// First the group to guard (distlock writes it the moment the command
+	// exists), then the all-clear. End of file before the group: distlock
+	// died before it started a command.
+	pipe := bufio.NewReader(os.NewFile(3, "distlock-watchdog"))
+	line, err := pipe.ReadString('\n')
+	pgid, perr := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || perr != nil || pgid <= 1 {
+		os.Exit(0)
+	}
+	if b, err := pipe.ReadByte(); err != nil || b != allClear {
 		_ = unix.Kill(-pgid, unix.SIGKILL)
 	}
 	os.Exit(0)
 }
 
-// startWatchdog starts a watchdog for process group pgid and returns the
-// pipe to give it the all-clear with. Without one (it could not start),
-// distlock still works, with only the parent-death signal to rely on.
-func startWatchdog(pgid int) *os.File {
+// startWatchdog starts a watchdog and returns the pipe to tell it the
+// command's group with (guard), and later give it the all-clear. It is
+// started before the command, so that a distlock killed the moment after
+// the command's start has a watchdog already. Without one (it could not
+// start), distlock still works, with only the parent-death signal to rely
+// on.
+func startWatchdog() *os.File {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil
@@ -64,7 +70,7 @@ func startWatchdog(pgid int) *os.File {
 	// /proc/self/exe is this very binary, even if a package upgrade has
 	// replaced the file since distlock started.
 	_, err = syscall.ForkExec("/proc/self/exe", []string{os.Args[0], "(watchdog)"}, &syscall.ProcAttr{
-		Env:   append(os.Environ(), watchdogEnv+"="+strconv.Itoa(pgid)),
+		Env:   append(os.Environ(), watchdogEnv+"=1"),
 		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), r.Fd()}, // holds no caller's pipe open
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
@@ -73,6 +79,13 @@ func startWatchdog(pgid int) *os.File {
 		return nil
 	}
 	return w
+}
+
+// guard tells the watchdog which process group to kill if distlock dies.
+func (p *Process) guard() {
+	if p.watchdog != nil {
+		_, _ = p.watchdog.Write([]byte(strconv.Itoa(p.pid) + "\n"))
+	}
 }
 
 // dismissWatchdog tells the watchdog the group is gone and it can go.

@@ -1,6 +1,9 @@
-// Package etcdtest starts real etcd servers inside the current process, one
-// member or a cluster of several, and fault proxies in front of them. Every
-// test, benchmark and the quick start use it; nothing here is a mock.
+// Package etcdtest runs real etcd for tests and the quick start: a single
+// member or a cluster in this process (Start, StartCluster, or an etcd
+// started elsewhere, FromEnv), a cluster whose members are processes of
+// their own so that one can be frozen (StartProcessCluster), and fault
+// proxies that cut or hold back the traffic to a member (NewProxy).
+// Nothing here is a mock.
 package etcdtest
 
 import (
@@ -22,9 +25,12 @@ import (
 	"go.etcd.io/etcd/pkg/v3/proxy"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/tinx/distlock/internal/poll"
 )
 
-// Cluster is one or more etcd members running in this process.
+// Cluster is one or more etcd members running in this process, or an etcd
+// started elsewhere (External).
 type Cluster struct {
 	Members  []*embed.Etcd
 	configs  []*embed.Config
@@ -90,6 +96,7 @@ func startCluster(dir string, n int) (*Cluster, error) {
 	return c, nil
 }
 
+// waitMember waits until member e serves clients, or fails.
 func waitMember(e *embed.Etcd) error {
 	select {
 	case <-e.Server.ReadyNotify():
@@ -124,6 +131,8 @@ func (c *Cluster) Restart() error {
 	return nil
 }
 
+// freePorts picks n ports that are free now; by the time they are bound,
+// another process may have taken one.
 func freePorts(n int) ([]int, error) {
 	var ports []int
 	var ls []net.Listener
@@ -199,19 +208,17 @@ func (c *Cluster) waitReady(timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := cli.Get(ctx, "distlock-test-ready")
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("etcd at %s does not answer: %w", strings.Join(c.external, ","), err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if poll.Until(ctx, func() bool {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err = cli.Get(gctx, "distlock-test-ready")
+		return err == nil
+	}) != nil {
+		return fmt.Errorf("etcd at %s does not answer within %v: %w", strings.Join(c.external, ","), timeout, err)
 	}
+	return nil
 }
 
 // Endpoints are the client URLs of all members.
@@ -267,14 +274,8 @@ func (c *Cluster) MoveLeader(ctx context.Context) (from, to int, err error) {
 	if err := c.Members[from].Server.MoveLeader(ctx, uint64(c.Members[from].Server.MemberID()), uint64(target)); err != nil {
 		return from, to, err
 	}
-	for c.Leader() != to {
-		select {
-		case <-ctx.Done():
-			return from, to, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return from, to, nil
+	err = poll.Until(ctx, func() bool { return c.Leader() == to })
+	return from, to, err
 }
 
 // Close closes the clients it handed out, then the members: a member waits

@@ -16,6 +16,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/tinx/distlock/internal/poll"
 )
 
 // ProcessCluster is an etcd cluster whose members are processes of their
@@ -161,22 +163,21 @@ func (c *ProcessCluster) status(ctx context.Context, i int) (*clientv3.StatusRes
 	return cli.Status(sctx, c.endpoints[i])
 }
 
-// waitStatus waits until member i answers and knows a leader.
+// waitStatus waits until member i answers and knows a leader; if ctx ends
+// first, it says why the member's last answer would not do.
 func (c *ProcessCluster) waitStatus(ctx context.Context, i int) (*clientv3.StatusResponse, error) {
-	for {
-		resp, err := c.status(ctx, i)
-		if err == nil && resp.Leader != 0 {
-			return resp, nil
+	var resp *clientv3.StatusResponse
+	var err error
+	if poll.Until(ctx, func() bool {
+		resp, err = c.status(ctx, i)
+		return err == nil && resp.Leader != 0
+	}) != nil {
+		if err == nil {
+			err = errors.New("no leader")
 		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = errors.New("no leader")
-			}
-			return nil, err
-		case <-time.After(50 * time.Millisecond):
-		}
+		return nil, err
 	}
+	return resp, nil
 }
 
 // MakeLeader moves leadership to member i, if another member leads, and

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+
+	"github.com/tinx/distlock/lock"
+	"github.com/tinx/distlock/supervise"
+)
+
+// TestExitStatus is the contract's table of exit statuses, from what a mode
+// returns.
+func TestExitStatus(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		conflict int
+		want     int
+	}{
+		{"done", nil, 75, 0},
+		{"command exited 0", commandEnded{supervise.Status{Code: 0}}, 75, 0},
+		{"command exited 3", commandEnded{supervise.Status{Code: 3}}, 75, 3},
+		{"command killed by TERM", commandEnded{supervise.Status{Signal: syscall.SIGTERM}}, 75, 143},
+		{"lock lost", lockLost{lock.ErrLeaseUnconfirmed}, 75, 70},
+		{"signal while waiting", signalError{syscall.SIGINT}, 75, 130},
+		{"usage", usagef("bad"), 75, 64},
+		{"busy", &lock.ConflictError{Name: "x"}, 75, 75},
+		{"busy, --conflict-exit-code=0", &lock.ConflictError{Name: "x"}, 0, 0},
+		{"busy, wrapped", fmt.Errorf("waiting: %w", &lock.ConflictError{Name: "x"}), 3, 3},
+		{"not found", &supervise.StartError{Command: "nope", NotFound: true}, 75, 127},
+		{"cannot run", &supervise.StartError{Command: "/etc", Err: syscall.EACCES}, 75, 126},
+		{"--status: free", errFree, 75, 1},
+		{"etcd unreachable", context.DeadlineExceeded, 75, 69},
+		{"etcd refused", errors.New("etcdserver: permission denied"), 75, 69},
+		{"lease lost before the start", lock.ErrLeaseUnconfirmed, 75, 69},
+	}
+	for _, tt := range tests {
+		if got := exitStatus(tt.err, tt.conflict); got != tt.want {
+			t.Errorf("%s: exitStatus(%v) = %d, want %d", tt.name, tt.err, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tinx/distlock/internal/etcdtest"
+)
+
+// TestFlagTable checks the settings table itself: one entry per name,
+// each with help, and the command-line-only ones kept out of the other
+// sources.
+func TestFlagTable(t *testing.T) {
+	names := map[string]bool{}
+	for _, s := range settings {
+		for _, n := range []string{s.name, s.alias} {
+			if n != "" && names[n] {
+				t.Errorf("%q is declared twice", n)
+			}
+			names[n] = true
+		}
+		if s.help == "" || s.bind == nil || s.from&fromCommandLine == 0 {
+			t.Errorf("--%s: needs help, a field and the command line", s.name)
+		}
+		if !regexp.MustCompile(`(?m)^  (distlock \[flags\] )?--` + s.name + `( |$)`).MatchString(usage) {
+			t.Errorf("--help has no line for --%s", s.name)
+		}
+	}
+	// The contract: these come from the command line only, but for
+	// DISTLOCK_CONFIG, which names the file.
+	for _, name := range append(modeFlagNames(), "version", "config") {
+		s, ok := settingNamed(name)
+		switch {
+		case !ok:
+			t.Errorf("--%s is not declared", name)
+		case s.from&fromFile != 0:
+			t.Errorf("--%s may come from the config file", name)
+		case s.from&fromEnvironment != 0 && name != "config":
+			t.Errorf("--%s may come from the environment", name)
+		}
+	}
+}
+
+func modeFlagNames() []string {
+	var modes []string
+	for _, s := range settings {
+		if s.mode {
+			modes = append(modes, s.name)
+		}
+	}
+	return modes
+}
+
+// TestFlagsInREADME holds README.md to the settings table: every flag and
+// every DISTLOCK_ name appears in it, every flag but the modes has a row
+// in its flag table, every flag in that table exists, and the defaults
+// shown are the defaults.
+func TestFlagsInREADME(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, defaultColumn := readmeFlagTable(t, string(readme))
+
+	for _, s := range settings {
+		if !regexp.MustCompile(`--` + regexp.QuoteMeta(s.name) + `([^a-z0-9-]|$)`).Match(readme) {
+			t.Errorf("README.md never mentions --%s", s.name)
+		}
+		if s.from&fromEnvironment != 0 {
+			for _, n := range []string{s.name, s.alias} {
+				if env := envName(n); n != "" && !regexp.MustCompile(`\b`+env+`\b`).Match(readme) {
+					t.Errorf("README.md never mentions %s", env)
+				}
+			}
+		}
+		row, ok := rows[s.name]
+		switch {
+		case s.mode:
+		case !ok:
+			t.Errorf("README.md's flag table has no row for --%s", s.name)
+		case defaultColumn >= 0 && len(row.flags) == 1 && s.def != "" && !strings.Contains(row.cells[defaultColumn], "`"+s.def+"`"):
+			t.Errorf("README.md's flag table gives --%s the default %q, want `%s`", s.name, row.cells[defaultColumn], s.def)
+		}
+	}
+	for name := range rows {
+		if s, ok := settingNamed(name); !ok || s.name != name {
+			t.Errorf("README.md's flag table has --%s, which distlock does not declare", name)
+		}
+	}
+}
+
+// readmeRow is one row of the README's flag table.
+type readmeRow struct {
+	flags []string // the flags of its first cell, without "--"
+	cells []string
+}
+
+// readmeFlagTable finds the Markdown table whose first column is "flag"
+// and returns its rows by flag, and which column holds the default (-1 if
+// none does).
+func readmeFlagTable(t *testing.T, readme string) (map[string]readmeRow, int) {
+	cells := func(line string) []string {
+		parts := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		return parts
+	}
+	flagName := regexp.MustCompile("`--([a-z][a-z0-9-]*)")
+	lines := strings.Split(readme, "\n")
+	for i, line := range lines {
+		header := cells(line)
+		if !strings.HasPrefix(line, "|") || header[0] != "flag" {
+			continue
+		}
+		defaultColumn := slices.Index(header, "default")
+		rows := map[string]readmeRow{}
+		for _, line := range lines[i+2:] { // after the header and its --- line
+			if !strings.HasPrefix(line, "|") {
+				break
+			}
+			row := readmeRow{cells: cells(line)}
+			for _, m := range flagName.FindAllStringSubmatch(row.cells[0], -1) {
+				row.flags = append(row.flags, m[1])
+			}
+			if len(row.flags) == 0 {
+				t.Errorf("README.md's flag table: no `--flag` in %q", line)
+			}
+			if len(row.cells) < len(header) {
+				row.cells = append(row.cells, make([]string, len(header)-len(row.cells))...)
+			}
+			for _, f := range row.flags {
+				rows[f] = row
+			}
+		}
+		return rows, defaultColumn
+	}
+	t.Fatal("README.md has no table whose first column is \"flag\"")
+	return nil, -1
+}
+
+// TestConfigCommandLineOnly: the modes, --version and --config are never
+// read from the file, and the modes and --version never from the
+// environment.
+func TestConfigCommandLineOnly(t *testing.T) {
+	clearEnv(t)
+	// Set in the environment, they are ignored.
+	for _, env := range []string{"DISTLOCK_LOCK=true", "DISTLOCK_LOCK=yes", "DISTLOCK_UNLOCK=true",
+		"DISTLOCK_STATUS=1", "DISTLOCK_LIST=true", "DISTLOCK_VERSION=true", "DISTLOCK_HELP=true"} {
+		t.Run(env, func(t *testing.T) {
+			name, value, _ := strings.Cut(env, "=")
+			t.Setenv(name, value)
+			c, err := parseConfig([]string{"--lock-name=x", "--", "true"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.mode != modeExec || c.version {
+				t.Errorf("mode %q, version %v; want exec, false", c.mode, c.version)
+			}
+		})
+	}
+	// In the config file, they are usage errors that say where they belong.
+	dir := t.TempDir()
+	for key, want := range map[string]string{
+		"lock":    `key "lock" can only be given on the command line$`,
+		"status":  `key "status" can only be given on the command line$`,
+		"version": `key "version" can only be given on the command line$`,
+		"config":  `key "config" can only be given on the command line or DISTLOCK_CONFIG$`,
+		"help":    `key "help" is not a distlock setting$`,
+	} {
+		t.Run("file "+key, func(t *testing.T) {
+			file := filepath.Join(dir, key+".yaml")
+			if err := os.WriteFile(file, []byte(key+": true\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := parseConfig([]string{"--config=" + file, "--lock-name=x", "--", "true"})
+			var usage *usageError
+			if !errors.As(err, &usage) || !regexp.MustCompile(want).MatchString(err.Error()) {
+				t.Errorf("got %v; want a usage error matching %q", err, want)
+			}
+		})
+	}
+}
+
+// TestConfigSources: which source wins, and what a bad value in each says.
+func TestConfigSources(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "distlock.yaml")
+	if err := os.WriteFile(file, []byte("ttl: 40s\nkill-signal: INT\nnowait: true\nquiet: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DISTLOCK_CONFIG", file)
+	t.Setenv("DISTLOCK_KILL_SIGNAL", "HUP")
+	t.Setenv("DISTLOCK_QUIET", "false")
+	c, err := parseConfig([]string{"--lock-name=x", "--ttl=50", "--", "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ttl != 50*time.Second || c.killSignal != syscall.SIGHUP || !c.nowait || c.timeout != 0 || c.quiet || c.configFile != file {
+		t.Errorf("got ttl %v, kill-signal %v, nowait %v, timeout %v, quiet %v, config %q",
+			c.ttl, c.killSignal, c.nowait, c.timeout, c.quiet, c.configFile)
+	}
+
+	t.Setenv("DISTLOCK_QUIET", "maybe")
+	_, err = parseConfig([]string{"--lock-name=x", "--", "true"})
+	if want := `environment variable DISTLOCK_QUIET has a bad value: "maybe" is neither true nor false`; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+}
+
+// clearEnv unsets every DISTLOCK_ variable for the test.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "DISTLOCK_") {
+			t.Setenv(name, "")
+		}
+	}
+}
+
+// TestFlagsNotFromEnvironment runs distlock against etcd with a mode or
+// --version in the environment: the command runs all the same, and
+// DISTLOCK_LOCK without a lock name gets one line saying what to use.
+func TestFlagsNotFromEnvironment(t *testing.T) {
+	tests := []struct {
+		env    string
+		args   []string
+		status int
+		stdout string
+		stderr string // a regexp for the one line, or "" for none
+	}{
+		{"DISTLOCK_VERSION=true", []string{"--lock-name=v", "--", "echo", "hi"}, 0, "hi\n", ""},
+		{"DISTLOCK_UNLOCK=true", []string{"--lock-name=u", "--", "echo", "hi"}, 0, "hi\n", ""},
+		{"DISTLOCK_STATUS=true", []string{"--lock-name=s", "--", "echo", "hi"}, 0, "hi\n", ""},
+		{"DISTLOCK_LIST=true", []string{"--lock-name=l", "--", "echo", "hi"}, 0, "hi\n", ""},
+		{"DISTLOCK_LOCK=yes", []string{"--lock-name=k", "--", "echo", "hi"}, 0, "hi\n", ""},
+		{"DISTLOCK_LOCK=yes", []string{"--", "echo", "hi"}, exitUsage, "",
+			`^distlock: --lock-name is required; DISTLOCK_LOCK is ignored: the mode comes from the command line only, and the lock's name from --lock-name or DISTLOCK_LOCK_NAME\n$`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env+" "+strings.Join(tt.args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			cmd := exec.CommandContext(ctx, "distlock", tt.args...)
+			cmd.Dir = t.TempDir()
+			cmd.Env = append(os.Environ(),
+				"DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(),
+				"DISTLOCK_PREFIX="+etcdtest.Realm(t, "/gotest/"),
+				"DISTLOCK_CONFIG=", "DISTLOCK_LOCK_NAME=", "DISTLOCK_LOCKNAME=",
+				tt.env)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var exitErr *exec.ExitError
+			if err != nil && !errors.As(err, &exitErr) {
+				t.Fatal(err)
+			}
+			if status := cmd.ProcessState.ExitCode(); status != tt.status {
+				t.Errorf("exit status %d, want %d", status, tt.status)
+			}
+			if stdout.String() != tt.stdout {
+				t.Errorf("stdout %q, want %q", stdout.String(), tt.stdout)
+			}
+			if tt.stderr == "" && stderr.Len() > 0 || tt.stderr != "" && !regexp.MustCompile(tt.stderr).Match(stderr.Bytes()) {
+				t.Errorf("stderr %q, want %q", stderr.String(), tt.stderr)
+			}
+		})
+	}
+}
