@@ -39,6 +39,8 @@ const (
 	// killMargin is kept free after SIGKILL for the command to die and be
 	// reaped before the lease could expire.
 	killMargin = time.Second
+	// maxLimit bounds --limit: each waiter reads every key ahead of it.
+	maxLimit = 10000
 	// minSlack is the least time the lease must leave to ride out
 	// keepalives that do not get through.
 	minSlack = time.Second
@@ -61,14 +63,24 @@ type config struct {
 	killSignal       syscall.Signal
 	killAfter        time.Duration
 	conflictExitCode int
+	limit            int    // how many may hold the lock at once
+	holder           string // --unlock: the key to release
 	dialTimeout      time.Duration
 	quiet, verbose   bool
 	json             bool
 	version          bool
+	minInterval      time.Duration // 0: off
+	minHold          time.Duration // 0: off
 
 	cacert, cert, key     string
 	insecureSkipTLSVerify bool
 	user, password        string
+	discoverySrv          string // find the endpoints in DNS SRV records of this domain
+
+	// origin says where each setting that is not at its default got its
+	// value: "--endpoints", "DISTLOCK_ENDPOINTS", "the config file
+	// FILE", "ETCDCTL_ENDPOINTS".
+	origin map[string]string
 }
 
 // usageError is bad input: exit 64.
@@ -102,6 +114,9 @@ type setting struct {
 	from  source
 	mode  bool // shown in --help's usage lines rather than among the flags
 	bind  func(c *config) flag.Value
+	// etcdctl is etcdctl's environment variable for the setting, read as a
+	// fallback below the config file.
+	etcdctl string
 }
 
 var settings = []setting{
@@ -122,9 +137,12 @@ var settings = []setting{
 	{name: "timeout", arg: "WAIT", def: "-1", from: fromAnywhere,
 		help: "longest wait: seconds (30, 1.5) or a duration (90s, 5m); -1 waits forever",
 		bind: func(c *config) flag.Value { return (*waitValue)(&c.timeout) }},
-	{name: "endpoints", arg: "URLS", def: defaultEndpoint, from: fromAnywhere,
+	{name: "endpoints", arg: "URLS", def: defaultEndpoint, from: fromAnywhere, etcdctl: "ETCDCTL_ENDPOINTS",
 		help: "etcd client URLs, comma-separated",
 		bind: func(c *config) flag.Value { return &listValue{list: &c.endpoints} }},
+	{name: "discovery-srv", arg: "DOMAIN", from: fromAnywhere,
+		help: "find etcd's client URLs in the DNS SRV records of DOMAIN, as etcdctl does",
+		bind: func(c *config) flag.Value { return (*domainValue)(&c.discoverySrv) }},
 	{name: "prefix", arg: "PREFIX", def: defaultPrefix, from: fromAnywhere,
 		help: "the realm every key lives under",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.prefix) }},
@@ -135,6 +153,12 @@ var settings = []setting{
 	{name: "ttl", arg: "SPAN", def: defaultTTL.String(), from: fromAnywhere,
 		help: "lease TTL of a holder or waiter",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.ttl) }},
+	{name: "limit", arg: "N", def: "1", from: fromAnywhere,
+		help: "let up to N hold the lock at once (a semaphore); everyone must give the same N",
+		bind: func(c *config) flag.Value { return (*intValue)(&c.limit) }},
+	{name: "holder", arg: "KEY", from: fromCommandLine,
+		help: "with --unlock: release this key (see --status) rather than the oldest holder",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.holder) }},
 	{name: "kill-signal", arg: "SIG", def: "TERM", from: fromAnywhere,
 		help: "sent to the command's process group when the lock is lost",
 		bind: func(c *config) flag.Value { return (*signalValue)(&c.killSignal) }},
@@ -144,7 +168,7 @@ var settings = []setting{
 	{name: "conflict-exit-code", arg: "N", def: strconv.Itoa(exitConflict), from: fromAnywhere,
 		help: "status when the lock was not acquired",
 		bind: func(c *config) flag.Value { return (*intValue)(&c.conflictExitCode) }},
-	{name: "dial-timeout", arg: "SPAN", def: "5s", from: fromAnywhere,
+	{name: "dial-timeout", arg: "SPAN", def: "5s", from: fromAnywhere, etcdctl: "ETCDCTL_DIAL_TIMEOUT",
 		help: "how long to try to reach etcd",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.dialTimeout) }},
 	{name: "quiet", from: fromAnywhere,
@@ -156,26 +180,32 @@ var settings = []setting{
 	{name: "json", from: fromAnywhere,
 		help: "machine-readable --status and --list",
 		bind: func(c *config) flag.Value { return (*boolValue)(&c.json) }},
+	{name: "min-interval", arg: "SPAN", def: "0", from: fromAnywhere,
+		help: "skip the command (exit 0) if a run of this lock succeeded less than SPAN ago, timed by etcd",
+		bind: func(c *config) flag.Value { return (*durationValue)(&c.minInterval) }},
+	{name: "min-hold", arg: "SPAN", def: "0", from: fromAnywhere,
+		help: "keep the lock taken at least SPAN after it was acquired, without waiting for it",
+		bind: func(c *config) flag.Value { return (*durationValue)(&c.minHold) }},
 	// Set in the environment, it would replace every run by a version line.
 	{name: "version", from: fromCommandLine,
 		help: "print the version",
 		bind: func(c *config) flag.Value { return (*boolValue)(&c.version) }},
-	{name: "cacert", arg: "FILE", from: fromAnywhere,
+	{name: "cacert", arg: "FILE", from: fromAnywhere, etcdctl: "ETCDCTL_CACERT",
 		help: "CA certificates to verify etcd with, as in etcdctl",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.cacert) }},
-	{name: "cert", arg: "FILE", from: fromAnywhere,
+	{name: "cert", arg: "FILE", from: fromAnywhere, etcdctl: "ETCDCTL_CERT",
 		help: "client certificate for TLS, as in etcdctl",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.cert) }},
-	{name: "key", arg: "FILE", from: fromAnywhere,
+	{name: "key", arg: "FILE", from: fromAnywhere, etcdctl: "ETCDCTL_KEY",
 		help: "the client certificate's key",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.key) }},
 	{name: "insecure-skip-tls-verify", from: fromAnywhere,
 		help: "do not verify etcd's certificate",
 		bind: func(c *config) flag.Value { return (*boolValue)(&c.insecureSkipTLSVerify) }},
-	{name: "user", arg: "NAME", from: fromAnywhere,
+	{name: "user", arg: "NAME", from: fromAnywhere, etcdctl: "ETCDCTL_USER",
 		help: "etcd user, as in etcdctl",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.user) }},
-	{name: "password", arg: "PASSWORD", from: fromAnywhere,
+	{name: "password", arg: "PASSWORD", from: fromAnywhere, etcdctl: "ETCDCTL_PASSWORD",
 		help: "etcd password; prefer DISTLOCK_PASSWORD or the config file",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.password) }},
 }
@@ -268,14 +298,21 @@ func parseConfig(args []string) (*config, error) {
 	}
 
 	given := map[string]bool{} // settings a source of higher precedence set
+	c.origin = map[string]string{}
 	cmdLine.Visit(func(f *flag.Flag) {
 		s, _ := settingNamed(f.Name)
 		given[s.name] = true
+		c.origin[s.name] = "--" + f.Name
 	})
-	if err := readEnvironment(values, given); err != nil {
+	tieWait(given)
+	if err := readEnvironment(values, given, c.origin); err != nil {
 		return nil, err
 	}
-	if err := readConfigFile(c.configFile, given["config"], values, given); err != nil {
+	tieWait(given)
+	if err := readConfigFile(c.configFile, given["config"], values, given, c.origin); err != nil {
+		return nil, err
+	}
+	if err := readEtcdctlEnvironment(values, c.origin); err != nil {
 		return nil, err
 	}
 
@@ -288,10 +325,20 @@ func parseConfig(args []string) (*config, error) {
 	return c, c.check()
 }
 
+// tieWait makes --nowait and --timeout one setting for precedence: either
+// given by a source keeps both from the sources below it, so a nowait in
+// the config file cannot undo --timeout on the command line.
+func tieWait(given map[string]bool) {
+	if given["nowait"] || given["timeout"] {
+		given["nowait"], given["timeout"] = true, true
+	}
+}
+
 // readEnvironment sets from DISTLOCK_* what a source of higher precedence
 // left unset. An empty variable counts as unset; today's name beats the
 // original tool's (DISTLOCK_LOCK_NAME beats DISTLOCK_LOCKNAME).
-func readEnvironment(values map[string]flag.Value, given map[string]bool) error {
+
+func readEnvironment(values map[string]flag.Value, given map[string]bool, origin map[string]string) error {
 	for _, s := range settings {
 		if s.from&fromEnvironment == 0 || given[s.name] {
 			continue
@@ -305,6 +352,7 @@ func readEnvironment(values map[string]flag.Value, given map[string]bool) error 
 				return usagef("environment variable %s has a bad value: %v", envName(name), err)
 			}
 			given[s.name] = true
+			origin[s.name] = envName(name)
 			break
 		}
 	}
@@ -316,7 +364,7 @@ func readEnvironment(values map[string]flag.Value, given map[string]bool) error 
 // a setting twice, or one the file may not set, is an error even where
 // the command line or the environment would win. Only the default file
 // (not explicit) may be absent.
-func readConfigFile(path string, explicit bool, values map[string]flag.Value, given map[string]bool) error {
+func readConfigFile(path string, explicit bool, values map[string]flag.Value, given map[string]bool, origin map[string]string) error {
 	if path == "" {
 		return usagef("--config names no file; leave it out for the default, %s", defaultConfigFile)
 	}
@@ -350,6 +398,7 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 		if err := values[s.name].Set(value); err != nil {
 			return usagef("config file %s: key %q has a bad value: %v", path, key, err)
 		}
+		origin[s.name] = "the config file " + path
 		return nil
 	})
 	var bad *usageError
@@ -389,6 +438,10 @@ func (c *config) check() error {
 		return usagef("--quiet and --verbose cannot be used together")
 	case c.json && c.mode != modeStatus && c.mode != modeList:
 		return usagef("--json goes with --status or --list")
+	case c.limit < 1 || c.limit > maxLimit:
+		return usagef("--limit must be 1 to %d, got %d", maxLimit, c.limit)
+	case c.holder != "" && c.mode != modeUnlock:
+		return usagef("--holder goes with --unlock")
 	case c.conflictExitCode < 0 || c.conflictExitCode > 255:
 		return usagef("--conflict-exit-code must be 0 to 255, got %d", c.conflictExitCode)
 	case c.dialTimeout <= 0:
@@ -397,6 +450,20 @@ func (c *config) check() error {
 		return usagef("--ttl must be at least 2s, got %v", c.ttl)
 	case c.killAfter < 0:
 		return usagef("--kill-after must not be negative")
+	}
+	// etcd times both with a lease, and lease TTLs are whole seconds.
+	for _, s := range []struct {
+		name string
+		span time.Duration
+	}{{"min-interval", c.minInterval}, {"min-hold", c.minHold}} {
+		switch {
+		case s.span > 0 && s.span < time.Second:
+			return usagef("--%s must be 0 (off) or at least 1s, got %v", s.name, s.span)
+		case s.span > 0 && c.mode == modeLock:
+			return usagef("--%s goes with running a command; --lock keeps the lock until --unlock and runs nothing", s.name)
+		case s.span > 0 && s.name == "min-interval" && c.limit > 1:
+			return usagef("--min-interval needs --limit 1: %d holders at once could all run in one interval", c.limit)
+		}
 	}
 	if c.nowait {
 		c.timeout = 0
@@ -413,7 +480,10 @@ func (c *config) check() error {
 	if !strings.HasSuffix(c.prefix, "/") {
 		c.prefix += "/"
 	}
-	if len(c.endpoints) == 0 {
+	if err := c.checkConnection(); err != nil {
+		return err
+	}
+	if len(c.endpoints) == 0 && c.discoverySrv == "" {
 		return usagef("--endpoints: no etcd endpoint given")
 	}
 	for i, e := range c.endpoints {

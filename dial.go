@@ -3,13 +3,23 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/srv"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/tinx/distlock/lock"
 )
 
 // dial makes an etcd client. Without --user it does not talk to etcd yet:
@@ -17,7 +27,21 @@ import (
 // be reached. With --user the client logs in at once, bounded by
 // --dial-timeout, so etcd's answers (unreachable, wrong password) come from
 // here. Errors found before any request (TLS files) are usage errors.
-func dial(c *config) (*clientv3.Client, error) {
+// With --discovery-srv, the endpoints are looked up in DNS first.
+func dial(c *config, out *reporter) (*clientv3.Client, error) {
+	if c.discoverySrv != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), c.dialTimeout)
+		endpoints, err := discoverEndpoints(ctx, lookupSRV, c.discoverySrv)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		c.endpoints = endpoints
+		out.debug("etcd at %s (from the DNS SRV records of %s, per %s)",
+			joinEndpoints(c.endpoints), c.discoverySrv, c.originOf("discovery-srv"))
+	} else {
+		out.debug("etcd at %s (from %s)", joinEndpoints(c.endpoints), c.originOf("endpoints"))
+	}
 	cfg := clientv3.Config{
 		Endpoints:   c.endpoints,
 		DialTimeout: c.dialTimeout,
@@ -33,12 +57,66 @@ func dial(c *config) (*clientv3.Client, error) {
 	return clientv3.New(cfg)
 }
 
-// etcdError says which etcd could not be reached or what it refused.
+// etcdError says which etcd could not be reached or what it refused, and
+// what to do about it.
 func etcdError(c *config, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("cannot reach etcd at %s within %v: %w", joinEndpoints(c.endpoints), c.dialTimeout, err)
+	at := joinEndpoints(c.endpoints)
+	var notFound *discoveryError
+	switch {
+	case errors.As(err, &notFound):
+		return err
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		return refusal(err, "etcd at %s refused %s %s (permission denied): grant the user a role with readwrite on the prefix %s",
+			at, c.etcdUser(), c.accessTried(), c.prefix)
+	case errors.Is(err, rpctypes.ErrAuthFailed):
+		return refusal(err, "etcd at %s: user %q could not log in (authentication failed, invalid user ID or password): check the user (from %s) and the password (from %s)",
+			at, c.user, c.originOf("user"), c.originOf("password"))
+	case errors.Is(err, rpctypes.ErrUserEmpty):
+		return refusal(err, "etcd at %s wants a user (authentication is on): give --user, and its password in DISTLOCK_PASSWORD or the config file", at)
+	case errors.Is(err, context.DeadlineExceeded):
+		if ep, problem := c.tlsProblem(); problem != nil {
+			return refusal(err, "etcd at %s: %v", ep, problem)
+		}
+		return fmt.Errorf("cannot reach etcd at %s within %v: %w", at, c.dialTimeout, err)
 	}
-	return fmt.Errorf("etcd at %s: %w", joinEndpoints(c.endpoints), err)
+	return fmt.Errorf("etcd at %s: %w", at, err)
+}
+
+// refused is etcd's refusal (wrapped, for the exit status), told in words
+// that say what to do.
+type refused struct {
+	msg string
+	err error
+}
+
+func refusal(err error, format string, args ...any) error {
+	return &refused{msg: fmt.Sprintf(format, args...), err: err}
+}
+
+func (r *refused) Error() string { return r.msg }
+func (r *refused) Unwrap() error { return r.err }
+
+// etcdUser names the etcd user distlock is to etcd, for a refusal.
+func (c *config) etcdUser() string {
+	switch {
+	case c.user != "":
+		return fmt.Sprintf("user %q", c.user)
+	case c.cert != "":
+		return "the user of the client certificate " + c.cert
+	}
+	return "this client (no --user)"
+}
+
+// accessTried says what the mode needed of etcd: read or write access to
+// the lock's keys, or to the whole realm.
+func (c *config) accessTried() string {
+	switch c.mode {
+	case modeList:
+		return "read access to " + c.prefix
+	case modeStatus:
+		return "read access to " + lock.Prefix(c.prefix, c.lockName)
+	}
+	return "write access to " + lock.Prefix(c.prefix, c.lockName)
 }
 
 func joinEndpoints(e []string) string { return strings.Join(e, ",") }
@@ -56,8 +134,11 @@ func (c *config) tlsConfig() (*tls.Config, error) {
 		}
 		return &tls.Config{MinVersion: tls.VersionTLS12}, nil
 	}
-	if (c.cert == "") != (c.key == "") {
-		return nil, usagef("--cert and --key go together")
+	switch {
+	case c.cert != "" && c.key == "":
+		return nil, usagef("--cert (from %s) needs --key: the certificate's key", c.originOf("cert"))
+	case c.key != "" && c.cert == "":
+		return nil, usagef("--key (from %s) needs --cert: the certificate of that key", c.originOf("key"))
 	}
 	info := transport.TLSInfo{
 		CertFile:           c.cert,
@@ -70,4 +151,176 @@ func (c *config) tlsConfig() (*tls.Config, error) {
 		return nil, usagef("TLS: %v", err)
 	}
 	return cfg, nil
+}
+
+// lookupSRV is the resolver's SRV lookup; tests replace it.
+var lookupSRV = net.DefaultResolver.LookupSRV
+
+// discoveryError is --discovery-srv finding no etcd in DNS.
+type discoveryError struct {
+	domain string
+	err    error
+}
+
+func (e *discoveryError) Error() string {
+	return fmt.Sprintf("cannot find etcd in the DNS SRV records of %s (--discovery-srv): %v", e.domain, e.err)
+}
+
+func (e *discoveryError) Unwrap() error { return e.err }
+
+// discoverEndpoints finds etcd's client URLs as etcdctl does: the SRV
+// records _etcd-client-ssl._tcp.DOMAIN give https endpoints, and
+// _etcd-client._tcp.DOMAIN http ones. Either may be missing, not both.
+func discoverEndpoints(ctx context.Context, lookup func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error), domain string) ([]string, error) {
+	var endpoints, looked []string
+	var errs []error
+	for _, scheme := range []string{"https", "http"} {
+		service := srv.GetSRVService("etcd-client", "", scheme)
+		looked = append(looked, "_"+service+"._tcp."+domain)
+		_, records, err := lookup(ctx, service, "tcp", domain)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, r := range records {
+			host := strings.TrimSuffix(r.Target, ".")
+			endpoints = append(endpoints, (&url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(int(r.Port)))}).String())
+		}
+	}
+	if len(endpoints) == 0 {
+		err := errors.Join(errs...)
+		if err == nil {
+			err = errors.New("no records")
+		}
+		return nil, &discoveryError{domain, fmt.Errorf("%s: %w", strings.Join(looked, ", "), err)}
+	}
+	return endpoints, nil
+}
+
+// tlsProbeTimeout bounds tlsProblem's handshakes. They come after etcd
+// could not be reached in --dial-timeout, so it is short: a handshake with
+// a server that answers takes a round trip or two.
+const tlsProbeTimeout = time.Second
+
+// tlsProblem finds out why etcd could not be reached over TLS, which etcd's
+// client does not say (it only runs out of time): it shakes hands with each
+// TLS endpoint as the client does, all at once, and returns the first
+// endpoint's failed check, in words that say what to do, or nil if no
+// handshake failed.
+func (c *config) tlsProblem() (endpoint string, problem error) {
+	cfg, err := c.tlsConfig()
+	if err != nil || cfg == nil {
+		return "", nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(tlsProbeTimeout, c.dialTimeout))
+	defer cancel()
+	problems := make([]error, len(c.endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range c.endpoints {
+		addr := ep
+		if u, err := url.Parse(ep); err == nil && strings.Contains(ep, "://") {
+			if u.Scheme != "https" {
+				continue // etcd's client speaks plain TCP to http:// endpoints
+			}
+			addr = u.Host
+		}
+		wg.Go(func() { problems[i] = c.handshake(ctx, cfg, addr) })
+	}
+	wg.Wait()
+	for i, problem := range problems {
+		if problem != nil {
+			return c.endpoints[i], problem
+		}
+	}
+	return "", nil
+}
+
+// handshake shakes hands with addr and says which check failed, if any.
+func (c *config) handshake(ctx context.Context, cfg *tls.Config, addr string) error {
+	cfg = cfg.Clone()
+	asked := false // whether etcd asked for a client certificate
+	ours, certs := cfg.GetClientCertificate, cfg.Certificates
+	cfg.GetClientCertificate = func(req *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked = true
+		switch {
+		case ours != nil:
+			return ours(req)
+		case len(certs) > 0:
+			return &certs[0], nil
+		}
+		return &tls.Certificate{}, nil
+	}
+	conn, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", addr)
+	var alert *net.OpError // etcd's refusal, rather than ours
+	switch {
+	case err != nil && !(errors.As(err, &alert) && alert.Op == "remote error"):
+		return c.tlsFailure(err) // etcd's certificate, or no TLS at all
+	case asked && c.cert == "":
+		return errors.New("TLS: etcd asks for a client certificate, and none was given: give one with --cert and --key")
+	case err != nil:
+		return c.tlsFailure(err)
+	case !asked:
+		conn.Close()
+		return nil
+	}
+	defer conn.Close()
+	// With TLS 1.3, etcd checks the client's certificate after the
+	// handshake and answers the first read with an alert if it refuses it;
+	// if it accepts it, it waits for us and the read runs out of time.
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetReadDeadline(deadline)
+	_, err = conn.Read(make([]byte, 1))
+	return c.tlsFailure(err)
+}
+
+// tlsFailure says which check of a TLS handshake failed, or nil if err is
+// no TLS failure.
+func (c *config) tlsFailure(err error) error {
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		header   tls.RecordHeaderError
+		alert    *net.OpError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &unknown):
+		issuer := ""
+		if unknown.Cert != nil {
+			issuer = fmt.Sprintf(" (issuer %q)", unknown.Cert.Issuer.String())
+		}
+		if c.cacert == "" {
+			return fmt.Errorf("TLS: etcd's certificate is signed by an unknown authority%s: give the certificate of the CA that signed it with --cacert", issuer)
+		}
+		return fmt.Errorf("TLS: etcd's certificate is signed by an unknown authority%s, not by the CA in %s (from %s): give the CA that signed it",
+			issuer, c.cacert, c.originOf("cacert"))
+	case errors.As(err, &hostname):
+		var names []string
+		if cert := hostname.Certificate; cert != nil {
+			names = append(names, cert.DNSNames...)
+			for _, ip := range cert.IPAddresses {
+				names = append(names, ip.String())
+			}
+		}
+		if len(names) == 0 {
+			names = []string{"no host"}
+		}
+		return fmt.Errorf("TLS: etcd's certificate is for %s, not %s: use an endpoint with a name the certificate has, or add %s to the certificate",
+			strings.Join(names, ", "), hostname.Host, hostname.Host)
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return fmt.Errorf("TLS: etcd's certificate has expired or is not valid yet (%v): renew it, or check this host's clock", invalid)
+	case errors.As(err, &invalid):
+		return fmt.Errorf("TLS: etcd's certificate was refused (%v)", invalid)
+	case errors.As(err, &header):
+		return errors.New("TLS: etcd does not speak TLS at this endpoint: use http:// for it, or turn on TLS in etcd")
+	case errors.As(err, &alert) && alert.Op == "remote error":
+		if c.cert == "" {
+			return fmt.Errorf("TLS: etcd refused the handshake (%v)", alert.Err)
+		}
+		return fmt.Errorf("TLS: etcd refused the client certificate %s (from %s) with %q: it must be signed by a CA that etcd trusts, be valid now, and allow client authentication",
+			c.cert, c.originOf("cert"), alert.Err)
+	}
+	return nil
 }

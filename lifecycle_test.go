@@ -63,7 +63,7 @@ func startDistlockStderr(t *testing.T, dir, endpoint string, stderr *os.File, ar
 	j.cmd.Env = append(os.Environ(),
 		"DISTLOCK_ENDPOINTS="+endpoint,
 		"DISTLOCK_PREFIX="+testRealm(t),
-		"DISTLOCK_CONFIG=")
+		"DISTLOCK_CONFIG=/dev/null")
 	j.cmd.Stderr = j.stderr
 	if stderr != nil {
 		j.cmd.Stderr = stderr

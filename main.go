@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// distlock from exiting.
 	defer out.flush(flushTimeout)
 
-	client, err := dial(c)
+	client, err := dial(c, out)
 	if err != nil {
 		var usage *usageError
 		if !errors.As(err, &usage) {
@@ -125,6 +125,7 @@ func exitStatus(err error, conflict int) int {
 		lost     lockLost
 		sig      signalError
 		usage    *usageError
+		limit    *lock.LimitError
 		busy     *lock.ConflictError
 		notStart *supervise.StartError
 	)
@@ -137,7 +138,7 @@ func exitStatus(err error, conflict int) int {
 		return exitLockLost
 	case errors.As(err, &sig):
 		return signals.ExitStatus(sig.sig)
-	case errors.As(err, &usage):
+	case errors.As(err, &usage), errors.As(err, &limit):
 		return exitUsage
 	case errors.As(err, &busy):
 		return conflict

@@ -64,7 +64,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("DISTLOCK_PREFIX", realm)
 			env.Setenv("REALM", realm)
 			env.Setenv("ETCD", testEtcd.Endpoint())
-			env.Setenv("DISTLOCK_CONFIG", "")
+			env.Setenv("DISTLOCK_CONFIG", "/dev/null")
 			env.Setenv("LONG", strings.Repeat("x", 256))
 			env.Setenv("ORPHAN_CHECK", orphanCheck)
 			env.Setenv("ZOMBIE_CHECK", zombieCheck)

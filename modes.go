@@ -19,7 +19,9 @@ import (
 )
 
 // runExec is exec mode: acquire the lock, start the command under it, wait
-// for it (stopping it if the lock is lost), release the lock.
+// for it (stopping it if the lock is lost), release the lock. With
+// --min-interval a recent success starts nothing, and a success is
+// recorded; with --min-hold etcd releases the lock, not distlock.
 func runExec(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
@@ -28,18 +30,29 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	if err != nil {
 		return err
 	}
-	defer release(c, h, out)
+	acquired := time.Now()
+	var holdUntil time.Time // --min-hold, once the command has started
+	defer func() { letGo(c, h, holdUntil, out) }()
+	if skip, err := recentRun(ctx, c, client, out); skip || err != nil {
+		return err
+	}
 	out.debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
 
+	started := time.Now()
 	p, err := supervise.Start(supervise.Spec{
 		Args:       c.command,
 		Env:        commandEnv(h),
 		KillSignal: c.killSignal,
 		KillAfter:  c.killAfter,
-		// The lease may have gone while the lock was being taken, and
-		// the loss not been noticed yet: look at the deadline itself,
-		// last thing before the start.
-		Ready: h.Check,
+		// A signal may have come since the lock was taken, and the lease
+		// may have gone without the loss being noticed yet: look at
+		// both, the deadline itself, last thing before the start.
+		Ready: func() error {
+			if sig := pendingSignal(sigs); sig.sig != 0 {
+				return sig
+			}
+			return h.Check()
+		},
 		Stopping: func() {
 			out.fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
 				c.lockName, h.Err(), signals.Name(c.killSignal), c.killAfter)
@@ -52,20 +65,28 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 		},
 	})
 	var notStarted *supervise.StartError
+	var sig signalError
 	switch {
 	case errors.As(err, &notStarted):
 		out.fail("%v", err)
+		return err
+	case errors.As(err, &sig):
+		out.fail("not starting the command: got SIG%s", signals.Name(sig.sig))
 		return err
 	case err != nil: // Ready said no: no command has run, etcd is the trouble
 		out.fail("lost lock %q before the command started: %v", c.lockName, err)
 		return err
 	}
+	holdUntil = acquired.Add(c.minHold)
 
 	st, stopped := p.Wait(h.Context().Done(), sigs)
 	if stopped {
 		return lockLost{h.Err()}
 	}
 	out.debug("command ended: %v", st)
+	if st.ExitCode() == 0 {
+		recordRun(c, h, started, out)
+	}
 	return commandEnded{st}
 }
 
@@ -92,6 +113,25 @@ func runLock(ctx context.Context, c *config, client *clientv3.Client, out *repor
 func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
 	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
+	if c.holder != "" {
+		key, err := lock.KeyOf(c.prefix, c.lockName, c.holder)
+		if err != nil {
+			err = usagef("--holder: %v", err)
+			out.fail("%v", err)
+			return err
+		}
+		entry, err := lock.UnlockKey(rctx, client, key)
+		switch {
+		case err != nil:
+			out.fail("%v", etcdError(c, err))
+			return err
+		case entry == nil:
+			out.info("lock %q has no key %s; nothing to unlock", c.lockName, key)
+		default:
+			out.info("released key %s of lock %q: %s", key, c.lockName, entry.Describe())
+		}
+		return nil
+	}
 	holder, err := lock.Unlock(rctx, client, c.prefix, c.lockName)
 	switch {
 	case err != nil:
@@ -128,7 +168,15 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 			}
 		}
 	}()
-	h, err := acquireLock(wctx, client, c.request(mode, lead, out))
+	req := c.request(mode, lead, out)
+	// On a terminal the waiting line stays live, and is gone again before
+	// anything else is said or run.
+	line := newWaitLine(wctx, c, client, req.Info, out)
+	if line != nil {
+		req.Blocked = line.blocked
+	}
+	h, err := acquireLock(wctx, client, req)
+	line.stop()
 	close(stop)
 	<-watching
 
@@ -148,6 +196,11 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 		return nil, sig
 	}
 	var conflict *lock.ConflictError
+	var limit *lock.LimitError
+	if errors.As(err, &limit) {
+		out.fail("%v", err)
+		return nil, err
+	}
 	if errors.As(err, &conflict) {
 		say := out.fail
 		if c.conflictExitCode == 0 {
@@ -207,6 +260,7 @@ func (c *config) request(mode string, lead time.Duration, out *reporter) lock.Re
 			User:   currentUser(),
 			Mode:   mode,
 		},
+		Limit:      c.limit,
 		Timeout:    c.timeout,
 		TTL:        c.ttl,
 		Lead:       lead,

@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,16 +23,23 @@ const flushTimeout = 2 * time.Second
 // distlock, least of all between a lost lock and the kill. Lines are
 // queued to one writer goroutine and written in order; flush waits for
 // them, but only so long.
+//
+// On a terminal it can also keep one live line (the waiting line) at the
+// bottom, rewritten in place. The writer owns it as it owns every write:
+// a line said while it is shown first erases it, and it is drawn again
+// below.
 type reporter struct {
 	w              io.Writer
 	quiet, verbose bool
 
 	mu    sync.Mutex
 	queue chan message // made, and its writer started, by the first line
+	live  string       // the live line the writer is to show, "" for none
 }
 
 // message is a line to write, or (with written set) a mark that is passed
-// once every line before it has been written.
+// once every line before it has been written. An empty message only tells
+// the writer to bring the live line up to date.
 type message struct {
 	line    string
 	written chan struct{}
@@ -55,6 +65,11 @@ func (r *reporter) debug(format string, args ...any) {
 }
 
 func (r *reporter) say(format string, args ...any) {
+	r.send(message{line: fmt.Sprintf("distlock: "+format+"\n", args...)})
+}
+
+// send queues m for the writer, starting it with the first message.
+func (r *reporter) send(m message) {
 	r.mu.Lock()
 	if r.queue == nil {
 		r.queue = make(chan message, 64)
@@ -63,8 +78,50 @@ func (r *reporter) say(format string, args ...any) {
 	queue := r.queue
 	r.mu.Unlock()
 	select {
-	case queue <- message{line: fmt.Sprintf("distlock: "+format+"\n", args...)}:
+	case queue <- m:
 	default: // stderr has been stuck for 64 lines: drop this one
+	}
+}
+
+// canShowLive says whether a live line may be shown: stderr is a terminal
+// that can rewrite a line, and not --quiet. Elsewhere (cron, CI, a pipe, a
+// test's buffer) distlock says things once, line by line.
+func (r *reporter) canShowLive() bool {
+	if r.quiet || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	ok := false
+	withTerminal(r.w, func(fd int) {
+		_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		ok = err == nil
+	})
+	return ok
+}
+
+// showLive makes text the live line, in place of the one shown. It never
+// waits: should the wake-up be dropped, the writer looks at the live line
+// after every message anyway.
+func (r *reporter) showLive(text string) {
+	if r.quiet {
+		return
+	}
+	r.mu.Lock()
+	r.live = text
+	r.mu.Unlock()
+	r.send(message{})
+}
+
+// endLive erases the live line and waits until that reached the terminal,
+// or timeout passed: what comes next (the command's output) must not be
+// written over it.
+func (r *reporter) endLive(timeout time.Duration) {
+	r.mu.Lock()
+	shown := r.live != ""
+	r.live = ""
+	r.mu.Unlock()
+	if shown {
+		r.send(message{})
+		r.flush(timeout)
 	}
 }
 
@@ -76,12 +133,99 @@ func (r *reporter) write(queue <-chan message) {
 	var block unix.Sigset_t
 	block.Val[(unix.SIGTTOU-1)/64] |= 1 << ((uint(unix.SIGTTOU) - 1) % 64)
 	_ = unix.PthreadSigmask(unix.SIG_BLOCK, &block, nil)
+	shown := "" // the live line on the terminal now, "" for none
 	for m := range queue {
+		if m.line != "" {
+			if shown != "" {
+				if _, foreground := terminalState(r.w); foreground {
+					r.eraseLive()
+				}
+				shown = ""
+			}
+			_, _ = io.WriteString(r.w, m.line)
+		}
+		shown = r.drawLive(shown)
 		if m.written != nil {
 			close(m.written)
-			continue
 		}
-		_, _ = io.WriteString(r.w, m.line)
+	}
+}
+
+// drawLive brings the live line on the terminal up to date, given what it
+// shows now, and returns what it shows then.
+func (r *reporter) drawLive(shown string) string {
+	r.mu.Lock()
+	want := r.live
+	r.mu.Unlock()
+	if want == shown {
+		return shown
+	}
+	cols, foreground := terminalState(r.w)
+	switch {
+	case !foreground:
+		// In the background (Ctrl-Z, bg) the line the cursor is on
+		// is the shell's, not ours: draw nothing and erase nothing.
+		// Back in the foreground the next update draws afresh.
+		return ""
+	case want == "":
+		r.eraseLive()
+	default:
+		// One column is left free: a line that filled the last one
+		// would leave the cursor waiting to wrap, and some terminals
+		// then wrap or clear that column.
+		_, _ = io.WriteString(r.w, "\r"+fitColumns(want, cols-1)+"\x1b[K")
+	}
+	return want
+}
+
+// eraseLive clears the line the cursor is on, the live line.
+func (r *reporter) eraseLive() {
+	_, _ = io.WriteString(r.w, "\r\x1b[K")
+}
+
+// fitColumns cuts s to at most n runes and makes each unprintable rune a
+// '?', so that the live line is one line. It counts runes, not display
+// cells: a wide character (CJK, emoji) in a reason can make the line
+// longer than it counts.
+func fitColumns(s string, n int) string {
+	var b strings.Builder
+	for _, c := range s {
+		if n <= 0 {
+			break
+		}
+		if !unicode.IsPrint(c) {
+			c = '?'
+		}
+		b.WriteRune(c)
+		n--
+	}
+	return b.String()
+}
+
+// terminalState returns the width of the terminal w (80 if it does not
+// say) and whether this process is in its foreground process group.
+func terminalState(w io.Writer) (cols int, foreground bool) {
+	cols, foreground = 80, true
+	withTerminal(w, func(fd int) {
+		if ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ); err == nil && ws.Col > 0 {
+			cols = int(ws.Col)
+		}
+		if pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err == nil {
+			foreground = pgrp == unix.Getpgrp()
+		}
+	})
+	return cols, foreground
+}
+
+// withTerminal calls f with w's file descriptor, if w is a file. (Through
+// SyscallConn: File.Fd would switch the file to blocking mode.)
+func withTerminal(w io.Writer, f func(fd int)) {
+	file, ok := w.(*os.File)
+	if !ok {
+		return
+	}
+	if rc, err := file.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { f(int(fd)) })
 	}
 }
 

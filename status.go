@@ -20,15 +20,33 @@ func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout i
 		out.fail("%v", etcdError(c, err))
 		return err
 	}
+	last, err := lock.ReadLastRun(rctx, client, c.prefix, c.lockName)
+	if err != nil {
+		out.fail("%v", etcdError(c, err))
+		return err
+	}
 	if c.json {
-		writeJSON(stdout, lockStatus(c.lockName, entries))
+		s := lockStatus(c.lockName, entries)
+		s.LastRun = lastRunStatus(last)
+		writeJSON(stdout, s)
 	} else if len(entries) == 0 {
 		fmt.Fprintf(stdout, "lock %q is free\n", c.lockName)
-	} else {
-		fmt.Fprintf(stdout, "lock %q is held by %s\n", c.lockName, entries[0].Describe())
-		for i, e := range entries[1:] {
+	} else if holders, waiters := split(entries); lock.Limit(entries) == 1 {
+		fmt.Fprintf(stdout, "lock %q is held by %s\n", c.lockName, holders[0].Describe())
+		for i, e := range waiters {
 			fmt.Fprintf(stdout, "  waiter %d: %s\n", i+1, e.Describe())
 		}
+	} else {
+		fmt.Fprintf(stdout, "lock %q (--limit %d) is held by %d:\n", c.lockName, lock.Limit(entries), len(holders))
+		for i, e := range holders {
+			fmt.Fprintf(stdout, "  holder %d: %s: %s\n", i+1, e.Key, e.Describe())
+		}
+		for i, e := range waiters {
+			fmt.Fprintf(stdout, "  waiter %d: %s: %s\n", i+1, e.Key, e.Describe())
+		}
+	}
+	if last != nil && !c.json {
+		fmt.Fprintf(stdout, "last successful run: %s\n", last.Describe())
 	}
 	if len(entries) == 0 {
 		return errFree
@@ -54,16 +72,32 @@ func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.
 		return nil
 	}
 	for _, l := range locks {
-		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", l.Name, l.Entries[0].Describe(), len(l.Entries)-1)
+		holders, waiters := split(l.Entries)
+		held := holders[0].Describe()
+		if len(holders) > 1 {
+			held = fmt.Sprintf("%s, and %d more (--limit %d)", held, len(holders)-1, lock.Limit(l.Entries))
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", l.Name, held, len(waiters))
 	}
 	return nil
+}
+
+// split divides a lock's entries into its holders (the first Limit) and
+// its waiters.
+func split(entries []lock.Entry) (holders, waiters []lock.Entry) {
+	n := min(lock.Limit(entries), len(entries))
+	return entries[:n], entries[n:]
 }
 
 type statusJSON struct {
 	Name    string      `json:"name"`
 	Held    bool        `json:"held"`
-	Holder  *entryJSON  `json:"holder"`
+	Limit   int         `json:"limit"`
+	Holder  *entryJSON  `json:"holder"`  // the oldest holder
+	Holders []entryJSON `json:"holders"` // every holder, oldest first
 	Waiters []entryJSON `json:"waiters"`
+	// LastRun is --status's alone, and only when there is a record.
+	LastRun *lastRunJSON `json:"last_run,omitempty"`
 }
 
 type entryJSON struct {
@@ -73,14 +107,16 @@ type entryJSON struct {
 }
 
 func lockStatus(name string, entries []lock.Entry) statusJSON {
-	s := statusJSON{Name: name, Waiters: []entryJSON{}}
-	for i, e := range entries {
-		j := entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info}
-		if i == 0 {
-			s.Held, s.Holder = true, &j
-			continue
-		}
-		s.Waiters = append(s.Waiters, j)
+	s := statusJSON{Name: name, Limit: lock.Limit(entries), Holders: []entryJSON{}, Waiters: []entryJSON{}}
+	holders, waiters := split(entries)
+	for _, e := range holders {
+		s.Holders = append(s.Holders, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info})
+	}
+	for _, e := range waiters {
+		s.Waiters = append(s.Waiters, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info})
+	}
+	if len(s.Holders) > 0 {
+		s.Held, s.Holder = true, &s.Holders[0]
 	}
 	return s
 }

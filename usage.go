@@ -21,7 +21,8 @@ Usage:
 const flagsIntro = `
 Flags (also DISTLOCK_<NAME> in the environment and NAME: in the config file,
 unless said otherwise; the modes above come from the command line only;
-precedence: command line > environment > config file > default):
+precedence: command line > environment > config file > etcdctl's variable,
+where one is named > default):
 `
 
 const exitStatusHelp = `
@@ -29,7 +30,8 @@ Exit status:
   0 success, or the command's own status      64  usage or configuration error
   128+N the command was killed by signal N    69  etcd unreachable or refused us
   126 the command cannot be run               70  lock lost while the command ran
-  127 the command was not found               75  lock not acquired (--nowait, --timeout)
+  127 the command was not found               75  lock not acquired (--nowait, --timeout;
+  1   --status: the lock is free                    --conflict-exit-code changes it)
 `
 
 // helpText writes the modes and the flags from the settings table, in its
@@ -55,6 +57,9 @@ func helpText() string {
 		if s.def != "" {
 			// One word, so that a wrap cannot part a default from its name.
 			words = append(words, "(default "+s.def+")")
+		}
+		if s.etcdctl != "" {
+			words = append(words, "(etcdctl's: "+s.etcdctl+")")
 		}
 		if only := s.only(); only != "" {
 			words[len(words)-1] += ";"

@@ -14,7 +14,10 @@ import (
 type Request struct {
 	Realm string // key prefix shared by all locks, ending in "/"
 	Name  string // the lock's name, not escaped
-	Info  Info   // stored in the key; Since is filled in here
+	Info  Info   // stored in the key; Since and Limit are filled in here
+	// Limit is how many may hold the lock at once (a semaphore); 0 or 1
+	// is a plain lock. Everyone who contends must agree on it.
+	Limit int
 
 	// Timeout is the longest wait: negative waits forever, zero not at all.
 	Timeout time.Duration
@@ -42,6 +45,17 @@ func (e *ConflictError) Error() string {
 		return fmt.Sprintf("lock %q was not acquired in time", e.Name)
 	}
 	return fmt.Sprintf("lock %q is held by %s", e.Name, e.Holder.Describe())
+}
+
+// LimitError means the lock is held by contenders that agree on another
+// --limit than ours.
+type LimitError struct {
+	Name       string
+	Ours, Held int
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("lock %q is held with --limit %d, but this call gives --limit %d: everyone who contends must give the same", e.Name, e.Held, e.Ours)
 }
 
 // ErrPlaceLost means the waiter's key disappeared while it waited: its lease
@@ -75,8 +89,9 @@ func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	if err != nil {
 		return nil, err
 	}
-	if p.ahead == nil {
-		// Nobody was ahead: the uncontended path is one round trip.
+	if p.holds {
+		// Fewer than Limit were ahead: the uncontended path is one
+		// round trip.
 		return newHolder(client, l, p.key, p.rev, p.rev, req), nil
 	}
 	if req.Timeout == 0 {
@@ -98,11 +113,14 @@ func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease
 type place struct {
 	key   string
 	rev   int64  // its create revision: the place in the queue
-	ahead *Entry // who held the lock when we queued, nil if nobody
+	holds bool   // fewer than Limit keys were ahead of it
+	ahead *Entry // the oldest holder when we queued, if not us
 }
 
-// enqueue writes our key under the lock's prefix, on our lease, and learns
-// who holds the lock, in one round trip.
+// enqueue writes our key under the lock's prefix, on our lease, and reads
+// the first Limit keys (the holders) in the same round trip: if ours is
+// among them, we hold the lock already. For a plain lock that read is the
+// first key alone, as in etcd's recipe.
 func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease) (place, error) {
 	pfx := Prefix(req.Realm, req.Name)
 	p := place{key: fmt.Sprintf("%s%x", pfx, l.id)}
@@ -111,7 +129,8 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	resp, err := client.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(p.key), "=", 0)).
 		Then(clientv3.OpPut(p.key, req.value(), clientv3.WithLease(l.id)),
-			clientv3.OpGet(pfx, clientv3.WithFirstCreate()...)).
+			clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend),
+				clientv3.WithLimit(int64(req.limit())))).
 		Commit()
 	if err != nil {
 		return p, fmt.Errorf("queue for the lock: %w", err)
@@ -120,11 +139,21 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		return p, fmt.Errorf("queue for the lock: key %s exists already", p.key)
 	}
 	p.rev = resp.Header.Revision
-	// If no key on the prefix has a lower create revision than ours, we
-	// hold the lock already.
-	if first := resp.Responses[1].GetResponseRange().Kvs; len(first) > 0 && first[0].CreateRevision != p.rev {
-		e := parseEntry(string(first[0].Key), first[0].Value, first[0].Lease, first[0].CreateRevision)
-		p.ahead = &e
+	var holders []Entry
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		if kv.CreateRevision == p.rev {
+			p.holds = true
+			continue
+		}
+		holders = append(holders, parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision))
+	}
+	if len(holders) > 0 {
+		p.ahead = &holders[0]
+	}
+	// Everyone who holds must have given the same limit as we do, or the
+	// lock would be one thing to some and another to others.
+	if held, ok := statedLimit(holders); ok && held != req.limit() {
+		return p, &LimitError{Name: req.Name, Ours: req.limit(), Held: held}
 	}
 	return p, nil
 }
@@ -138,7 +167,12 @@ func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l
 		wctx, cancel = context.WithTimeoutCause(lctx, req.Timeout, errTimedOut)
 		defer cancel()
 	}
-	err := waitForTurn(wctx, client, Prefix(req.Realm, req.Name), p.rev)
+	var err error
+	if req.limit() == 1 {
+		err = waitForTurn(wctx, client, Prefix(req.Realm, req.Name), p.rev)
+	} else {
+		err = waitForSlot(wctx, client, Prefix(req.Realm, req.Name), p.rev, req.limit())
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -173,10 +207,19 @@ func confirm(lctx context.Context, client *clientv3.Client, req Request, l *leas
 	return newHolder(client, l, p.key, p.rev, resp.Header.Revision, req), nil
 }
 
-// value is what our key holds: who we are, and since when.
-func (req Request) value() string {
+// limit is Limit, 1 for a plain lock.
+func (req Request) limit() int { return max(req.Limit, 1) }
+
+// value is what our key holds: who we are, and since when (now).
+func (req Request) value() string { return req.valueSince(now()) }
+
+// valueSince is what our key holds, as of since.
+func (req Request) valueSince(since time.Time) string {
 	info := req.Info
-	info.Since = now()
+	info.Since = since
+	if req.limit() > 1 {
+		info.Limit = req.limit()
+	}
 	v, _ := jsonValue(info) // Info always encodes
 	return v
 }
@@ -215,31 +258,73 @@ func waitForTurn(ctx context.Context, client *clientv3.Client, pfx string, myRev
 			return nil
 		}
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		deleted, _ := watchDelete(wctx, client, string(resp.Kvs[0].Key), resp.Header.Revision+1)
+		gone, _ := watchFor(wctx, client, string(resp.Kvs[0].Key), resp.Header.Revision+1, deleted)
 		cancel()
-		if !deleted && !retry.wait(ctx) {
+		if !gone && !retry.wait(ctx) {
 			return ctx.Err()
 		}
 	}
 }
 
-// watchDelete watches key from revision rev until it is deleted (deleted),
-// the watch breaks or ctx ends. ok says whether etcd answered the watch at
-// all, so that the caller's backoff can start over.
-func watchDelete(ctx context.Context, client *clientv3.Client, key string, rev int64) (deleted, ok bool) {
-	for wr := range client.Watch(ctx, key, clientv3.WithRev(rev)) {
+// waitForSlot is waitForTurn for a semaphore of n: it returns once fewer
+// than n keys under pfx were created before myRev. Each waiter watches only
+// what can move it: behind another waiter, that waiter (it leaves, or it
+// takes a slot, which rewrites its key); first in line, the holders (any
+// of them leaving frees a slot). So a release wakes the first waiter alone.
+func waitForSlot(ctx context.Context, client *clientv3.Client, pfx string, myRev int64, n int) error {
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithMaxCreateRev(myRev - 1)}
+	var retry backoff
+	for {
+		resp, err := client.Get(ctx, pfx, opts...)
+		if err != nil {
+			if !retry.wait(ctx) {
+				return ctx.Err()
+			}
+			continue
+		}
+		retry.reset()
+		ahead := resp.Kvs
+		if len(ahead) < n {
+			return nil
+		}
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		var moved bool
+		if len(ahead) == n {
+			// First in line: any holder's leaving frees a slot. Keys
+			// behind us leaving wake us too, rarely and harmlessly.
+			moved, _ = watchFor(wctx, client, pfx, resp.Header.Revision+1, deleted, clientv3.WithPrefix())
+		} else {
+			moved, _ = watchFor(wctx, client, string(ahead[len(ahead)-1].Key), resp.Header.Revision+1, anyEvent)
+		}
+		cancel()
+		if !moved && !retry.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
+// watchFor watches key (with opts, a prefix say) from revision rev until an
+// event that want accepts (seen), the watch breaks or ctx ends. ok says
+// whether etcd answered the watch at all, so that the caller's backoff can
+// start over.
+func watchFor(ctx context.Context, client *clientv3.Client, key string, rev int64, want func(*clientv3.Event) bool, opts ...clientv3.OpOption) (seen, ok bool) {
+	for wr := range client.Watch(ctx, key, append(opts, clientv3.WithRev(rev))...) {
 		if wr.Err() != nil {
 			return false, ok
 		}
 		ok = true
 		for _, ev := range wr.Events {
-			if ev.Type == mvccpb.DELETE {
+			if want(ev) {
 				return true, ok
 			}
 		}
 	}
 	return false, ok
 }
+
+func deleted(ev *clientv3.Event) bool { return ev.Type == mvccpb.DELETE }
+func anyEvent(*clientv3.Event) bool   { return true }
 
 // backoff spaces out retries against an etcd that does not answer well:
 // 50ms, doubling up to 2s, and from 50ms again after a success.

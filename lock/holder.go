@@ -66,9 +66,9 @@ func (h *Holder) watch(ctx context.Context, rev int64) {
 	var retry backoff
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		deleted, ok := watchDelete(wctx, h.client, h.Key, rev)
+		gone, ok := watchFor(wctx, h.client, h.Key, rev, deleted)
 		cancel()
-		if deleted {
+		if gone {
 			h.loseKey()
 			return
 		}
@@ -180,15 +180,9 @@ func (h *Holder) Release(ctx context.Context) error {
 func (h *Holder) Detach(ctx context.Context) error {
 	h.stopWatching(ctx)
 	h.lease.stopKeepAlive()
-	info := h.req.Info
-	info.Since = h.Since
-	value, err := jsonValue(info)
-	if err != nil {
-		return err
-	}
 	resp, err := h.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
-		Then(clientv3.OpPut(h.Key, value)). // no lease option: detached
+		Then(clientv3.OpPut(h.Key, h.req.valueSince(h.Since))). // no lease option: detached
 		Commit()
 	if err != nil {
 		// The put may have been applied with only its answer lost, or

@@ -22,6 +22,9 @@ type Info struct {
 	User   string    `json:"user"`
 	Mode   string    `json:"mode"`
 	Since  time.Time `json:"since"`
+	// Limit is how many may hold the lock at once (--limit), stored only
+	// when it is more than one: a plain lock's value stays as it was.
+	Limit int `json:"limit,omitempty"`
 }
 
 // Entry is one key under a lock: the holder (the first entry) or a waiter.
@@ -32,6 +35,37 @@ type Entry struct {
 	// Info is nil when the value is not distlock's JSON, as for a key
 	// written by etcdctl lock.
 	Info *Info
+}
+
+// limit is how many may hold the lock at once by this entry's account: its
+// --limit, 1 for a plain distlock key, 0 when it does not say (etcdctl's).
+func (e Entry) limit() int {
+	switch {
+	case e.Info == nil:
+		return 0
+	case e.Info.Limit > 1:
+		return e.Info.Limit
+	}
+	return 1
+}
+
+// Limit is how many may hold the lock whose entries these are, holders
+// first: what the oldest entry that says so says, or 1.
+func Limit(entries []Entry) int {
+	if n, ok := statedLimit(entries); ok {
+		return n
+	}
+	return 1
+}
+
+// statedLimit is the limit the oldest entry that says one says.
+func statedLimit(entries []Entry) (int, bool) {
+	for _, e := range entries {
+		if n := e.limit(); n > 0 {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 func parseEntry(key string, value []byte, lease, createRev int64) Entry {

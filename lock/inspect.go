@@ -50,6 +50,34 @@ func Unlock(ctx context.Context, client *clientv3.Client, realm, name string) (*
 	return &holder, nil
 }
 
+// KeyOf turns what --holder names, a key as --status shows it or its last
+// part (the lease ID in hex), into a key of lock name, or says why not.
+func KeyOf(realm, name, key string) (string, error) {
+	pfx := Prefix(realm, name)
+	if !strings.Contains(key, "/") {
+		key = pfx + key
+	}
+	if rest, ok := strings.CutPrefix(key, pfx); !ok || rest == "" || strings.Contains(rest, "/") {
+		return "", fmt.Errorf("%s is not a key of lock %q (they start with %s)", key, name, pfx)
+	}
+	return key, nil
+}
+
+// UnlockKey deletes one key of a lock, a holder's or a waiter's, and
+// returns what it held, or nil if there was no such key.
+func UnlockKey(ctx context.Context, client *clientv3.Client, key string) (*Entry, error) {
+	resp, err := client.Delete(ctx, key, clientv3.WithPrevKV())
+	if err != nil {
+		return nil, fmt.Errorf("delete %s: %w", key, err)
+	}
+	if len(resp.PrevKvs) == 0 {
+		return nil, nil
+	}
+	kv := resp.PrevKvs[0]
+	e := parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision)
+	return &e, nil
+}
+
 // Lock is one lock found in a realm, with its entries, holder first.
 type Lock struct {
 	Name    string

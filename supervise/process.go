@@ -35,8 +35,9 @@ type Spec struct {
 	// Stopping, if set, is called right after Wait started the kill
 	// sequence because its stop channel closed.
 	Stopping func()
-	// Ready, if set, is asked last thing before the command is started;
-	// an error from it starts nothing and is returned by Start.
+	// Ready, if set, is asked last thing before the command is started,
+	// right before the fork; an error from it starts nothing and is
+	// returned by Start.
 	Ready func() error
 	// WaitsForTerminal, if set, is called when the command stopped to
 	// wait for the terminal while distlock is in the background (see
@@ -132,12 +133,6 @@ func Start(spec Spec) (*Process, error) {
 		Sys:   sys,
 	}
 
-	if spec.Ready != nil {
-		if err := spec.Ready(); err != nil {
-			p.closeTTY()
-			return nil, err
-		}
-	}
 	// Ctrl-Z reaches distlock itself when the command did not get the
 	// terminal (a pipeline): stopped, distlock would keep no deadline
 	// while its command runs on. Caught here, it is back at its default
@@ -152,7 +147,19 @@ func Start(spec Spec) (*Process, error) {
 		runtime.LockOSThread()
 		r.mu.Lock()
 		watchdog := startWatchdog()
-		pid, err := syscall.ForkExec(path, spec.Args, attr)
+		var pid int
+		var err error
+		// Ready is asked last thing before the fork: nothing slow (the
+		// watchdog's start) stands between its answer and the command.
+		if spec.Ready != nil {
+			err = spec.Ready()
+		}
+		if err == nil {
+			pid, err = syscall.ForkExec(path, spec.Args, attr)
+			if err != nil {
+				err = &StartError{Command: spec.Args[0], Err: err}
+			}
+		}
 		if err == nil {
 			p.pid, p.watchdog = pid, watchdog
 			p.guard()
@@ -170,7 +177,7 @@ func Start(spec Spec) (*Process, error) {
 	if err := <-started; err != nil {
 		signal.Stop(p.tstp)
 		p.closeTTY()
-		return nil, &StartError{Command: spec.Args[0], Err: err}
+		return nil, err
 	}
 	return p, nil
 }

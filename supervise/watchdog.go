@@ -22,13 +22,18 @@ import (
 // the process group to guard.
 const watchdogEnv = "DISTLOCK_INTERNAL_WATCHDOG"
 
+// watchdogArg is the watchdog's only argument, and how ps shows it.
+const watchdogArg = "(watchdog)"
+
 // allClear is what distlock writes once the group is gone.
 const allClear = 'k'
 
 // RunWatchdogIfAsked turns this process into a watchdog and never returns
 // if it was started as one; otherwise it does nothing. main calls it first.
 func RunWatchdogIfAsked() {
-	if os.Getenv(watchdogEnv) == "" {
+	// Both the marker and the argument: a stray variable in someone's
+	// environment must not turn distlock into a watchdog.
+	if os.Getenv(watchdogEnv) == "" || len(os.Args) != 2 || os.Args[1] != watchdogArg {
 		return
 	}
 	// Signals are for the command; the watchdog only listens to the pipe.
@@ -69,7 +74,7 @@ func startWatchdog() *os.File {
 	defer null.Close()
 	// /proc/self/exe is this very binary, even if a package upgrade has
 	// replaced the file since distlock started.
-	_, err = syscall.ForkExec("/proc/self/exe", []string{os.Args[0], "(watchdog)"}, &syscall.ProcAttr{
+	_, err = syscall.ForkExec("/proc/self/exe", []string{os.Args[0], watchdogArg}, &syscall.ProcAttr{
 		Env:   append(os.Environ(), watchdogEnv+"=1"),
 		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), r.Fd()}, // holds no caller's pipe open
 		Sys:   &syscall.SysProcAttr{Setsid: true},

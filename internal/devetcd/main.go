@@ -48,7 +48,7 @@ func run(args []string) int {
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "DISTLOCK_ENDPOINTS="+cluster.Endpoint(), "DISTLOCK_CONFIG=")
+	cmd.Env = append(os.Environ(), "DISTLOCK_ENDPOINTS="+cluster.Endpoint(), "DISTLOCK_CONFIG=/dev/null")
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

@@ -1,13 +1,15 @@
 // Package etcdtest runs real etcd for tests and the quick start: a single
-// member or a cluster in this process (Start, StartCluster, or an etcd
-// started elsewhere, FromEnv), a cluster whose members are processes of
-// their own so that one can be frozen (StartProcessCluster), and fault
-// proxies that cut or hold back the traffic to a member (NewProxy).
+// member or a cluster in this process (Start, StartCluster, StartTLS for
+// one that serves https, or an etcd started elsewhere, FromEnv), a cluster
+// whose members are processes of their own so that one can be frozen
+// (StartProcessCluster), and fault proxies that cut or hold back the
+// traffic to a member (NewProxy).
 // Nothing here is a mock.
 package etcdtest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/pkg/v3/proxy"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -34,7 +37,8 @@ import (
 type Cluster struct {
 	Members  []*embed.Etcd
 	configs  []*embed.Config
-	external []string // endpoints of an etcd not started here
+	external []string    // endpoints of an etcd not started here
+	tls      *tls.Config // for Client, if the members serve https
 
 	mu      sync.Mutex // tests ask for clients in parallel
 	clients []*clientv3.Client
@@ -45,14 +49,44 @@ func Start(dir string) (*Cluster, error) {
 	return StartCluster(dir, 1)
 }
 
+// StartTLS runs a single-member etcd whose data lives under dir and that
+// serves clients over https only, with the server certificate, key and
+// client CA of server (ClientCertAuth to demand client certificates).
+// Its Client trusts server.TrustedCAFile and presents client, if given.
+func StartTLS(dir string, server, client transport.TLSInfo) (*Cluster, error) {
+	clientTLS, err := client.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := startWithRetries(dir, 1, func(cfg *embed.Config) {
+		cfg.ClientTLSInfo = server
+		for _, urls := range [][]url.URL{cfg.ListenClientUrls, cfg.AdvertiseClientUrls} {
+			for i := range urls {
+				urls[i].Scheme = "https"
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.tls = clientTLS
+	return c, nil
+}
+
 // StartCluster runs an n-member etcd cluster whose data lives under dir and
 // waits until it has a leader.
 func StartCluster(dir string, n int) (*Cluster, error) {
+	return startWithRetries(dir, n, func(*embed.Config) {})
+}
+
+// startWithRetries starts a cluster, tuning each member's configuration
+// with tune.
+func startWithRetries(dir string, n int, tune func(*embed.Config)) (*Cluster, error) {
 	var lastErr error
 	// Free ports are picked before etcd binds them; another process may
 	// take one in between, so try again with fresh ones.
 	for attempt := 0; attempt < 5; attempt++ {
-		c, err := startCluster(filepath.Join(dir, fmt.Sprintf("try%d", attempt)), n)
+		c, err := startCluster(filepath.Join(dir, fmt.Sprintf("try%d", attempt)), n, tune)
 		if err == nil {
 			return c, nil
 		}
@@ -61,7 +95,7 @@ func StartCluster(dir string, n int) (*Cluster, error) {
 	return nil, lastErr
 }
 
-func startCluster(dir string, n int) (*Cluster, error) {
+func startCluster(dir string, n int, tune func(*embed.Config)) (*Cluster, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
@@ -73,6 +107,7 @@ func startCluster(dir string, n int) (*Cluster, error) {
 		cfg := memberConfig(name, filepath.Join(dir, name),
 			fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]), fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]))
 		cfg.TickMs, cfg.ElectionMs = 50, 500
+		tune(cfg)
 		initial = append(initial, cfg.Name+"="+cfg.AdvertisePeerUrls[0].String())
 		cfgs[i] = cfg
 	}
@@ -241,6 +276,7 @@ func (c *Cluster) Client() (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   c.Endpoints(),
 		DialTimeout: 5 * time.Second,
+		TLS:         c.tls,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {

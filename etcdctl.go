@@ -1,0 +1,164 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"strings"
+	"time"
+)
+
+// readEtcdctlEnvironment sets from etcdctl's variables (setting.etcdctl)
+// what no other source set: below DISTLOCK_* and the config file, above
+// the defaults, so that a host set up for etcdctl needs nothing more. Each
+// value is read as etcdctl reads it, and checked here, so that a bad one
+// is named. A certificate and its key, and a user and its password, are
+// pairs: etcdctl's are used only where no other source gave either half.
+func readEtcdctlEnvironment(values map[string]flag.Value, origin map[string]string) error {
+	higher := maps.Clone(origin)
+	for _, s := range settings {
+		if s.etcdctl == "" {
+			continue
+		}
+		value := os.Getenv(s.etcdctl)
+		if value == "" || higher[s.name] != "" || higher[pairedWith[s.name]] != "" {
+			continue
+		}
+		if err := readEtcdctlValue(s, value, values, origin); err != nil {
+			return usagef("environment variable %s has a bad value: %v", s.etcdctl, err)
+		}
+	}
+	return nil
+}
+
+// pairedWith is the other half of a setting that is only taken with it.
+var pairedWith = map[string]string{"cert": "key", "key": "cert", "user": "password", "password": "user"}
+
+// readEtcdctlValue sets s from its etcdctl variable's value. Its errors
+// never show a value that may hold a password.
+func readEtcdctlValue(s setting, value string, values map[string]flag.Value, origin map[string]string) error {
+	switch s.name {
+	case "endpoints":
+		n := 0
+		for _, e := range strings.Split(value, ",") {
+			if strings.TrimSpace(e) == "" {
+				continue
+			}
+			if _, err := normalizeEndpoint(e); err != nil {
+				return err
+			}
+			n++
+		}
+		if n == 0 {
+			return errors.New("no endpoint in it")
+		}
+	case "dial-timeout":
+		// etcdctl takes a Go duration, and so does distlock here: "5"
+		// would mean something else to each.
+		d, err := time.ParseDuration(strings.TrimSpace(value))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration like 5s or 1m", value)
+		}
+	case "cacert", "cert", "key":
+		f, err := os.Open(value)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	case "user":
+		// "user:password", as etcdctl reads it when ETCDCTL_PASSWORD is
+		// not set; etcdctl would prompt for a password, distlock cannot.
+		if os.Getenv("ETCDCTL_PASSWORD") == "" {
+			user, password, ok := strings.Cut(value, ":")
+			if ok {
+				if user == "" {
+					return errors.New(`no user name before the ":"`)
+				}
+				value = user
+				if err := values["password"].Set(password); err != nil {
+					return err
+				}
+				origin["password"] = s.etcdctl
+			}
+		}
+	}
+	if err := values[s.name].Set(value); err != nil {
+		return err
+	}
+	origin[s.name] = s.etcdctl
+	return nil
+}
+
+// originOf says where setting name got its value: a flag, a variable, the
+// config file, or the default.
+func (c *config) originOf(name string) string {
+	if o := c.origin[name]; o != "" {
+		return o
+	}
+	return "the default"
+}
+
+// checkConnection checks the settings that say where etcd is and who we
+// are to it. --endpoints and --discovery-srv are two ways to say where:
+// the one from the source of higher precedence wins, and both from one
+// source is an error. A user needs a password: distlock never prompts.
+func (c *config) checkConnection() error {
+	if c.discoverySrv != "" {
+		srv, eps := precedence(c.origin["discovery-srv"]), precedence(c.origin["endpoints"])
+		switch {
+		case srv == eps:
+			return usagef("--endpoints (%s) and --discovery-srv (%s) both say where etcd is; give one of them",
+				c.originOf("endpoints"), c.originOf("discovery-srv"))
+		case srv > eps:
+			c.endpoints = nil // found in dial
+		default:
+			c.discoverySrv = ""
+		}
+	}
+	if c.user != "" && c.password == "" {
+		where := "DISTLOCK_PASSWORD or the config file"
+		if c.originOf("user") == "ETCDCTL_USER" {
+			where = "ETCDCTL_PASSWORD, or as ETCDCTL_USER=NAME:PASSWORD"
+		}
+		return usagef("user %q (from %s) has no password, and distlock does not ask for one: give it in %s",
+			c.user, c.originOf("user"), where)
+	}
+	return nil
+}
+
+// precedence orders the origins of settings: the command line highest,
+// the default lowest.
+func precedence(origin string) int {
+	switch {
+	case origin == "":
+		return 0
+	case strings.HasPrefix(origin, "ETCDCTL_"):
+		return 1
+	case strings.HasPrefix(origin, "DISTLOCK_"):
+		return 3
+	case strings.HasPrefix(origin, "--"):
+		return 4
+	}
+	return 2 // the config file
+}
+
+// domainValue is --discovery-srv: a DNS domain.
+type domainValue string
+
+func (v *domainValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return string(*v)
+}
+
+func (v *domainValue) Set(s string) error {
+	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
+	if s == "" || strings.ContainsAny(s, "/:@ \t") {
+		return fmt.Errorf("%q is not a DNS domain like example.com", s)
+	}
+	*v = domainValue(s)
+	return nil
+}

@@ -1,0 +1,233 @@
+package lock
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// The record of a lock's last successful run lives beside the lock's queue,
+// never in it: etcd's recipe takes every key under Prefix(realm, name) for
+// a holder or a waiter. Escape writes neither "!" nor "/", so realm +
+// Escape(name) + "!last-run" is under no lock's prefix, and List, which
+// looks only at keys with a "/" after the escaped name, passes it by.
+const lastRunSuffix = "!last-run"
+
+// LastRunKey is the key of the record of the last successful run of the
+// lock named name in realm.
+func LastRunKey(realm, name string) string {
+	return realm + Escape(name) + lastRunSuffix
+}
+
+// ErrNotHeld means the lock's key is no longer ours (deleted, or its lease
+// gone), so nothing may be written in its name.
+var ErrNotHeld = errors.New("the lock is no longer ours")
+
+// Run is what the record of a successful run tells, as JSON. Its times are
+// the recording host's and only for people: how old the record is, etcd
+// alone decides, by the record's lease.
+type Run struct {
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	User     string    `json:"user"`
+	Reason   string    `json:"reason"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended"`
+	Duration string    `json:"duration"` // a Go duration: "1m2.5s"
+}
+
+// LastRun is the record of a lock's last successful run, as etcd keeps it.
+type LastRun struct {
+	Key string
+	// Run is nil when the value is not distlock's JSON.
+	Run *Run
+	// Granted is the TTL of the record's lease as etcd granted it, Left
+	// what etcd says is left of it, in whole seconds rounded down.
+	Granted, Left time.Duration
+}
+
+// ReadLastRun returns the record of the lock's last successful run, or nil
+// if there is none. A record on no lease is no record: only a lease that
+// etcd expires may say how old a run is.
+func ReadLastRun(ctx context.Context, client *clientv3.Client, realm, name string) (*LastRun, error) {
+	key := LastRunKey(realm, name)
+	resp, err := client.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read the last run: %w", err)
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
+		return nil, nil
+	}
+	kv := resp.Kvs[0]
+	ttl, err := client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+	if err != nil {
+		return nil, fmt.Errorf("read the last run's lease: %w", err)
+	}
+	if ttl.TTL < 0 {
+		return nil, nil // expired between the two calls
+	}
+	r := &LastRun{
+		Key:     key,
+		Granted: time.Duration(ttl.GrantedTTL) * time.Second,
+		Left:    time.Duration(ttl.TTL) * time.Second,
+	}
+	var run Run
+	if json.Unmarshal(kv.Value, &run) == nil && run.Host != "" {
+		r.Run = &run
+	}
+	return r, nil
+}
+
+// Within reports whether the run may have been recorded less than span ago,
+// by etcd's count alone. etcd rounds what is left down to whole seconds, so
+// the record's age is more than Granted-Left-1s and at most Granted-Left;
+// a run is counted as recent unless even the least it can be is span. A
+// record written with the same span is recent for as long as it exists.
+func (r *LastRun) Within(span time.Duration) bool {
+	return r.Granted-r.Left-time.Second < span
+}
+
+// Describe says who ran the lock's command, when and for how long, and for
+// how long etcd keeps the record, in one phrase.
+func (r *LastRun) Describe() string {
+	var b strings.Builder
+	if r.Run == nil {
+		fmt.Fprintf(&b, "key %s (no details: not written by distlock)", r.Key)
+	} else {
+		run := r.Run
+		fmt.Fprintf(&b, "host %s, pid %d", run.Host, run.PID)
+		if run.User != "" {
+			fmt.Fprintf(&b, ", user %s", run.User)
+		}
+		if !run.Ended.IsZero() {
+			fmt.Fprintf(&b, ", ended %s", run.Ended.Local().Format(time.RFC3339))
+		}
+		if run.Duration != "" {
+			fmt.Fprintf(&b, ", took %s", run.Duration)
+		}
+		if run.Reason != "" {
+			fmt.Fprintf(&b, ", reason %q", run.Reason)
+		}
+	}
+	fmt.Fprintf(&b, "; etcd keeps the record for %v more", r.Left)
+	return b.String()
+}
+
+// RecordRun writes the record of a successful run that started at started
+// and just ended, on a lease of span (whole seconds, rounded up; etcd may
+// grant more) that etcd expires. It writes only while the lock's key is
+// still ours, in the same transaction; otherwise it writes nothing and
+// returns ErrNotHeld. Each call to etcd is bounded by the Request's
+// RPCTimeout.
+func (h *Holder) RecordRun(ctx context.Context, span time.Duration, started time.Time) error {
+	ended := time.Now()
+	value, err := json.Marshal(Run{
+		Host:     h.req.Info.Host,
+		PID:      h.req.Info.PID,
+		User:     h.req.Info.User,
+		Reason:   h.req.Info.Reason,
+		Started:  started.UTC().Truncate(time.Second),
+		Ended:    ended.UTC().Truncate(time.Second),
+		Duration: ended.Sub(started).Round(time.Millisecond).String(),
+	})
+	if err != nil {
+		return fmt.Errorf("encode the run: %w", err)
+	}
+	gctx, cancel := context.WithTimeout(ctx, h.req.RPCTimeout)
+	defer cancel()
+	lease, err := h.client.Grant(gctx, wholeSeconds(span))
+	if err != nil {
+		return fmt.Errorf("record the run: %w", err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, h.req.RPCTimeout)
+	defer cancel()
+	resp, err := h.client.Txn(tctx).
+		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
+		Then(clientv3.OpPut(LastRunKey(h.req.Realm, h.req.Name), string(value), clientv3.WithLease(lease.ID))).
+		Commit()
+	if err == nil && resp.Succeeded {
+		return nil
+	}
+	// Nothing written, or nothing known: a record on a lease that is gone
+	// is no record at all.
+	h.revoke(ctx, lease.ID)
+	if err != nil {
+		return fmt.Errorf("record the run: %w", err)
+	}
+	return ErrNotHeld
+}
+
+// HoldFor keeps the lock taken for d more after this process has gone,
+// without it: the key moves onto a new lease of d (whole seconds, rounded
+// up; etcd may grant more) that nobody keeps alive, so etcd deletes it
+// when d has passed and the next waiter goes on. The key stays the same
+// key with the same create revision, so it keeps its place at the head of
+// the queue; the old lease is then revoked. It returns the TTL etcd
+// granted. A d under a second is waited out here, with the lease kept
+// alive, and the lock released. On every error the lock is released, now
+// or by etcd. Each call to etcd is bounded by the Request's RPCTimeout.
+func (h *Holder) HoldFor(ctx context.Context, d time.Duration) (time.Duration, error) {
+	if d < time.Second {
+		// Shorter than any lease etcd grants: waiting it out costs
+		// less than a second, and lets nobody in early.
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-h.held.Done():
+			t.Stop()
+		}
+		return 0, h.release(ctx)
+	}
+	gctx, cancel := context.WithTimeout(ctx, h.req.RPCTimeout)
+	defer cancel()
+	lease, err := h.client.Grant(gctx, wholeSeconds(d))
+	if err != nil {
+		return 0, errors.Join(fmt.Errorf("hold the lock: %w", err), h.release(ctx))
+	}
+	h.stopWatching(ctx)
+	h.lease.stopKeepAlive()
+	tctx, cancel := context.WithTimeout(ctx, h.req.RPCTimeout)
+	defer cancel()
+	resp, err := h.client.Txn(tctx).
+		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
+		Then(clientv3.OpPut(h.Key, h.req.valueSince(h.Since), clientv3.WithLease(lease.ID))).
+		Commit()
+	// Revoking the old lease settles every case: after a move it holds no
+	// key any more (and if the revoke fails, it expires by itself);
+	// without one it deletes ours, and a move still on its way then finds
+	// no key to compare with.
+	_ = h.release(ctx)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("hold the lock: %w", err)
+	case !resp.Succeeded:
+		h.revoke(ctx, lease.ID)
+		return 0, ErrNotHeld
+	}
+	return time.Duration(lease.TTL) * time.Second, nil
+}
+
+// release revokes the holder's lease, each call bounded by RPCTimeout.
+func (h *Holder) release(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.req.RPCTimeout)
+	defer cancel()
+	return h.Release(rctx)
+}
+
+// revoke revokes a lease of ours that holds nothing we want, if etcd
+// answers in time; otherwise it expires by itself.
+func (h *Holder) revoke(ctx context.Context, id clientv3.LeaseID) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.req.RPCTimeout)
+	defer cancel()
+	_, _ = h.client.Revoke(rctx, id)
+}
+
+// wholeSeconds is d as a lease TTL: whole seconds, rounded up.
+func wholeSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}

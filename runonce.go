@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/lock"
+)
+
+// recentRun is --min-interval's question, asked once the lock is ours:
+// did a run of this lock succeed less than SPAN ago, by etcd's count? If
+// so, exec mode starts nothing and exits 0, saying so only with --verbose.
+// Without an answer from etcd nothing starts either (69).
+func recentRun(ctx context.Context, c *config, client *clientv3.Client, out *reporter) (bool, error) {
+	if c.minInterval == 0 {
+		return false, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
+	defer cancel()
+	last, err := lock.ReadLastRun(rctx, client, c.prefix, c.lockName)
+	if err != nil {
+		out.fail("%v", etcdError(c, err))
+		return false, err
+	}
+	if last == nil || !last.Within(c.minInterval) {
+		return false, nil
+	}
+	out.debug("not running the command: lock %q last ran successfully less than %v ago (--min-interval): %s",
+		c.lockName, c.minInterval, last.Describe())
+	return true, nil
+}
+
+// recordRun writes down, for --min-interval, that the command started at
+// started succeeded, while the lock is still ours. A run that could not be
+// recorded is said, and keeps no later run from starting.
+func recordRun(c *config, h *lock.Holder, started time.Time, out *reporter) {
+	if c.minInterval == 0 {
+		return
+	}
+	err := h.RecordRun(context.Background(), c.minInterval, started)
+	switch {
+	case errors.Is(err, lock.ErrNotHeld):
+		out.fail("lock %q was lost as the command ended; its run is not recorded for --min-interval", c.lockName)
+	case err != nil:
+		out.fail("could not record the run for --min-interval (%v); the next run of lock %q will not be skipped", etcdError(c, err), c.lockName)
+	default:
+		out.debug("recorded the successful run of lock %q: runs are skipped for %v (--min-interval)", c.lockName, c.minInterval)
+	}
+}
+
+// letGo gives the lock back when exec mode is done. With --min-hold, until
+// holdUntil (zero when no command started), it leaves the lock to etcd to
+// release then, and exits without waiting for it.
+func letGo(c *config, h *lock.Holder, holdUntil time.Time, out *reporter) {
+	left := time.Until(holdUntil)
+	if holdUntil.IsZero() || left <= 0 || h.Err() != nil {
+		release(c, h, out)
+		return
+	}
+	ttl, err := h.HoldFor(context.Background(), left)
+	switch {
+	case errors.Is(err, lock.ErrNotHeld):
+		out.fail("lock %q was lost as the command ended; not holding it for --min-hold", c.lockName)
+	case err != nil:
+		out.fail("could not keep lock %q taken for --min-hold (%v); it may be free before its time", c.lockName, etcdError(c, err))
+	case ttl > 0:
+		out.debug("leaving lock %q taken for %v more (--min-hold); etcd releases it then", c.lockName, ttl)
+	}
+}
+
+// lastRunJSON is --status --json's record of the last successful run.
+type lastRunJSON struct {
+	Key string    `json:"key"`
+	Run *lock.Run `json:"run"` // null when the record is not distlock's JSON
+	// ExpiresIn is what etcd says is left of the record's lease.
+	ExpiresIn int64 `json:"expires_in_seconds"`
+}
+
+func lastRunStatus(last *lock.LastRun) *lastRunJSON {
+	if last == nil {
+		return nil
+	}
+	return &lastRunJSON{Key: last.Key, Run: last.Run, ExpiresIn: int64(last.Left / time.Second)}
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/lock"
+)
+
+const (
+	// waitLineTick is how often the waiting line is drawn again: the
+	// holder's time goes up by the second.
+	waitLineTick = time.Second
+	// waitLineLook is every how many ticks etcd is asked who holds the
+	// lock and how many are ahead: often enough to follow the queue,
+	// seldom enough to cost etcd nothing.
+	waitLineLook = 3
+	// waitLineErase is the longest distlock waits, when the wait is over,
+	// for the waiting line to be erased before it goes on.
+	waitLineErase = time.Second
+)
+
+// waitLine is the live line distlock shows while it waits on a terminal,
+// in place of the single "waiting" line: the lock, who holds it and for
+// how long, how many are ahead. A goroutine of its own draws it every
+// second and asks etcd every few; the reporter's writer does the writing,
+// so drawing never waits for the terminal.
+type waitLine struct {
+	c      *config
+	client *clientv3.Client
+	out    *reporter
+	me     lock.Info // who we are, to find our own key in the queue
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+}
+
+// newWaitLine returns the waiting line for this wait, or nil when stderr
+// is no terminal or --quiet: then the single line said by request's
+// Blocked stands. me is what our key says of us.
+func newWaitLine(ctx context.Context, c *config, client *clientv3.Client, me lock.Info, out *reporter) *waitLine {
+	if !out.canShowLive() {
+		return nil
+	}
+	w := &waitLine{c: c, client: client, out: out, me: me}
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	return w
+}
+
+// blocked is lock.Request.Blocked on a terminal: the lock is taken, start
+// the line.
+func (w *waitLine) blocked(holder lock.Entry) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started || w.stopped {
+		return
+	}
+	w.started = true
+	w.wg.Add(1)
+	go w.run(holder)
+}
+
+// stop ends the line when the wait is over, however it ended: the
+// goroutine is gone and the line erased (or the erase given up on after
+// waitLineErase) when stop returns. A nil line has nothing to stop.
+func (w *waitLine) stop() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+	w.cancel()
+	w.wg.Wait()
+	w.out.endLive(waitLineErase)
+}
+
+// queueView is what a look at the queue found.
+type queueView struct {
+	holder lock.Entry
+	ahead  int // keys created before ours, the holder's included
+	ok     bool
+}
+
+// run draws the line until the wait ends, and looks at the queue every
+// waitLineLook ticks, first at once. A look runs beside the drawing, so
+// that a slow etcd does not stop the clock.
+func (w *waitLine) run(holder lock.Entry) {
+	defer w.wg.Done()
+	view := queueView{holder: holder, ahead: -1} // -1: not counted yet
+	w.out.showLive(w.text(view, time.Now()))
+
+	looked := make(chan queueView, 1)
+	looking := true
+	w.wg.Add(1)
+	go w.look(looked)
+	tick := time.NewTicker(waitLineTick)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-w.ctx.Done():
+			return
+		case v := <-looked:
+			looking = false
+			if v.ok {
+				view = v
+			}
+		case <-tick.C:
+			if !looking && n%waitLineLook == 0 {
+				looking = true
+				w.wg.Add(1)
+				go w.look(looked)
+			}
+		}
+		w.out.showLive(w.text(view, time.Now()))
+	}
+}
+
+// look reads the queue: the holder is its first key, and the keys ahead of
+// us are those before ours. lock.Request does not tell us our key, so ours
+// is found by what it says of us (host, pid, user, mode): the newest such
+// key, as an older one can only be left by an earlier process with our pid
+// (a --lock). If ours is not there, or first already (we are about to be
+// told), the view is not ok and the last one stays.
+func (w *waitLine) look(looked chan<- queueView) {
+	defer w.wg.Done()
+	ctx, cancel := context.WithTimeout(w.ctx, w.c.dialTimeout)
+	defer cancel()
+	var v queueView // not ok
+	if entries, err := lock.Entries(ctx, w.client, w.c.prefix, w.c.lockName); err == nil {
+		v = w.find(entries)
+	}
+	looked <- v // never blocks: one look at a time, and room for it
+}
+
+// find makes a view of the entries, oldest first, as look describes.
+func (w *waitLine) find(entries []lock.Entry) queueView {
+	mine := -1
+	for i, e := range entries { // the last match is the newest
+		if in := e.Info; in != nil && in.Host == w.me.Host && in.PID == w.me.PID && in.User == w.me.User && in.Mode == w.me.Mode {
+			mine = i
+		}
+	}
+	if mine < 1 {
+		return queueView{}
+	}
+	return queueView{holder: entries[0], ahead: mine, ok: true}
+}
+
+// text is the waiting line at time now:
+//
+//	distlock: waiting for lock "db", 2 ahead; held for 1m05s by host web1, pid 4711, user root, reason "patching"
+//
+// What changes comes first, so that a narrow terminal cuts the reason
+// rather than the time.
+func (w *waitLine) text(v queueView, now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "distlock: waiting for lock %q", w.c.lockName)
+	if v.ahead >= 0 {
+		fmt.Fprintf(&b, ", %d ahead", v.ahead)
+	}
+	b.WriteString("; held ")
+	i := v.holder.Info
+	if i == nil {
+		b.WriteString("by " + v.holder.Describe())
+		return b.String()
+	}
+	if !i.Since.IsZero() {
+		fmt.Fprintf(&b, "for %s ", waitedFor(now.Sub(i.Since)))
+	}
+	fmt.Fprintf(&b, "by host %s, pid %d", i.Host, i.PID)
+	if i.User != "" {
+		fmt.Fprintf(&b, ", user %s", i.User)
+	}
+	if i.Reason != "" {
+		fmt.Fprintf(&b, ", reason %q", i.Reason)
+	} else {
+		b.WriteString(", no reason given")
+	}
+	if i.Mode == lock.ModeLock {
+		b.WriteString(" (taken with --lock)")
+	}
+	return b.String()
+}
+
+// waitedFor says a span in two units at most: 45s, 2m05s, 3h07m, 2d04h. A
+// holder whose clock is ahead of ours has held it 0s.
+func waitedFor(d time.Duration) string {
+	s := int64(max(d, 0) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+	}
+	return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
+}

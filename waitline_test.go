@@ -1,0 +1,263 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tinx/distlock/internal/poll"
+	"github.com/tinx/distlock/lock"
+)
+
+// shown splits what a terminal got into what each carriage return or
+// newline began, without the erase-to-end-of-line that ends a live line;
+// an erase alone leaves nothing.
+func shown(out string) []string {
+	var parts []string
+	for _, p := range strings.FieldsFunc(out, func(r rune) bool { return r == '\r' || r == '\n' }) {
+		if p = strings.TrimSuffix(p, "\x1b[K"); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return parts
+}
+
+// setColumns makes the terminal cols wide, as a resized window would.
+func setColumns(t *testing.T, term *terminal, cols uint16) {
+	t.Helper()
+	if err := unix.IoctlSetWinsize(int(term.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWaitLineOnTerminal: two waiters on terminals behind a running holder.
+// The first, on a wide terminal, shows one live line naming the holder,
+// its time going up and 1 ahead; the second, 60 columns wide, shows 2
+// ahead and never a line of 60 or more. When the holder is done, each line
+// is erased before its command runs.
+func TestWaitLineOnTerminal(t *testing.T) {
+	t.Setenv("TERM", "xterm")
+	client := testClient(t)
+	dir := t.TempDir()
+	holder := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--reason=nightly backup",
+		"--", "sh", "-c", `echo r > held; while [ ! -e go-on ]; do sleep 0.05; done`)
+	waitFile(t, filepath.Join(dir, "held"))
+
+	wide, narrow := openTerminal(t), openTerminal(t)
+	setColumns(t, wide, 200)
+	setColumns(t, narrow, 60)
+	first := wide.start(t, dir, "distlock", "--lock-name=wl", "--", "echo", "first ran")
+	waitKeys(t, client, "wl", 2)
+	second := narrow.start(t, dir, "distlock", "--lock-name=wl", "--", "echo", "second ran")
+	waitKeys(t, client, "wl", 3)
+
+	host, _ := os.Hostname()
+	line := regexp.MustCompile(fmt.Sprintf(
+		`^distlock: waiting for lock "wl", 1 ahead; held for (\d+)s by host %s, pid %d, user %s, reason "nightly backup"$`,
+		regexp.QuoteMeta(host), holder.cmd.Process.Pid, regexp.QuoteMeta(currentUser())))
+	poll.For(t, "the waiting line to count up", 30*time.Second, func() bool {
+		spans := map[string]bool{}
+		for _, p := range shown(wide.output()) {
+			if m := line.FindStringSubmatch(p); m != nil {
+				spans[m[1]] = true
+			}
+		}
+		return len(spans) >= 2
+	})
+	poll.For(t, "the narrow line to count 2 ahead", 30*time.Second, func() bool {
+		return strings.Contains(narrow.output(), `distlock: waiting for lock "wl", 2 ahead; held for `)
+	})
+
+	if err := os.WriteFile(filepath.Join(dir, "go-on"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := holder.wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("holder exit %d; stderr:\n%s", got, holder.stderr)
+	}
+	for _, w := range []struct {
+		term *terminal
+		cmd  *exec.Cmd
+		ran  string
+	}{{wide, first, "first ran"}, {narrow, second, "second ran"}} {
+		status := waitCmd(t, w.cmd, w.term)
+		poll.For(t, "the command's output", 10*time.Second, func() bool { return strings.Contains(w.term.output(), w.ran) })
+		out := w.term.output()
+		if status != 0 {
+			t.Fatalf("exit %d; terminal shows %q", status, out)
+		}
+		before, _, _ := strings.Cut(out, w.ran)
+		if !strings.HasSuffix(before, "\r\x1b[K") || !strings.Contains(before, "distlock: waiting for lock") {
+			t.Errorf("the waiting line was not erased before the command ran; terminal shows %q", out)
+		}
+		if strings.Contains(out, "; waiting") {
+			t.Errorf("the single waiting line was said on a terminal too: %q", out)
+		}
+	}
+	for _, p := range shown(narrow.output()) {
+		if n := utf8.RuneCountInString(p); n >= 60 {
+			t.Errorf("a line of %d columns on a terminal of 60: %q", n, p)
+		}
+	}
+}
+
+// TestWaitLineWithoutTerminal: with stderr a pipe, a wait of seconds says
+// today's one waiting line, then gives up in one more, and nothing live.
+func TestWaitLineWithoutTerminal(t *testing.T) {
+	t.Setenv("TERM", "xterm")
+	dir := t.TempDir()
+	if got := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("--lock exit %d", got)
+	}
+	waiter := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--timeout=3.5", "--", "true")
+	if got := waiter.wait(t, 30*time.Second); got != exitConflict {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", got, exitConflict, waiter.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(waiter.stderr.String(), "\n"), "\n")
+	if len(lines) != 2 ||
+		!regexp.MustCompile(`^distlock: lock "wl" is held by .*reason "held".*; waiting$`).MatchString(lines[0]) ||
+		!strings.HasSuffix(lines[1], "; gave up after 3.5s (--timeout)") ||
+		strings.ContainsAny(waiter.stderr.String(), "\r\x1b") {
+		t.Errorf("stderr is not the waiting line and the giving up:\n%q", waiter.stderr)
+	}
+}
+
+// TestWaitLineGivingUpOnTerminal: a wait that times out on a terminal
+// erases its live line before it says it gave up; with --quiet there is no
+// live line at all, only the giving up.
+func TestWaitLineGivingUpOnTerminal(t *testing.T) {
+	t.Setenv("TERM", "xterm")
+	gaveUp := `distlock: lock "wl" is held by .*reason "held" \(taken with --lock\); gave up after 2s \(--timeout\)\r\n`
+	for _, tc := range []struct {
+		name string
+		args []string
+		want *regexp.Regexp
+	}{
+		{"live", nil, regexp.MustCompile(`^(\rdistlock: waiting for lock "wl"[^\r\n]*\x1b\[K)+\r\x1b\[K` + gaveUp + `$`)},
+		{"quiet", []string{"--quiet"}, regexp.MustCompile(`^` + gaveUp + `$`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if got := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
+				t.Fatalf("--lock exit %d", got)
+			}
+			term := openTerminal(t)
+			args := append([]string{"distlock", "--lock-name=wl", "--timeout=2"}, tc.args...)
+			cmd := term.start(t, dir, append(args, "--", "true")...)
+			if got := waitCmd(t, cmd, term); got != exitConflict {
+				t.Fatalf("exit %d, want %d; terminal shows %q", got, exitConflict, term.output())
+			}
+			poll.For(t, "the giving up", 10*time.Second, func() bool { return strings.Contains(term.output(), "gave up") })
+			if out := term.output(); !tc.want.MatchString(out) {
+				t.Errorf("terminal shows %q, want it to match %q", out, tc.want)
+			}
+		})
+	}
+}
+
+// TestWaitLineReporter: the writer erases the live line before a line and
+// draws it again below, and endLive erases it.
+func TestWaitLineReporter(t *testing.T) {
+	var buf syncBuffer
+	r := &reporter{w: &buf}
+	if r.canShowLive() {
+		t.Errorf("a buffer was taken for a terminal")
+	}
+	r.showLive("waiting \x07for\tit")
+	r.flush(10 * time.Second)
+	r.say("a line")
+	r.flush(10 * time.Second)
+	r.endLive(10 * time.Second)
+	r.endLive(10 * time.Second) // nothing shown: nothing written
+	want := "\rwaiting ?for?it\x1b[K" + "\r\x1b[K" + "distlock: a line\n" + "\rwaiting ?for?it\x1b[K" + "\r\x1b[K"
+	if got := buf.String(); got != want {
+		t.Errorf("wrote %q, want %q", got, want)
+	}
+}
+
+// TestWaitLineText: the pure parts, the cut, the spans, finding our key.
+func TestWaitLineText(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"abc", 5, "abc"},
+		{"abcdef", 3, "abc"},
+		{"äöü€x", 4, "äöü€"},
+		{"a\nb", 3, "a?b"},
+		{"abc", 0, ""},
+	} {
+		if got := fitColumns(tc.s, tc.n); got != tc.want {
+			t.Errorf("fitColumns(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
+		}
+	}
+	for d, want := range map[time.Duration]string{
+		-5 * time.Second: "0s", 1500 * time.Millisecond: "1s", 59 * time.Second: "59s",
+		65 * time.Second: "1m05s", 3*time.Hour + 7*time.Minute + 9*time.Second: "3h07m",
+		50 * time.Hour: "2d02h",
+	} {
+		if got := waitedFor(d); got != want {
+			t.Errorf("waitedFor(%v) = %q, want %q", d, got, want)
+		}
+	}
+
+	me := lock.Info{Host: "h", PID: 7, User: "u", Mode: lock.ModeExec}
+	other := &lock.Info{Host: "h", PID: 8, User: "u", Mode: lock.ModeExec}
+	stale := me // an earlier process with our pid, left by --lock
+	w := &waitLine{me: me, c: &config{lockName: "q"}}
+	entries := []lock.Entry{{Key: "a", Info: &stale}, {Key: "b", Info: other}, {Key: "c"}, {Key: "d", Info: &me}, {Key: "e", Info: other}}
+	if v := w.find(entries); !v.ok || v.ahead != 3 || v.holder.Key != "a" {
+		t.Errorf("find = %+v, want ours 4th: 3 ahead, held by a", v)
+	}
+	if v := w.find(entries[:1]); v.ok {
+		t.Errorf("find with ours first = %+v, want not ok", v)
+	}
+	if v := w.find(entries[1:3]); v.ok {
+		t.Errorf("find without ours = %+v, want not ok", v)
+	}
+	since := time.Date(2026, 11, 25, 18, 20, 48, 0, time.UTC)
+	held := lock.Entry{Info: &lock.Info{Host: "node-3", PID: 4711, User: "root", Mode: lock.ModeLock, Since: since, Reason: "patching"}}
+	for _, tc := range []struct {
+		v    queueView
+		want string
+	}{
+		{queueView{holder: held, ahead: 2}, `distlock: waiting for lock "q", 2 ahead; held for 1m05s by host node-3, pid 4711, user root, reason "patching" (taken with --lock)`},
+		{queueView{holder: held, ahead: -1}, `distlock: waiting for lock "q"; held for 1m05s by host node-3, pid 4711, user root, reason "patching" (taken with --lock)`},
+		{queueView{holder: lock.Entry{Key: "/d/q/1"}, ahead: 1}, `distlock: waiting for lock "q", 1 ahead; held by key /d/q/1 (no details: not written by distlock)`},
+	} {
+		if got := w.text(tc.v, since.Add(65*time.Second)); got != tc.want {
+			t.Errorf("text = %q\nwant   %q", got, tc.want)
+		}
+	}
+}
+
+// TestWaitLineInBackground: a distlock waiting in the background of a
+// terminal (a job of a shell with job control) does not draw over the
+// shell's line; it still says that it gave up.
+func TestWaitLineInBackground(t *testing.T) {
+	t.Setenv("TERM", "xterm")
+	dir := t.TempDir()
+	if got := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("--lock exit %d", got)
+	}
+	term := openTerminal(t)
+	cmd := term.start(t, dir, "sh", "-c", `set -m
+distlock --lock-name=wl --timeout=2 -- true &
+wait $!; echo "status $?"`)
+	if got := waitCmd(t, cmd, term); got != 0 {
+		t.Fatalf("exit %d; terminal shows %q", got, term.output())
+	}
+	poll.For(t, "the status", 10*time.Second, func() bool { return strings.Contains(term.output(), "status") })
+	want := regexp.MustCompile(`^distlock: lock "wl" is held by .*; gave up after 2s \(--timeout\)\r\nstatus 75\r\n$`)
+	if out := term.output(); !want.MatchString(out) {
+		t.Errorf("terminal shows %q, want it to match %q", out, want)
+	}
+}
