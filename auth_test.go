@@ -94,9 +94,16 @@ func TestAuthWrongPassword(t *testing.T) {
 		t.Errorf("user without permission: stderr is not one line naming the problem:\n%s", msg)
 	}
 
-	right := startDistlock(t, dir, ep, "--lock-name=a", "--user=root", "--password=s3cret", "--", "true")
-	if got := right.wait(t, 30*time.Second); got != 0 {
-		t.Fatalf("right password: exit %d, want 0; stderr:\n%s", got, right.stderr)
+	// etcdctl's --user NAME:PASSWORD: split, and the password never shown.
+	wrongPair := startDistlock(t, dir, ep, "--lock-name=a", "--user=root:wr0ng-pw", "--", "true")
+	if got := wrongPair.wait(t, 30*time.Second); got != exitUnavailable || strings.Contains(wrongPair.stderr.String(), "wr0ng-pw") {
+		t.Errorf("--user=root:PASSWORD, wrong: exit %d (want %d), stderr must not show the password:\n%s", got, exitUnavailable, wrongPair.stderr)
+	}
+	for _, user := range [][]string{{"--user=root", "--password=s3cret"}, {"--user=root:s3cret"}} {
+		right := startDistlock(t, dir, ep, append(append([]string{"--lock-name=a"}, user...), "--", "true")...)
+		if got := right.wait(t, 30*time.Second); got != 0 {
+			t.Fatalf("%v: exit %d, want 0; stderr:\n%s", user, got, right.stderr)
+		}
 	}
 	resp, err := root.Get(ctx, testRealm(t), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {

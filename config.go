@@ -41,6 +41,8 @@ const (
 	killMargin = time.Second
 	// maxLimit bounds --limit: each waiter reads every key ahead of it.
 	maxLimit = 10000
+	// maxLeaseTTL is the longest lease etcd grants (9e9 seconds).
+	maxLeaseTTL = 9_000_000_000 * time.Second
 	// minSlack is the least time the lease must leave to ride out
 	// keepalives that do not get through.
 	minSlack = time.Second
@@ -459,6 +461,8 @@ func (c *config) check() error {
 		switch {
 		case s.span > 0 && s.span < time.Second:
 			return usagef("--%s must be 0 (off) or at least 1s, got %v", s.name, s.span)
+		case s.span > maxLeaseTTL:
+			return usagef("--%s must be at most %v, the longest lease etcd grants, got %v", s.name, maxLeaseTTL, s.span)
 		case s.span > 0 && c.mode == modeLock:
 			return usagef("--%s goes with running a command; --lock keeps the lock until --unlock and runs nothing", s.name)
 		case s.span > 0 && s.name == "min-interval" && c.limit > 1:

@@ -117,6 +117,15 @@ func (c *config) checkConnection() error {
 			c.discoverySrv = ""
 		}
 	}
+	// --user NAME:PASSWORD, as etcdctl takes it, from whichever source:
+	// split it, so that the password is sent as one and never printed.
+	if name, password, ok := strings.Cut(c.user, ":"); ok && c.password == "" {
+		if name == "" {
+			return usagef("--user (from %s) has no user name before the \":\"", c.originOf("user"))
+		}
+		c.user, c.password = name, password
+		c.origin["password"] = c.originOf("user")
+	}
 	if c.user != "" && c.password == "" {
 		where := "DISTLOCK_PASSWORD or the config file"
 		if c.originOf("user") == "ETCDCTL_USER" {

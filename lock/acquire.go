@@ -47,15 +47,35 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("lock %q is held by %s", e.Name, e.Holder.Describe())
 }
 
-// LimitError means the lock is held by contenders that agree on another
-// --limit than ours.
+// LimitError means the lock is held, or awaited ahead of us, by a
+// contender that gave another --limit than ours, or by one of etcd's own
+// recipe (Foreign), which takes the lock alone.
 type LimitError struct {
 	Name       string
 	Ours, Held int
+	Foreign    bool
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("lock %q is held with --limit %d, but this call gives --limit %d: everyone who contends must give the same", e.Name, e.Held, e.Ours)
+	if e.Foreign {
+		return fmt.Sprintf("lock %q is held or awaited by a key that is not distlock's (etcdctl lock?), which takes the lock alone; --limit %d cannot share it", e.Name, e.Ours)
+	}
+	return fmt.Sprintf("lock %q is held with --limit %d, but this call gives --limit %d: everyone who contends must give the same --limit", e.Name, e.Held, e.Ours)
+}
+
+// agree checks that every key that is to share the lock with ours, or
+// takes it before ours, says the same limit. A key that says none (etcd's
+// recipe: etcdctl lock) takes the lock alone, as a limit of 1 does.
+func agree(name string, ours int, others []Entry) error {
+	for _, e := range others {
+		switch held := e.limit(); {
+		case held == 0 && ours != 1:
+			return &LimitError{Name: name, Ours: ours, Held: 1, Foreign: true}
+		case held != 0 && held != ours:
+			return &LimitError{Name: name, Ours: ours, Held: held}
+		}
+	}
+	return nil
 }
 
 // ErrPlaceLost means the waiter's key disappeared while it waited: its lease
@@ -152,10 +172,7 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	}
 	// Everyone who holds must have given the same limit as we do, or the
 	// lock would be one thing to some and another to others.
-	if held, ok := statedLimit(holders); ok && held != req.limit() {
-		return p, &LimitError{Name: req.Name, Ours: req.limit(), Held: held}
-	}
-	return p, nil
+	return p, agree(req.Name, req.limit(), holders)
 }
 
 // waitTurn waits under lctx (the caller's ctx, ended by the lease's loss)
@@ -171,7 +188,11 @@ func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l
 	if req.limit() == 1 {
 		err = waitForTurn(wctx, client, Prefix(req.Realm, req.Name), p.rev)
 	} else {
-		err = waitForSlot(wctx, client, Prefix(req.Realm, req.Name), p.rev, req.limit())
+		err = waitForSlot(wctx, client, req.Name, Prefix(req.Realm, req.Name), p.rev, req.limit())
+	}
+	var disagree *LimitError
+	if errors.As(err, &disagree) {
+		return err
 	}
 	switch {
 	case err == nil:
@@ -271,8 +292,10 @@ func waitForTurn(ctx context.Context, client *clientv3.Client, pfx string, myRev
 // what can move it: behind another waiter, that waiter (it leaves, or it
 // takes a slot, which rewrites its key); first in line, the holders (any
 // of them leaving frees a slot). So a release wakes the first waiter alone.
-func waitForSlot(ctx context.Context, client *clientv3.Client, pfx string, myRev int64, n int) error {
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+// Every key ahead must agree on n (*LimitError): keys ahead only ever
+// leave, so whoever will share the lock with us is among them.
+func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx string, myRev int64, n int) error {
+	opts := []clientv3.OpOption{clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithMaxCreateRev(myRev - 1)}
 	var retry backoff
 	for {
@@ -285,6 +308,13 @@ func waitForSlot(ctx context.Context, client *clientv3.Client, pfx string, myRev
 		}
 		retry.reset()
 		ahead := resp.Kvs
+		entries := make([]Entry, 0, len(ahead))
+		for _, kv := range ahead {
+			entries = append(entries, parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision))
+		}
+		if err := agree(name, n, entries); err != nil {
+			return err
+		}
 		if len(ahead) < n {
 			return nil
 		}

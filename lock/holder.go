@@ -153,7 +153,10 @@ func (h *Holder) Check() error {
 	if err := h.lease.check(); err != nil {
 		h.lose(err)
 	}
-	return h.Err()
+	if h.held.Err() == nil {
+		return nil
+	}
+	return context.Cause(h.held) // without waiting to learn why a key went
 }
 
 // stopWatching ends the watch and waits for it, but not beyond ctx: the

@@ -71,7 +71,7 @@ func statedLimit(entries []Entry) (int, bool) {
 func parseEntry(key string, value []byte, lease, createRev int64) Entry {
 	e := Entry{Key: key, Lease: lease, CreateRevision: createRev}
 	var info Info
-	if err := json.Unmarshal(value, &info); err == nil && info.Host != "" {
+	if err := json.Unmarshal(value, &info); err == nil && (info.Host != "" || info.Mode != "") {
 		e.Info = &info
 	}
 	return e
