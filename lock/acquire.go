@@ -165,7 +165,7 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 			p.holds = true
 			continue
 		}
-		holders = append(holders, parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision))
+		holders = append(holders, parseEntry(kv))
 	}
 	if len(holders) > 0 {
 		p.ahead = &holders[0]
@@ -267,14 +267,10 @@ func waitForTurn(ctx context.Context, client *clientv3.Client, pfx string, myRev
 	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(myRev-1))
 	var retry backoff
 	for {
-		resp, err := client.Get(ctx, pfx, opts...)
+		resp, err := getRetrying(ctx, client, pfx, &retry, opts...)
 		if err != nil {
-			if !retry.wait(ctx) {
-				return ctx.Err()
-			}
-			continue
+			return err
 		}
-		retry.reset()
 		if len(resp.Kvs) == 0 {
 			return nil
 		}
@@ -299,18 +295,14 @@ func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx string,
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithMaxCreateRev(myRev - 1)}
 	var retry backoff
 	for {
-		resp, err := client.Get(ctx, pfx, opts...)
+		resp, err := getRetrying(ctx, client, pfx, &retry, opts...)
 		if err != nil {
-			if !retry.wait(ctx) {
-				return ctx.Err()
-			}
-			continue
+			return err
 		}
-		retry.reset()
 		ahead := resp.Kvs
 		entries := make([]Entry, 0, len(ahead))
 		for _, kv := range ahead {
-			entries = append(entries, parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision))
+			entries = append(entries, parseEntry(kv))
 		}
 		if err := agree(name, n, entries); err != nil {
 			return err
@@ -330,6 +322,21 @@ func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx string,
 		cancel()
 		if !moved && !retry.wait(ctx) {
 			return ctx.Err()
+		}
+	}
+}
+
+// getRetrying reads key with opts, retrying etcd's hiccups (a leader
+// election, a lost connection) with retry's backoff until ctx ends.
+func getRetrying(ctx context.Context, client *clientv3.Client, key string, retry *backoff, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	for {
+		resp, err := client.Get(ctx, key, opts...)
+		if err == nil {
+			retry.reset()
+			return resp, nil
+		}
+		if !retry.wait(ctx) {
+			return nil, ctx.Err()
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // Modes a holder can be in, as stored in Info.Mode.
@@ -52,26 +54,19 @@ func (e Entry) limit() int {
 // Limit is how many may hold the lock whose entries these are, holders
 // first: what the oldest entry that says so says, or 1.
 func Limit(entries []Entry) int {
-	if n, ok := statedLimit(entries); ok {
-		return n
+	for _, e := range entries {
+		if n := e.limit(); n > 0 {
+			return n
+		}
 	}
 	return 1
 }
 
-// statedLimit is the limit the oldest entry that says one says.
-func statedLimit(entries []Entry) (int, bool) {
-	for _, e := range entries {
-		if n := e.limit(); n > 0 {
-			return n, true
-		}
-	}
-	return 0, false
-}
-
-func parseEntry(key string, value []byte, lease, createRev int64) Entry {
-	e := Entry{Key: key, Lease: lease, CreateRevision: createRev}
+// parseEntry is the Entry of one key under a lock.
+func parseEntry(kv *mvccpb.KeyValue) Entry {
+	e := Entry{Key: string(kv.Key), Lease: kv.Lease, CreateRevision: kv.CreateRevision}
 	var info Info
-	if err := json.Unmarshal(value, &info); err == nil && (info.Host != "" || info.Mode != "") {
+	if err := json.Unmarshal(kv.Value, &info); err == nil && (info.Host != "" || info.Mode != "") {
 		e.Info = &info
 	}
 	return e

@@ -19,7 +19,7 @@ func Entries(ctx context.Context, client *clientv3.Client, realm, name string) (
 	}
 	entries := make([]Entry, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		entries = append(entries, parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision))
+		entries = append(entries, parseEntry(kv))
 	}
 	return entries, nil
 }
@@ -36,7 +36,7 @@ func Unlock(ctx context.Context, client *clientv3.Client, realm, name string) (*
 		return nil, nil
 	}
 	kv := resp.Kvs[0]
-	holder := parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision)
+	holder := parseEntry(kv)
 	// Delete exactly the holder we saw. If it released the lock in the
 	// meantime, the next one in the queue is left alone: the lock we were
 	// asked to free is free.
@@ -74,7 +74,7 @@ func UnlockKey(ctx context.Context, client *clientv3.Client, key string) (*Entry
 		return nil, nil
 	}
 	kv := resp.PrevKvs[0]
-	e := parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision)
+	e := parseEntry(kv)
 	return &e, nil
 }
 
@@ -108,7 +108,7 @@ func List(ctx context.Context, client *clientv3.Client, realm string) ([]Lock, e
 			byName[name] = l
 			names = append(names, name)
 		}
-		l.Entries = append(l.Entries, parseEntry(string(kv.Key), kv.Value, kv.Lease, kv.CreateRevision))
+		l.Entries = append(l.Entries, parseEntry(kv))
 	}
 	sort.Strings(names)
 	locks := make([]Lock, 0, len(names))
