@@ -205,7 +205,7 @@ var settings = []setting{
 		help: "do not verify etcd's certificate",
 		bind: func(c *config) flag.Value { return (*boolValue)(&c.insecureSkipTLSVerify) }},
 	{name: "user", arg: "NAME", from: fromAnywhere, etcdctl: "ETCDCTL_USER",
-		help: "etcd user, as in etcdctl",
+		help: "etcd user, or NAME:PASSWORD as in etcdctl",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.user) }},
 	{name: "password", arg: "PASSWORD", from: fromAnywhere, etcdctl: "ETCDCTL_PASSWORD",
 		help: "etcd password; prefer DISTLOCK_PASSWORD or the config file",

@@ -27,11 +27,16 @@ where one is named > default):
 
 const exitStatusHelp = `
 Exit status:
-  0 success, or the command's own status      64  usage or configuration error
-  128+N the command was killed by signal N    69  etcd unreachable or refused us
-  126 the command cannot be run               70  lock lost while the command ran
-  127 the command was not found               75  lock not acquired (--nowait, --timeout;
-  1   --status: the lock is free                    --conflict-exit-code changes it)
+  0      success: the command exited 0, or --min-interval skipped it
+  N      the command exited N
+  128+N  the command was killed by signal N
+  1      --status: the lock is free
+  64     usage or configuration error
+  69     etcd unreachable or refused us, before any command ran
+  70     the lock was lost while the command ran
+  75     the lock was not acquired (--nowait, --timeout; --conflict-exit-code)
+  126    the command cannot be run
+  127    the command was not found
 `
 
 // helpText writes the modes and the flags from the settings table, in its
