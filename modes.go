@@ -44,6 +44,9 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 		Env:        commandEnv(h),
 		KillSignal: c.killSignal,
 		KillAfter:  c.killAfter,
+		// SIGKILL never later than the safety rule allows, even if the
+		// kill sequence starts late.
+		KillBy: func() time.Time { return h.SafeUntil().Add(-killMargin) },
 		// A signal may have come since the lock was taken, and the lease
 		// may have gone without the loss being noticed yet: look at
 		// both, the deadline itself, last thing before the start.

@@ -159,6 +159,10 @@ func (h *Holder) Check() error {
 	return context.Cause(h.held) // without waiting to learn why a key went
 }
 
+// SafeUntil is the earliest moment at which etcd could expire the lock's
+// lease, by distlock's own count.
+func (h *Holder) SafeUntil() time.Time { return h.lease.SafeUntil() }
+
 // stopWatching ends the watch and waits for it, but not beyond ctx: the
 // lease is what keeps the lock, not the watch.
 func (h *Holder) stopWatching(ctx context.Context) {

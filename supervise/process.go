@@ -27,6 +27,10 @@ type Spec struct {
 	// process group when it must stop.
 	KillSignal syscall.Signal
 	KillAfter  time.Duration
+	// KillBy, if set, is the latest moment for SIGKILL, whenever the
+	// kill sequence starts: a sequence started late (distlock stalled, a
+	// slow fork) must not push SIGKILL past it.
+	KillBy func() time.Time
 
 	// SuspendRefused, if set, is called when Ctrl-Z on the terminal
 	// stopped the command and it was continued at once (see mainChanged),
@@ -276,8 +280,12 @@ func (p *Process) Terminate() {
 		// the background) does not act on the kill signal until it is
 		// continued: continue it, or the grace period is spent waiting.
 		p.Signal(syscall.SIGCONT)
+		grace := p.spec.KillAfter
+		if p.spec.KillBy != nil {
+			grace = max(min(grace, time.Until(p.spec.KillBy())), 0)
+		}
 		go func() {
-			t := time.NewTimer(p.spec.KillAfter)
+			t := time.NewTimer(grace)
 			defer t.Stop()
 			select {
 			case <-p.done:

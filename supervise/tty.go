@@ -90,17 +90,24 @@ func (p *Process) reclaimTTY() {
 		p.closeTTY()
 		return
 	}
-	// distlock is in the background now: changing the foreground group
-	// would stop it with SIGTTOU unless that is blocked on this thread.
+	_ = setForeground(fd, unix.Getpgrp())
+	p.closeTTY()
+}
+
+// setForeground makes pgrp the foreground group of the terminal fd. From
+// the background (distlock after handing the terminal over, or if its job
+// was moved there meanwhile) that would stop all of distlock with SIGTTOU
+// unless it is blocked on the calling thread, so it is, for the call.
+func setForeground(fd, pgrp int) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var block, old unix.Sigset_t
 	block.Val[(unix.SIGTTOU-1)/64] |= 1 << ((uint(unix.SIGTTOU) - 1) % 64)
-	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &block, &old); err == nil {
-		_ = unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, unix.Getpgrp())
-		_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &block, &old); err != nil {
+		return err
 	}
-	p.closeTTY()
+	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	return unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, pgrp)
 }
 
 func (p *Process) closeTTY() {
@@ -160,7 +167,7 @@ func (p *Process) giveTTY(tty *os.File) bool {
 		p.tty.Close()
 	}
 	p.tty = tty
-	return unix.IoctlSetPointerInt(int(tty.Fd()), unix.TIOCSPGRP, p.pid) == nil
+	return setForeground(int(tty.Fd()), p.pid) == nil
 }
 
 // stopped reports whether process pid is stopped.
