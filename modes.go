@@ -112,7 +112,9 @@ func runLock(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	return nil
 }
 
-// runUnlock is --unlock: delete the holder's key, whoever holds it.
+// runUnlock is --unlock: delete the holder's key, whoever holds it. A
+// holder that is still running makes way for a record that keeps the lock
+// taken until it has stopped its command.
 func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
 	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
@@ -123,29 +125,50 @@ func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *rep
 			out.fail("%v", err)
 			return err
 		}
-		entry, err := lock.UnlockKey(rctx, client, key)
+		done, err := lock.UnlockKey(rctx, client, c.prefix, c.lockName, key)
 		switch {
 		case err != nil:
 			out.fail("%v", etcdError(c, err))
 			return err
-		case entry == nil:
+		case done.Removed == nil:
 			out.info("lock %q has no key %s; nothing to unlock", c.lockName, key)
 		default:
-			out.info("released key %s of lock %q: %s", key, c.lockName, entry.Describe())
+			out.info("released key %s of lock %q: %s", key, c.lockName, describeUnlocked(*done.Removed))
+			sayStopping(c, done, out)
 		}
 		return nil
 	}
-	holder, err := lock.Unlock(rctx, client, c.prefix, c.lockName)
+	done, err := lock.Unlock(rctx, client, c.prefix, c.lockName)
 	switch {
 	case err != nil:
 		out.fail("%v", etcdError(c, err))
 		return err
-	case holder == nil:
-		out.info("lock %q is not held; nothing to unlock", c.lockName)
+	case done.Removed != nil:
+		out.info("released lock %q, held by %s", c.lockName, describeUnlocked(*done.Removed))
+		sayStopping(c, done, out)
+	case len(done.Pending) > 0:
+		for _, e := range done.Pending {
+			out.info("lock %q was unlocked already; the next holder starts once this one has stopped its command: %s", c.lockName, describeUnlocked(e))
+		}
 	default:
-		out.info("released lock %q, held by %s", c.lockName, holder.Describe())
+		out.info("lock %q is not held; nothing to unlock", c.lockName)
 	}
 	return nil
+}
+
+// describeUnlocked is who a removed key belonged to, without the note that
+// it is stopping: sayStopping says that on a line of its own.
+func describeUnlocked(e lock.Entry) string {
+	e.Stopping = false
+	return e.Describe()
+}
+
+// sayStopping tells, after an unlock that left a stopping record, that the
+// lock is not free yet.
+func sayStopping(c *config, done *lock.Unlocked, out *reporter) {
+	if done.Stopping {
+		out.info("its command is being stopped; the next holder of lock %q starts once it has stopped (or once that holder's lease has expired)", c.lockName)
+	}
 }
 
 // acquire waits for the lock while watching for signals that end the wait,

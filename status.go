@@ -11,11 +11,13 @@ import (
 	"github.com/tinx/distlock/lock"
 )
 
-// runStatus is --status: the holder and the waiters of one lock.
+// runStatus is --status: the holder and the waiters of one lock. A holder
+// that --unlock removed and that is still stopping its command holds it
+// until it has stopped, and is shown as holding it.
 func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *reporter) error {
 	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
-	entries, err := lock.Entries(rctx, client, c.prefix, c.lockName)
+	entries, stopping, err := lock.Queue(rctx, client, c.prefix, c.lockName)
 	if err != nil {
 		out.fail("%v", etcdError(c, err))
 		return err
@@ -25,19 +27,20 @@ func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout i
 		out.fail("%v", etcdError(c, err))
 		return err
 	}
+	free := len(entries) == 0 && len(stopping) == 0
 	if c.json {
-		s := lockStatus(c.lockName, entries)
+		s := lockStatus(c.lockName, entries, stopping)
 		s.LastRun = lastRunStatus(last)
 		writeJSON(stdout, s)
-	} else if len(entries) == 0 {
+	} else if free {
 		fmt.Fprintf(stdout, "lock %q is free\n", c.lockName)
-	} else if holders, waiters := split(entries); lock.Limit(entries) == 1 {
+	} else if holders, waiters := split(entries, stopping); len(holders) == 1 && limit(entries, stopping) == 1 {
 		fmt.Fprintf(stdout, "lock %q is held by %s\n", c.lockName, holders[0].Describe())
 		for i, e := range waiters {
 			fmt.Fprintf(stdout, "  waiter %d: %s\n", i+1, e.Describe())
 		}
 	} else {
-		fmt.Fprintf(stdout, "lock %q (--limit %d) is held by %d:\n", c.lockName, lock.Limit(entries), len(holders))
+		fmt.Fprintf(stdout, "lock %q (--limit %d) is held by %d:\n", c.lockName, limit(entries, stopping), len(holders))
 		for i, e := range holders {
 			fmt.Fprintf(stdout, "  holder %d: %s: %s\n", i+1, e.Key, e.Describe())
 		}
@@ -48,7 +51,7 @@ func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout i
 	if last != nil && !c.json {
 		fmt.Fprintf(stdout, "last successful run: %s\n", last.Describe())
 	}
-	if len(entries) == 0 {
+	if free {
 		return errFree
 	}
 	return nil
@@ -66,27 +69,32 @@ func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.
 	if c.json {
 		all := []statusJSON{}
 		for _, l := range locks {
-			all = append(all, lockStatus(l.Name, l.Entries))
+			all = append(all, lockStatus(l.Name, l.Entries, l.Stopping))
 		}
 		writeJSON(stdout, all)
 		return nil
 	}
 	for _, l := range locks {
-		holders, waiters := split(l.Entries)
+		holders, waiters := split(l.Entries, l.Stopping)
 		held := holders[0].Describe()
 		if len(holders) > 1 {
-			held = fmt.Sprintf("%s, and %d more (--limit %d)", held, len(holders)-1, lock.Limit(l.Entries))
+			held = fmt.Sprintf("%s, and %d more (--limit %d)", held, len(holders)-1, limit(l.Entries, l.Stopping))
 		}
 		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", l.Name, held, len(waiters))
 	}
 	return nil
 }
 
-// split divides a lock's entries into its holders (the first Limit) and
-// its waiters.
-func split(entries []lock.Entry) (holders, waiters []lock.Entry) {
-	n := min(lock.Limit(entries), len(entries))
-	return entries[:n], entries[n:]
+// split divides a lock's entries into its holders and its waiters; the
+// holders being stopped after --unlock come first, as they are the oldest.
+func split(entries, stopping []lock.Entry) (holders, waiters []lock.Entry) {
+	holding, waiters := lock.Split(entries, stopping)
+	return append(stopping[:len(stopping):len(stopping)], holding...), waiters
+}
+
+// limit is how many may hold the lock, by what its keys and records say.
+func limit(entries, stopping []lock.Entry) int {
+	return lock.Limit(append(entries[:len(entries):len(entries)], stopping...))
 }
 
 type statusJSON struct {
@@ -96,6 +104,9 @@ type statusJSON struct {
 	Holder  *entryJSON  `json:"holder"`  // the oldest holder
 	Holders []entryJSON `json:"holders"` // every holder, oldest first
 	Waiters []entryJSON `json:"waiters"`
+	// Stopping are holders that --unlock removed and that are still
+	// stopping their commands: each keeps a slot taken (Held) until then.
+	Stopping []entryJSON `json:"stopping"`
 	// LastRun is --status's alone, and only when there is a record.
 	LastRun *lastRunJSON `json:"last_run,omitempty"`
 }
@@ -106,17 +117,21 @@ type entryJSON struct {
 	Info           *lock.Info `json:"info"`
 }
 
-func lockStatus(name string, entries []lock.Entry) statusJSON {
-	s := statusJSON{Name: name, Limit: lock.Limit(entries), Holders: []entryJSON{}, Waiters: []entryJSON{}}
-	holders, waiters := split(entries)
+func lockStatus(name string, entries, stopping []lock.Entry) statusJSON {
+	s := statusJSON{Name: name, Limit: limit(entries, stopping), Holders: []entryJSON{}, Waiters: []entryJSON{}, Stopping: []entryJSON{}}
+	holders, waiters := lock.Split(entries, stopping)
 	for _, e := range holders {
 		s.Holders = append(s.Holders, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info})
 	}
 	for _, e := range waiters {
 		s.Waiters = append(s.Waiters, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info})
 	}
+	for _, e := range stopping {
+		s.Stopping = append(s.Stopping, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info})
+	}
+	s.Held = len(holders)+len(stopping) > 0
 	if len(s.Holders) > 0 {
-		s.Held, s.Holder = true, &s.Holders[0]
+		s.Holder = &s.Holders[0]
 	}
 	return s
 }

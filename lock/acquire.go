@@ -133,16 +133,18 @@ func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease
 type place struct {
 	key   string
 	rev   int64  // its create revision: the place in the queue
-	holds bool   // fewer than Limit keys were ahead of it
-	ahead *Entry // the oldest holder when we queued, if not us
+	holds bool   // fewer than Limit keys and stopping records were ahead of it
+	ahead *Entry // the oldest holder when we queued (or holder being stopped), if not us
 }
 
 // enqueue writes our key under the lock's prefix, on our lease, and reads
-// the first Limit keys (the holders) in the same round trip: if ours is
-// among them, we hold the lock already. For a plain lock that read is the
-// first key alone, as in etcd's recipe.
+// the first Limit keys (the holders) and the stopping records in the same
+// round trip: if ours is among the keys and fewer than Limit keys and
+// records are ahead of it, we hold the lock already. For a plain lock that
+// read is the first key alone, as in etcd's recipe. Every record there is
+// of a key created before ours, so all of them count.
 func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease) (place, error) {
-	pfx := Prefix(req.Realm, req.Name)
+	pfx, sp := Prefix(req.Realm, req.Name), StoppingPrefix(req.Realm, req.Name)
 	p := place{key: fmt.Sprintf("%s%x", pfx, l.id)}
 	rctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
 	defer cancel()
@@ -150,7 +152,8 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		If(clientv3.Compare(clientv3.CreateRevision(p.key), "=", 0)).
 		Then(clientv3.OpPut(p.key, req.value(), clientv3.WithLease(l.id)),
 			clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend),
-				clientv3.WithLimit(int64(req.limit())))).
+				clientv3.WithLimit(int64(req.limit()))),
+			opStopping(sp)).
 		Commit()
 	if err != nil {
 		return p, fmt.Errorf("queue for the lock: %w", err)
@@ -159,20 +162,27 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		return p, fmt.Errorf("queue for the lock: key %s exists already", p.key)
 	}
 	p.rev = resp.Header.Revision
-	var holders []Entry
+	var ahead []Entry
+	ours := false
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		if kv.CreateRevision == p.rev {
-			p.holds = true
+			ours = true
 			continue
 		}
-		holders = append(holders, parseEntry(kv))
+		ahead = append(ahead, parseEntry(kv))
 	}
-	if len(holders) > 0 {
+	recs := parseStopping(sp, resp.Responses[2].GetResponseRange().Kvs)
+	p.holds = ours && len(ahead)+len(recs) < req.limit()
+	if holders, _ := Split(ahead, recs); len(holders) > 0 {
 		p.ahead = &holders[0]
+	} else if len(recs) > 0 {
+		p.ahead = &recs[0]
+	} else if len(ahead) > 0 {
+		p.ahead = &ahead[0]
 	}
 	// Everyone who holds must have given the same limit as we do, or the
 	// lock would be one thing to some and another to others.
-	return p, agree(req.Name, req.limit(), holders)
+	return p, agree(req.Name, req.limit(), append(ahead[:len(ahead):len(ahead)], recs...))
 }
 
 // waitTurn waits under lctx (the caller's ctx, ended by the lease's loss)
@@ -184,11 +194,12 @@ func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l
 		wctx, cancel = context.WithTimeoutCause(lctx, req.Timeout, errTimedOut)
 		defer cancel()
 	}
+	pfx, sp := Prefix(req.Realm, req.Name), StoppingPrefix(req.Realm, req.Name)
 	var err error
 	if req.limit() == 1 {
-		err = waitForTurn(wctx, client, Prefix(req.Realm, req.Name), p.rev)
+		err = waitForTurn(wctx, client, pfx, sp, p.rev)
 	} else {
-		err = waitForSlot(wctx, client, req.Name, Prefix(req.Realm, req.Name), p.rev, req.limit())
+		err = waitForSlot(wctx, client, req.Name, pfx, sp, p.rev, req.limit())
 	}
 	var disagree *LimitError
 	if errors.As(err, &disagree) {
@@ -208,7 +219,12 @@ func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l
 }
 
 // confirm makes sure, now that it is our turn, that our key is still
-// there, and records since when we hold the lock.
+// there, and records since when we hold the lock. It need not check again
+// that nothing stands before us: after the read that found our turn, no
+// key can appear ahead of ours (a new key has a newer create revision),
+// and a stopping record of a key created before ours appears only in the
+// same transaction that deletes that key, which that read counted: the
+// count cannot grow.
 func confirm(lctx context.Context, client *clientv3.Client, req Request, l *lease, p place) (*Holder, error) {
 	rctx, cancel := context.WithTimeout(lctx, req.RPCTimeout)
 	defer cancel()
@@ -248,22 +264,33 @@ func (req Request) valueSince(since time.Time) string {
 var errTimedOut = errors.New("timed out waiting for the lock")
 
 // conflict builds the error for a wait that timed out, naming whoever holds
-// the lock now.
+// the lock now: the oldest holder, or else the oldest being stopped.
 func conflict(ctx context.Context, client *clientv3.Client, req Request) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), req.RPCTimeout)
 	defer cancel()
-	entries, err := Entries(rctx, client, req.Realm, req.Name)
-	if err != nil || len(entries) == 0 {
+	entries, stopping, err := Queue(rctx, client, req.Realm, req.Name)
+	if err != nil {
 		return &ConflictError{Name: req.Name}
 	}
-	return &ConflictError{Name: req.Name, Holder: &entries[0]}
+	if holders, _ := Split(entries, stopping); len(holders) > 0 {
+		return &ConflictError{Name: req.Name, Holder: &holders[0]}
+	}
+	if len(stopping) > 0 {
+		return &ConflictError{Name: req.Name, Holder: &stopping[0]}
+	}
+	if len(entries) > 0 {
+		return &ConflictError{Name: req.Name, Holder: &entries[0]}
+	}
+	return &ConflictError{Name: req.Name}
 }
 
-// waitForTurn returns once no key under pfx was created before myRev. It
-// watches only the immediate predecessor, so a release wakes one waiter.
-// Errors from etcd (a leader election, a lost connection) are retried until
-// ctx ends: the caller ends it when the lease can no longer be proven.
-func waitForTurn(ctx context.Context, client *clientv3.Client, pfx string, myRev int64) error {
+// waitForTurn returns once no key under pfx was created before myRev and
+// no stopping record under sp is of such a key. It watches only the
+// immediate predecessor, or, once there is none, the records, so a release
+// wakes one waiter. Errors from etcd (a leader election, a lost
+// connection) are retried until ctx ends: the caller ends it when the
+// lease can no longer be proven.
+func waitForTurn(ctx context.Context, client *clientv3.Client, pfx, sp string, myRev int64) error {
 	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(myRev-1))
 	var retry backoff
 	for {
@@ -271,28 +298,53 @@ func waitForTurn(ctx context.Context, client *clientv3.Client, pfx string, myRev
 		if err != nil {
 			return err
 		}
-		if len(resp.Kvs) == 0 {
-			return nil
+		from := resp.Header.Revision + 1
+		var moved bool
+		if len(resp.Kvs) > 0 {
+			moved = watchUntil(ctx, client, from, deleted, watched{key: string(resp.Kvs[0].Key)})
+		} else if recs, err := readRecords(ctx, client, sp, myRev, resp.Header.Revision); err == nil {
+			if len(recs) == 0 {
+				return nil
+			}
+			moved = watchUntil(ctx, client, from, deleted, recordsOf(sp, myRev))
 		}
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		gone, _ := watchFor(wctx, client, string(resp.Kvs[0].Key), resp.Header.Revision+1, deleted)
-		cancel()
-		if !gone && !retry.wait(ctx) {
+		if !moved && !retry.wait(ctx) {
 			return ctx.Err()
 		}
 	}
 }
 
+// recordsOf is the range of stopping records under sp of keys created
+// before myRev: those that take a slot from the key created at myRev.
+func recordsOf(sp string, myRev int64) watched {
+	return watched{key: sp, opts: []clientv3.OpOption{clientv3.WithRange(stoppingBefore(sp, myRev))}}
+}
+
+// readRecords reads, as of revision rev (that of a read of the keys, so
+// that both are one picture), the stopping records under sp of keys
+// created before myRev. Whole: keys-only answers lack the lease.
+func readRecords(ctx context.Context, client *clientv3.Client, sp string, myRev, rev int64) ([]Entry, error) {
+	r := recordsOf(sp, myRev)
+	resp, err := client.Get(ctx, r.key, append(r.opts, clientv3.WithRev(rev))...)
+	if err != nil {
+		return nil, err
+	}
+	return parseStopping(sp, resp.Kvs), nil
+}
+
 // waitForSlot is waitForTurn for a semaphore of n: it returns once fewer
-// than n keys under pfx were created before myRev. Each waiter watches only
-// what can move it: behind another waiter, that waiter (it leaves, or it
-// takes a slot, which rewrites its key); first in line, the holders (any
-// of them leaving frees a slot). So a release wakes the first waiter alone.
-// Every key ahead must agree on n (*LimitError): keys ahead only ever
-// leave, so whoever will share the lock with us is among them.
-func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx string, myRev int64, n int) error {
+// than n keys under pfx were created before myRev, stopping records of
+// such keys included. Each waiter watches only what can move it: behind
+// another waiter, that waiter (it leaves, or it takes a slot, which
+// rewrites its key); first in line, the holders and the records (any of
+// them leaving frees a slot). So a release wakes the first waiter alone.
+// Every key and record ahead must agree on n (*LimitError): they only
+// ever leave, so whoever will share the lock with us is among them.
+// The records are read only when the keys alone leave a slot.
+func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx, sp string, myRev int64, n int) error {
 	opts := []clientv3.OpOption{clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithMaxCreateRev(myRev - 1)}
+	holdersLeave := watched{key: pfx, opts: []clientv3.OpOption{clientv3.WithPrefix()}}
 	var retry backoff
 	for {
 		resp, err := getRetrying(ctx, client, pfx, &retry, opts...)
@@ -304,22 +356,36 @@ func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx string,
 		for _, kv := range ahead {
 			entries = append(entries, parseEntry(kv))
 		}
-		if err := agree(name, n, entries); err != nil {
+		var stopping []Entry
+		if len(ahead) < n {
+			if stopping, err = readRecords(ctx, client, sp, myRev, resp.Header.Revision); err != nil {
+				if !retry.wait(ctx) {
+					return ctx.Err()
+				}
+				continue
+			}
+		}
+		if err := agree(name, n, append(entries, stopping...)); err != nil {
 			return err
 		}
-		if len(ahead) < n {
+		if len(ahead)+len(stopping) < n {
 			return nil
 		}
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		from := resp.Header.Revision + 1
 		var moved bool
-		if len(ahead) == n {
+		switch holders, _ := Split(entries, stopping); {
+		case len(holders) < len(entries):
+			// The key just ahead of ours waits too: it moves first.
+			moved = watchUntil(ctx, client, from, anyEvent, watched{key: string(ahead[len(ahead)-1].Key)})
+		case len(stopping) == 0:
 			// First in line: any holder's leaving frees a slot. Keys
 			// behind us leaving wake us too, rarely and harmlessly.
-			moved, _ = watchFor(wctx, client, pfx, resp.Header.Revision+1, deleted, clientv3.WithPrefix())
-		} else {
-			moved, _ = watchFor(wctx, client, string(ahead[len(ahead)-1].Key), resp.Header.Revision+1, anyEvent)
+			moved = watchUntil(ctx, client, from, deleted, holdersLeave)
+		case len(ahead) == 0:
+			moved = watchUntil(ctx, client, from, deleted, recordsOf(sp, myRev))
+		default:
+			moved = watchUntil(ctx, client, from, deleted, holdersLeave, recordsOf(sp, myRev))
 		}
-		cancel()
 		if !moved && !retry.wait(ctx) {
 			return ctx.Err()
 		}
@@ -339,6 +405,36 @@ func getRetrying(ctx context.Context, client *clientv3.Client, key string, retry
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// watched is a key, or with opts a range of keys, to watch.
+type watched struct {
+	key  string
+	opts []clientv3.OpOption
+}
+
+// watchUntil watches every target from revision rev, and returns once one
+// of them sees an event that want accepts (true), or one watch breaks or
+// ctx ends (false). The watches need a leader, and end without one.
+func watchUntil(ctx context.Context, client *clientv3.Client, rev int64, want func(*clientv3.Event) bool, targets ...watched) bool {
+	if len(targets) == 0 {
+		return false
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	seen := make(chan bool, len(targets))
+	for _, t := range targets {
+		go func() {
+			s, _ := watchFor(wctx, client, t.key, rev, want, t.opts...)
+			seen <- s
+		}()
+	}
+	first := <-seen
+	cancel()
+	for range targets[1:] {
+		<-seen // the others end with wctx
+	}
+	return first
 }
 
 // watchFor watches key (with opts, a prefix say) from revision rev until an

@@ -29,14 +29,18 @@ type Info struct {
 	Limit int `json:"limit,omitempty"`
 }
 
-// Entry is one key under a lock: the holder (the first entry) or a waiter.
+// Entry is one key under a lock: the holder (the first entry) or a waiter;
+// or the stopping record of a holder that --unlock removed (Stopping).
 type Entry struct {
 	Key            string
 	Lease          int64
-	CreateRevision int64
+	CreateRevision int64 // of a stopping record: that of the key it was
 	// Info is nil when the value is not distlock's JSON, as for a key
 	// written by etcdctl lock.
 	Info *Info
+	// Stopping marks a holder whose key --unlock deleted and that has not
+	// yet stopped (and released its lease): it still takes its slot.
+	Stopping bool
 }
 
 // limit is how many may hold the lock at once by this entry's account: its
@@ -76,7 +80,7 @@ func parseEntry(kv *mvccpb.KeyValue) Entry {
 // "x" is held by host web1, pid 4711, since ..., reason "...".".
 func (e Entry) Describe() string {
 	if e.Info == nil {
-		return fmt.Sprintf("key %s (no details: not written by distlock)", e.Key)
+		return fmt.Sprintf("key %s (no details: not written by distlock)", e.Key) + e.stoppingNote()
 	}
 	i := e.Info
 	var b strings.Builder
@@ -95,7 +99,16 @@ func (e Entry) Describe() string {
 	if i.Mode == ModeLock {
 		b.WriteString(" (taken with --lock)")
 	}
+	b.WriteString(e.stoppingNote())
 	return b.String()
+}
+
+// stoppingNote is what Describe adds for a holder that is being stopped.
+func (e Entry) stoppingNote() string {
+	if !e.Stopping {
+		return ""
+	}
+	return " (unlocked; stopping its command)"
 }
 
 func jsonValue(info Info) (string, error) {

@@ -2,10 +2,14 @@ package lock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -24,30 +28,131 @@ func Entries(ctx context.Context, client *clientv3.Client, realm, name string) (
 	return entries, nil
 }
 
-// Unlock deletes the key of whoever holds the lock, in whichever mode it was
-// taken. It returns the holder it removed, or nil if the lock was free.
-func Unlock(ctx context.Context, client *clientv3.Client, realm, name string) (*Entry, error) {
-	pfx := Prefix(realm, name)
-	resp, err := client.Get(ctx, pfx, clientv3.WithFirstCreate()...)
+// A holder whose key --unlock deleted still runs its command until it has
+// stopped it, and only then revokes its lease. So that nobody takes its
+// place before that, the key is deleted in one transaction with a
+// stopping record: the key's value, on the key's lease, which etcd deletes
+// when that holder releases or its lease expires. Every waiter counts each
+// record as a slot taken. The record is named after the deleted key's
+// create revision (zero-padded, so that the names sort as the numbers
+// do), then its lease: a waiter counts only the records of keys that
+// were ahead of its own, one key range, so it never waits for a key that
+// queued after it; and whoever must free a dead machine's lock at once
+// sees which lease to revoke.
+// Records live beside the lock's prefix, as the last-run record does:
+// etcd's recipe takes every key under the prefix for a holder or a
+// waiter, and since Escape writes neither "!" nor ":", no lock's keys
+// start with another lock's stopping prefix.
+const stoppingSuffix = "!stopping:"
+
+// StoppingPrefix is where the stopping records of the lock named name live.
+func StoppingPrefix(realm, name string) string {
+	return realm + Escape(name) + stoppingSuffix
+}
+
+// stoppingKey is the record of the deleted key created at rev on lease.
+func stoppingKey(sp string, rev, lease int64) string {
+	return fmt.Sprintf("%s-%x", stoppingBefore(sp, rev), lease)
+}
+
+// stoppingBefore is the end (exclusive) of the range of records of keys
+// created before rev.
+func stoppingBefore(sp string, rev int64) string {
+	return fmt.Sprintf("%s%019d", sp, rev)
+}
+
+// parseStopping returns the records among kvs (read under a stopping
+// prefix sp), oldest key first, each with the create revision of the key
+// it was. A key there that is not on the lease its name says, or has
+// another name, is not distlock's and is passed by: only a lease can end
+// a record.
+func parseStopping(sp string, kvs []*mvccpb.KeyValue) []Entry {
+	var recs []Entry
+	for _, kv := range kvs {
+		name, _ := strings.CutPrefix(string(kv.Key), sp)
+		digits, lease, _ := strings.Cut(name, "-")
+		rev, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil || len(digits) != 19 || kv.Lease == 0 || lease != fmt.Sprintf("%x", kv.Lease) {
+			continue
+		}
+		e := parseEntry(kv)
+		e.CreateRevision, e.Stopping = rev, true
+		recs = append(recs, e)
+	}
+	return recs
+}
+
+// opStopping reads the stopping records under sp.
+func opStopping(sp string) clientv3.Op { return clientv3.OpGet(sp, clientv3.WithPrefix()) }
+
+// opQueue reads a lock's keys under pfx, oldest first.
+func opQueue(pfx string) clientv3.Op {
+	return clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+}
+
+// Queue lists a lock's keys as Entries does, and the stopping records of
+// holders that --unlock removed and that are still stopping their
+// commands, both as of one revision.
+func Queue(ctx context.Context, client *clientv3.Client, realm, name string) (entries, stopping []Entry, err error) {
+	sp := StoppingPrefix(realm, name)
+	resp, err := client.Txn(ctx).Then(opQueue(Prefix(realm, name)), opStopping(sp)).Commit()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(resp.Kvs) == 0 {
-		return nil, nil
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		entries = append(entries, parseEntry(kv))
 	}
-	kv := resp.Kvs[0]
-	holder := parseEntry(kv)
-	// Delete exactly the holder we saw. If it released the lock in the
-	// meantime, the next one in the queue is left alone: the lock we were
-	// asked to free is free.
-	_, err = client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(holder.Key), "=", holder.CreateRevision)).
-		Then(clientv3.OpDelete(holder.Key)).
-		Commit()
-	if err != nil {
-		return nil, fmt.Errorf("delete %s: %w", holder.Key, err)
+	return entries, parseStopping(sp, resp.Responses[1].GetResponseRange().Kvs), nil
+}
+
+// Split divides a lock's entries, oldest first, into those that hold it
+// and those that wait, given its stopping records: a key holds if fewer
+// than the lock's limit stand before it, counting the keys created before
+// it and the records of such keys. The records themselves hold too, and
+// are in neither list.
+func Split(entries, stopping []Entry) (holders, waiters []Entry) {
+	n := Limit(append(entries[:len(entries):len(entries)], stopping...))
+	i := 0
+	for i < len(entries) && i+recordsBefore(stopping, entries[i].CreateRevision) < n {
+		i++
 	}
-	return &holder, nil
+	return entries[:i], entries[i:]
+}
+
+// recordsBefore counts the records of keys created before rev.
+func recordsBefore(stopping []Entry, rev int64) int {
+	n := 0
+	for _, r := range stopping {
+		if r.CreateRevision < rev {
+			n++
+		}
+	}
+	return n
+}
+
+// Unlocked is what Unlock or UnlockKey did.
+type Unlocked struct {
+	// Removed is the key that was deleted, or that went by itself while
+	// it was being deleted; nil if there was none.
+	Removed *Entry
+	// Stopping says that Removed belonged to a live holder, so a stopping
+	// record keeps its place taken until it has stopped its command and
+	// released its lease, or its lease has expired.
+	Stopping bool
+	// Pending, when Unlock found no holder to remove, are the holders
+	// removed before and still stopping: the lock is as good as unlocked.
+	Pending []Entry
+}
+
+// Unlock deletes the key of the oldest holder of the lock, in whichever
+// mode it was taken. A holder that is still on the lease its key is named
+// after is a live process (distlock, or etcd's recipe) that may be running
+// a command: its key makes way for a stopping record, so the next holder
+// starts only once that holder has stopped. If every slot of the lock is
+// taken by such records already, nothing is deleted (Pending): the next
+// waiter in line is nobody's to remove.
+func Unlock(ctx context.Context, client *clientv3.Client, realm, name string) (*Unlocked, error) {
+	return unlock(ctx, client, realm, name, "")
 }
 
 // KeyOf turns what --holder names, a key as --status shows it or its last
@@ -63,28 +168,155 @@ func KeyOf(realm, name, key string) (string, error) {
 	return key, nil
 }
 
-// UnlockKey deletes one key of a lock, a holder's or a waiter's, and
-// returns what it held, or nil if there was no such key.
-func UnlockKey(ctx context.Context, client *clientv3.Client, key string) (*Entry, error) {
-	resp, err := client.Delete(ctx, key, clientv3.WithPrevKV())
+// UnlockKey deletes one key of the lock, a holder's or a waiter's (see
+// KeyOf). A holder's makes way for a stopping record, as with Unlock; a
+// waiter's simply goes, and the waiter gives up when its turn comes
+// (ErrPlaceLost). Removed is nil if there was no such key.
+func UnlockKey(ctx context.Context, client *clientv3.Client, realm, name, key string) (*Unlocked, error) {
+	return unlock(ctx, client, realm, name, key)
+}
+
+// maxUnlockTries bounds how often unlock looks again at a lock whose keys
+// changed under it. Each try is lost only to a change that cannot repeat
+// for long: the key moved to another lease (at most twice), or a key
+// ahead of a waiter left.
+const maxUnlockTries = 20
+
+// unlock deletes key, or the oldest holder if key is "". It reads the lock
+// and its records, decides whether the key holds (Split's rule), and
+// deletes it in a transaction that checks that what it decided on is
+// still so; if not, it reads again.
+func unlock(ctx context.Context, client *clientv3.Client, realm, name, key string) (*Unlocked, error) {
+	pfx, sp := Prefix(realm, name), StoppingPrefix(realm, name)
+	var target *Entry // the key to delete, once chosen
+	for try := 0; try < maxUnlockTries; try++ {
+		resp, err := client.Txn(ctx).Then(opQueue(pfx), opStopping(sp)).Commit()
+		if err != nil {
+			return nil, err
+		}
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		recs := parseStopping(sp, resp.Responses[1].GetResponseRange().Kvs)
+		entries := make([]Entry, 0, len(kvs))
+		for _, kv := range kvs {
+			entries = append(entries, parseEntry(kv))
+		}
+		i := -1
+		for j, e := range entries {
+			if (target == nil && (key == "" || e.Key == key)) || (target != nil && e.Key == target.Key && e.CreateRevision == target.CreateRevision) {
+				i = j
+				break
+			}
+		}
+		switch {
+		case i < 0 && target != nil:
+			// It went while we were at it (released, expired, or
+			// unlocked by someone else, who may have left a record):
+			// the lock we were asked to free is free of it, and the
+			// next one in the queue is left alone.
+			for _, r := range recs {
+				if r.CreateRevision == target.CreateRevision {
+					target.Stopping = true
+				}
+			}
+			return &Unlocked{Removed: target, Stopping: target.Stopping}, nil
+		case i < 0 && key != "":
+			return &Unlocked{}, nil
+		case i < 0:
+			return &Unlocked{Pending: recs}, nil // free, or only stopping
+		}
+		kv, e := kvs[i], entries[i]
+		holders, _ := Split(entries, recs)
+		if i >= len(holders) && key == "" && target == nil {
+			// The oldest key waits for holders being stopped.
+			return &Unlocked{Pending: recs}, nil
+		}
+		target = &e
+		var ok, stopping bool
+		if i < len(holders) {
+			ok, stopping, err = deleteHolder(ctx, client, sp, kv)
+		} else {
+			ok, err = deleteWaiter(ctx, client, kv, entries[:i], recs, Limit(append(entries[:len(entries):len(entries)], recs...)))
+		}
+		switch {
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			continue // the lease went meanwhile, and the key with it or off it: look again
+		case err != nil:
+			return nil, fmt.Errorf("delete %s: %w", e.Key, err)
+		case ok:
+			e.Stopping = stopping
+			return &Unlocked{Removed: &e, Stopping: stopping}, nil
+		}
+	}
+	return nil, fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked; try again", target.Key, name)
+}
+
+// deleteHolder deletes a holder's key kv, as long as it is the same key
+// (create revision) on the same lease. If that lease is the one the key
+// is named after, a live process keeps it, and the stopping record goes on
+// it in the same transaction; a key off its lease (--lock detached it,
+// --min-hold moved it) has no process behind it, nothing to stop.
+// ok is false if the key changed: look again.
+func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *mvccpb.KeyValue) (ok, stopping bool, err error) {
+	key := string(kv.Key)
+	ops := []clientv3.Op{clientv3.OpDelete(key)}
+	stopping = kv.Lease != 0 && key[strings.LastIndexByte(key, '/')+1:] == fmt.Sprintf("%x", kv.Lease)
+	if stopping {
+		ops = append(ops, clientv3.OpPut(stoppingKey(sp, kv.CreateRevision, kv.Lease), string(kv.Value), clientv3.WithLease(clientv3.LeaseID(kv.Lease))))
+	}
+	// A key still on its lease means the lease exists: etcd deletes a
+	// lease's keys in the same step as the lease. So the put cannot fail
+	// for want of the lease (if it does anyway, the caller looks again).
+	resp, err := client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", kv.CreateRevision),
+			clientv3.Compare(clientv3.LeaseValue(key), "=", kv.Lease)).
+		Then(ops...).
+		Commit()
 	if err != nil {
-		return nil, fmt.Errorf("delete %s: %w", key, err)
+		return false, false, err
 	}
-	if len(resp.PrevKvs) == 0 {
-		return nil, nil
-	}
-	kv := resp.PrevKvs[0]
-	e := parseEntry(kv)
-	return &e, nil
+	return resp.Succeeded, stopping, nil
 }
 
-// Lock is one lock found in a realm, with its entries, holder first.
+// deleteWaiter deletes the key kv of a waiter, which has no command to
+// stop, without a record, as long as it still waits: as long as limit of
+// what stands before it (the keys ahead of it, the records of keys created
+// before it) are all still there. ok is false if not: look again. (A Txn
+// has room for so many compares; past maxWaiterCompares, a waiter that
+// takes the lock in the instant of its deletion stops without a record.)
+func deleteWaiter(ctx context.Context, client *clientv3.Client, kv *mvccpb.KeyValue, ahead, recs []Entry, limit int) (ok bool, err error) {
+	key := string(kv.Key)
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", kv.CreateRevision)}
+	for _, e := range ahead {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.Key), "=", e.CreateRevision))
+	}
+	for _, r := range recs {
+		if r.CreateRevision < kv.CreateRevision {
+			// A record's name is never used again: existing is enough.
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(r.Key), "!=", 0))
+		}
+	}
+	cmps = cmps[:min(len(cmps), limit+1, maxWaiterCompares)]
+	resp, err := client.Txn(ctx).If(cmps...).Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return false, err
+	}
+	return resp.Succeeded, nil
+}
+
+// maxWaiterCompares keeps deleteWaiter's Txn well below etcd's default
+// limit of 128 operations.
+const maxWaiterCompares = 64
+
+// Lock is one lock found in a realm, with its entries, holder first, and
+// its stopping records.
 type Lock struct {
-	Name    string
-	Entries []Entry
+	Name     string
+	Entries  []Entry
+	Stopping []Entry
 }
 
-// List finds every lock in the realm that has a holder, sorted by name.
+// List finds every lock in the realm that is taken, by a holder or by a
+// holder that --unlock removed and that is still stopping, sorted by name.
 func List(ctx context.Context, client *clientv3.Client, realm string) ([]Lock, error) {
 	resp, err := client.Get(ctx, realm, clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
@@ -93,11 +325,7 @@ func List(ctx context.Context, client *clientv3.Client, realm string) ([]Lock, e
 	}
 	byName := map[string]*Lock{}
 	var names []string
-	for _, kv := range resp.Kvs {
-		seg, _, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), realm), "/")
-		if !ok {
-			continue // not a lock's key
-		}
+	lockOf := func(seg string) *Lock {
 		name, err := Unescape(seg)
 		if err != nil {
 			name = seg
@@ -108,7 +336,31 @@ func List(ctx context.Context, client *clientv3.Client, realm string) ([]Lock, e
 			byName[name] = l
 			names = append(names, name)
 		}
-		l.Entries = append(l.Entries, parseEntry(kv))
+		return l
+	}
+	var recKVs []*mvccpb.KeyValue
+	for _, kv := range resp.Kvs {
+		rest := strings.TrimPrefix(string(kv.Key), realm)
+		seg, _, ok := strings.Cut(rest, "/")
+		if ok {
+			l := lockOf(seg)
+			l.Entries = append(l.Entries, parseEntry(kv))
+			continue
+		}
+		if strings.Contains(rest, stoppingSuffix) {
+			recKVs = append(recKVs, kv)
+		}
+		// anything else is not a lock's key (the last-run record)
+	}
+	// Sorted by name, a lock's records are oldest first.
+	sort.Slice(recKVs, func(i, j int) bool { return string(recKVs[i].Key) < string(recKVs[j].Key) })
+	for _, kv := range recKVs {
+		seg, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), realm), stoppingSuffix)
+		sp := realm + seg + stoppingSuffix
+		if recs := parseStopping(sp, []*mvccpb.KeyValue{kv}); len(recs) > 0 {
+			l := lockOf(seg)
+			l.Stopping = append(l.Stopping, recs...)
+		}
 	}
 	sort.Strings(names)
 	locks := make([]Lock, 0, len(names))

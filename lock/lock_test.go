@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -97,9 +98,9 @@ func TestHolderLearnsOfDeletedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Release(context.Background())
-	removed, err := Unlock(context.Background(), client, req.Realm, req.Name)
-	if err != nil || removed == nil || removed.Key != h.Key {
-		t.Fatalf("Unlock = %+v, %v; want the holder %s", removed, err, h.Key)
+	done, err := Unlock(context.Background(), client, req.Realm, req.Name)
+	if err != nil || done.Removed == nil || done.Removed.Key != h.Key {
+		t.Fatalf("Unlock = %+v, %v; want the holder %s", done, err, h.Key)
 	}
 	select {
 	case <-h.Context().Done():
@@ -344,4 +345,414 @@ func TestBackoffStartsOverAfterSuccess(t *testing.T) {
 	if b.next != 50*time.Millisecond {
 		t.Errorf("after a success the next interval is %v, want 50ms", b.next)
 	}
+}
+
+// acquireAsync starts Acquire(req) and returns where its result will come.
+func acquireAsync(client *clientv3.Client, req Request) <-chan acquired {
+	got := make(chan acquired, 1)
+	go func() {
+		h, err := Acquire(context.Background(), client, req)
+		got <- acquired{h, err}
+	}()
+	return got
+}
+
+type acquired struct {
+	h   *Holder
+	err error
+}
+
+// notYet fails the test if the waiter got (or failed to get) the lock
+// within a second: it must still be waiting.
+func notYet(t *testing.T, got <-chan acquired, why string) {
+	t.Helper()
+	select {
+	case r := <-got:
+		if r.h != nil {
+			r.h.Release(context.Background())
+		}
+		t.Fatalf("%s, the waiter returned (%v)", why, r.err)
+	case <-time.After(time.Second):
+	}
+}
+
+// nowHolds waits for the waiter's Acquire and returns its lock.
+func nowHolds(t *testing.T, got <-chan acquired) *Holder {
+	t.Helper()
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatalf("the waiter: %v", r.err)
+		}
+		t.Cleanup(func() { r.h.Release(context.Background()) })
+		return r.h
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter did not get the lock within 10s")
+		return nil
+	}
+}
+
+// queue reads req's lock: its keys and its stopping records.
+func queue(t *testing.T, client *clientv3.Client, req Request) (entries, stopping []Entry) {
+	t.Helper()
+	entries, stopping, err := Queue(context.Background(), client, req.Realm, req.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries, stopping
+}
+
+// TestUnlockWaitsForHolderToStop: after --unlock, the next waiter gets the
+// lock only once the old holder has released it (its command stopped),
+// not when its key is deleted: the old holder's stopping record, on its
+// lease, keeps the lock taken until then.
+func TestUnlockWaitsForHolderToStop(t *testing.T) {
+	for _, how := range []string{"Unlock", "UnlockKey"} {
+		t.Run(how, func(t *testing.T) {
+			client := newClient(t, testEtcd.Endpoint())
+			req := request(t, "stop-"+how)
+			a, err := Acquire(context.Background(), client, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Release(context.Background())
+			b := acquireAsync(client, req)
+			waitEntries(t, client, req, 2)
+
+			var done *Unlocked
+			if how == "Unlock" {
+				done, err = Unlock(context.Background(), client, req.Realm, req.Name)
+			} else {
+				done, err = UnlockKey(context.Background(), client, req.Realm, req.Name, a.Key)
+			}
+			if err != nil || done.Removed == nil || done.Removed.Key != a.Key || !done.Stopping {
+				t.Fatalf("%s = %+v, %v; want %s removed, stopping", how, done, err, a.Key)
+			}
+			select {
+			case <-a.Context().Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the holder was not told its key was deleted")
+			}
+			entries, stopping := queue(t, client, req)
+			if len(entries) != 1 || entries[0].Key == a.Key {
+				t.Fatalf("keys after %s: %+v; want the waiter's alone", how, entries)
+			}
+			wantKey := fmt.Sprintf("%s%019d-%x", StoppingPrefix(req.Realm, req.Name), a.FencingToken, a.lease.id)
+			if len(stopping) != 1 || stopping[0].Key != wantKey || stopping[0].Lease != int64(a.lease.id) || stopping[0].CreateRevision != a.FencingToken ||
+				!stopping[0].Stopping || stopping[0].Info == nil || stopping[0].Info.Reason != "test" {
+				t.Fatalf("stopping records: %+v; want %s, on the lease of %s", stopping, wantKey, a.Key)
+			}
+			// Unlocking again removes nobody: the waiter keeps its place.
+			if again, err := Unlock(context.Background(), client, req.Realm, req.Name); err != nil || again.Removed != nil || len(again.Pending) != 1 {
+				t.Fatalf("Unlock again = %+v, %v; want nothing removed, one pending", again, err)
+			}
+			notYet(t, b, "with the old holder's key gone but its lease alive")
+
+			// Someone new is turned away, naming the holder being stopped.
+			impatient := req
+			impatient.Timeout = 0
+			_, err = Acquire(context.Background(), client, impatient)
+			var ce *ConflictError
+			if !errors.As(err, &ce) || ce.Holder == nil || !ce.Holder.Stopping || !strings.Contains(err.Error(), "(unlocked; stopping its command)") {
+				t.Errorf("--nowait while the holder stops: %v; want a conflict naming it as stopping", err)
+			}
+
+			if err := a.Release(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			h := nowHolds(t, b)
+			if h.FencingToken <= a.FencingToken {
+				t.Errorf("fencing token %d not above %d", h.FencingToken, a.FencingToken)
+			}
+			if _, stopping := queue(t, client, req); len(stopping) != 0 {
+				t.Errorf("records left after the release: %+v", stopping)
+			}
+		})
+	}
+}
+
+// TestUnlockSemaphoreHolder: a stopping record takes a slot of a semaphore
+// too; a second --unlock takes the other holder, and a third finds only
+// holders being stopped and removes nobody (the waiter keeps its place).
+func TestUnlockSemaphoreHolder(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "stop-sem")
+	req.Limit = 2
+	a1, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a1.Release(context.Background())
+	a2, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Release(context.Background())
+	b := acquireAsync(client, req)
+	waitEntries(t, client, req, 3)
+
+	done, err := Unlock(context.Background(), client, req.Realm, req.Name)
+	if err != nil || done.Removed == nil || done.Removed.Key != a1.Key || !done.Stopping {
+		t.Fatalf("Unlock = %+v, %v; want the oldest holder %s removed, stopping", done, err, a1.Key)
+	}
+	notYet(t, b, "with one holder left and one stopping")
+
+	done, err = Unlock(context.Background(), client, req.Realm, req.Name)
+	if err != nil || done.Removed == nil || done.Removed.Key != a2.Key || !done.Stopping {
+		t.Fatalf("second Unlock = %+v, %v; want %s removed, stopping", done, err, a2.Key)
+	}
+	done, err = Unlock(context.Background(), client, req.Realm, req.Name)
+	if err != nil || done.Removed != nil || len(done.Pending) != 2 {
+		t.Fatalf("third Unlock = %+v, %v; want nothing removed, two pending", done, err)
+	}
+	entries, stopping := queue(t, client, req)
+	if holders, waiters := Split(entries, stopping); len(stopping) != 2 || len(holders) != 0 || len(waiters) != 1 {
+		t.Fatalf("after three unlocks: %d holders, %d waiters, %d stopping; want 0, 1, 2", len(holders), len(waiters), len(stopping))
+	}
+	notYet(t, b, "with both holders stopping")
+
+	if err := a2.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nowHolds(t, b)
+}
+
+// TestUnlockWithoutProcessLeavesNoRecord: a key that no process keeps on
+// its lease (detached by --lock, moved to a lease of its own by
+// --min-hold) has no command to stop: it is deleted without a record,
+// and the waiter goes on at once.
+func TestUnlockWithoutProcessLeavesNoRecord(t *testing.T) {
+	for _, how := range []string{"detached", "held for"} {
+		t.Run(how, func(t *testing.T) {
+			client := newClient(t, testEtcd.Endpoint())
+			req := request(t, "no-record")
+			a, err := Acquire(context.Background(), client, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if how == "detached" {
+				err = a.Detach(context.Background())
+			} else {
+				_, err = a.HoldFor(context.Background(), time.Minute)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := acquireAsync(client, req)
+			waitEntries(t, client, req, 2)
+			done, err := Unlock(context.Background(), client, req.Realm, req.Name)
+			if err != nil || done.Removed == nil || done.Removed.Key != a.Key || done.Stopping {
+				t.Fatalf("Unlock = %+v, %v; want %s removed without a record", done, err, a.Key)
+			}
+			nowHolds(t, b)
+			if _, stopping := queue(t, client, req); len(stopping) != 0 {
+				t.Errorf("records: %+v", stopping)
+			}
+		})
+	}
+}
+
+// TestUnlockWaiterKey: --unlock --holder on a waiter's key removes it
+// without a record (it runs nothing); it gives up when its turn comes,
+// and the waiter behind it moves up.
+func TestUnlockWaiterKey(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "waiter-key")
+	a, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release(context.Background())
+	w1 := acquireAsync(client, req)
+	entries := waitEntries2(t, client, req, 2)
+	w2 := acquireAsync(client, req)
+	waitEntries(t, client, req, 3)
+
+	done, err := UnlockKey(context.Background(), client, req.Realm, req.Name, entries[1].Key)
+	if err != nil || done.Removed == nil || done.Removed.Key != entries[1].Key || done.Stopping {
+		t.Fatalf("UnlockKey(waiter) = %+v, %v; want it removed without a record", done, err)
+	}
+	if err := a.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-w1:
+		if !errors.Is(r.err, ErrPlaceLost) {
+			t.Errorf("the removed waiter: %v, want ErrPlaceLost", r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed waiter did not give up")
+	}
+	nowHolds(t, w2)
+}
+
+// waitEntries2 is waitEntries that returns the entries.
+func waitEntries2(t *testing.T, client *clientv3.Client, req Request, n int) []Entry {
+	t.Helper()
+	waitEntries(t, client, req, n)
+	entries, err := Entries(context.Background(), client, req.Realm, req.Name)
+	if err != nil || len(entries) != n {
+		t.Fatalf("entries: %+v, %v", entries, err)
+	}
+	return entries
+}
+
+// TestStoppingRecordIsNoLock: a stopping record is not a key under the
+// lock's prefix (etcd's recipe would take it for a holder or waiter), not
+// a lock of its own in List, and not a key of the lock whose name looks
+// like it; List shows it with its lock.
+func TestStoppingRecordIsNoLock(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "rec")
+	a, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release(context.Background())
+	lookalike := req
+	lookalike.Name = "rec!stopping:"
+	l, err := Acquire(context.Background(), client, lookalike)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(context.Background())
+	if done, err := Unlock(context.Background(), client, req.Realm, req.Name); err != nil || !done.Stopping {
+		t.Fatalf("Unlock = %+v, %v", done, err)
+	}
+
+	resp, err := client.Get(context.Background(), Prefix(req.Realm, req.Name), clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("keys under the lock's prefix: %v, %v; want none", resp.Kvs, err)
+	}
+	if entries, _ := Entries(context.Background(), client, req.Realm, req.Name); len(entries) != 0 {
+		t.Errorf("Entries: %+v; want none", entries)
+	}
+	if entries, stopping := queue(t, client, lookalike); len(entries) != 1 || entries[0].Key != l.Key || len(stopping) != 0 {
+		t.Errorf("the lock %q: %+v, stopping %+v; want its own key alone", lookalike.Name, entries, stopping)
+	}
+	locks, err := List(context.Background(), client, req.Realm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(locks) != 2 || locks[0].Name != "rec" || locks[1].Name != "rec!stopping:" {
+		t.Fatalf("List: %+v; want the locks rec and rec!stopping:", locks)
+	}
+	if rec := locks[0]; len(rec.Entries) != 0 || len(rec.Stopping) != 1 || rec.Stopping[0].CreateRevision != a.FencingToken {
+		t.Errorf("List's rec: %+v; want no keys, one record of %s", rec, a.Key)
+	}
+	if lk := locks[1]; len(lk.Entries) != 1 || len(lk.Stopping) != 0 {
+		t.Errorf("List's %q: %+v; want its key alone", lk.Name, lk)
+	}
+}
+
+// TestNowaitWhileHolderStops: with nothing but a stopping record in the
+// way, a newcomer does not hold the lock at once (the one round trip of
+// the uncontended path counts the records); it is told who is stopping.
+func TestNowaitWhileHolderStops(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "nowait-stopping")
+	a, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release(context.Background())
+	if done, err := Unlock(context.Background(), client, req.Realm, req.Name); err != nil || !done.Stopping {
+		t.Fatalf("Unlock = %+v, %v", done, err)
+	}
+	impatient := req
+	impatient.Timeout = 0
+	h, err := Acquire(context.Background(), client, impatient)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Holder == nil || !ce.Holder.Stopping || ce.Holder.CreateRevision != a.FencingToken {
+		if h != nil {
+			h.Release(context.Background())
+		}
+		t.Fatalf("Acquire while the holder stops: %v; want a conflict naming it", err)
+	}
+	waitEntries(t, client, req, 0) // the newcomer's key went again
+	if err := a.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h, err = Acquire(context.Background(), client, impatient)
+	if err != nil {
+		t.Fatalf("Acquire after the holder released: %v", err)
+	}
+	h.Release(context.Background())
+}
+
+// TestJunkUnderStoppingPrefix: keys under a lock's stopping prefix that
+// distlock did not write (no lease, or not on the lease their name says)
+// keep nobody waiting.
+func TestJunkUnderStoppingPrefix(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "junk")
+	sp := StoppingPrefix(req.Realm, req.Name)
+	lease, err := client.Grant(context.Background(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Revoke(context.Background(), lease.ID)
+	for _, put := range []struct {
+		key  string
+		opts []clientv3.OpOption
+	}{
+		{sp + "0000000000000000001-1", nil},
+		{fmt.Sprintf("%s0000000000000000001-%x", sp, lease.ID+1), []clientv3.OpOption{clientv3.WithLease(lease.ID)}},
+		{sp + "1", []clientv3.OpOption{clientv3.WithLease(lease.ID)}},
+	} {
+		if _, err := client.Put(context.Background(), put.key, "junk", put.opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req.Timeout = 0
+	h, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatalf("Acquire with junk under %s: %v", sp, err)
+	}
+	h.Release(context.Background())
+	if _, stopping := queue(t, client, req); len(stopping) != 0 {
+		t.Errorf("junk taken for records: %+v", stopping)
+	}
+}
+
+// TestUnlockRacesUnlock: of two unlocks of the same holder at once, one
+// deletes the key; both report it removed and stopping, and neither
+// touches the waiter.
+func TestUnlockRacesUnlock(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "race")
+	a, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release(context.Background())
+	b := acquireAsync(client, req)
+	waitEntries(t, client, req, 2)
+	results := make(chan *Unlocked, 2)
+	for range 2 {
+		go func() {
+			done, err := Unlock(context.Background(), client, req.Realm, req.Name)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- done
+		}()
+	}
+	for range 2 {
+		done := <-results
+		if done == nil {
+			continue
+		}
+		// The loser either saw the record already (Pending) or lost the
+		// delete to the winner (Removed, stopping).
+		if (done.Removed == nil || done.Removed.Key != a.Key || !done.Stopping) && len(done.Pending) != 1 {
+			t.Errorf("Unlock = %+v; want %s removed and stopping, or pending", done, a.Key)
+		}
+	}
+	if entries, stopping := queue(t, client, req); len(entries) != 1 || len(stopping) != 1 {
+		t.Fatalf("after two unlocks: %d keys, %d records; want the waiter and one record", len(entries), len(stopping))
+	}
+	notYet(t, b, "after two unlocks of the holder")
+	a.Release(context.Background())
+	nowHolds(t, b)
 }
