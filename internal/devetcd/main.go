@@ -3,6 +3,10 @@
 // data when the command ends. Without a command it serves until Ctrl-C.
 //
 //	go run ./internal/devetcd -- go run . --lock-name=demo -- echo hello
+//
+// Started by etcdtest.StartProcessCluster, it is one member of a test
+// cluster instead: the torture test builds it without the race detector,
+// so that its members run at etcd's own speed.
 package main
 
 import (
@@ -17,6 +21,9 @@ import (
 )
 
 func main() {
+	if etcdtest.IsMember() {
+		etcdtest.MemberMain()
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

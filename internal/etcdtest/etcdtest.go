@@ -372,6 +372,18 @@ func newProxy(target string) (*Proxy, error) {
 		s.Close()
 		return nil, errors.New("proxy did not start")
 	}
+	// The proxy reports every failed dial and write on a channel with room
+	// for 16, and waits for room before it accepts or forwards anything
+	// more: left unread, a member that was down for a while wedges it.
+	go func() {
+		for {
+			select {
+			case <-s.Error():
+			case <-s.Done():
+				return
+			}
+		}
+	}()
 	return &Proxy{Server: s, url: "http://" + from.Host}, nil
 }
 

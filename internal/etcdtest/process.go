@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,8 +26,28 @@ import (
 // its connections open and answers nothing, which no proxy in front of an
 // embedded member can show for the traffic between members.
 type ProcessCluster struct {
-	procs     []*exec.Cmd
+	member    string // the program that runs a member
+	specs     []memberSpec
+	peers     []*Proxy // in front of each member's peer port, if asked for
 	endpoints []string
+
+	mu    sync.Mutex // faults come from several goroutines
+	procs []*memberProc
+}
+
+// memberProc is a running member process; exited is closed once it ended,
+// with err saying how.
+type memberProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+}
+
+// ProcessOptions are the choices StartProcessClusterWith offers.
+type ProcessOptions struct {
+	// PeerProxies puts a proxy in front of each member's peer port, so
+	// that CutPeers can keep a member from being heard by its peers.
+	PeerProxies bool
 }
 
 // memberEnv carries a member's settings (JSON of memberSpec) to MemberMain.
@@ -34,7 +55,13 @@ const memberEnv = "DISTLOCK_TEST_ETCD_MEMBER"
 
 type memberSpec struct {
 	Name, Dir, ClientURL, PeerURL, InitialCluster string
+	AdvertisePeerURL                              string // PeerURL, or a proxy in front of it
 }
+
+// IsMember says whether this process was started to be a member (it has
+// the member's settings in its environment): a program that can serve as
+// one calls MemberMain then.
+func IsMember() bool { return os.Getenv(memberEnv) != "" }
 
 // MemberMain runs one member described by the environment until it is
 // killed or its parent dies. A test binary registers it as a command (with
@@ -47,6 +74,14 @@ func MemberMain() {
 	}
 	cfg := memberConfig(spec.Name, spec.Dir, spec.ClientURL, spec.PeerURL)
 	cfg.InitialCluster = spec.InitialCluster
+	if spec.AdvertisePeerURL != "" {
+		u, err := url.Parse(spec.AdvertisePeerURL)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "etcd member:", err)
+			os.Exit(2)
+		}
+		cfg.AdvertisePeerUrls = []url.URL{*u}
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "etcd member:", err)
@@ -89,9 +124,14 @@ func memberConfig(name, dir, clientURL, peerURL string) *embed.Config {
 // running the program member (which calls MemberMain), with data under dir,
 // and waits until every member answers with a leader.
 func StartProcessCluster(dir, member string, n int) (*ProcessCluster, error) {
+	return StartProcessClusterWith(dir, member, n, ProcessOptions{})
+}
+
+// StartProcessClusterWith is StartProcessCluster with options.
+func StartProcessClusterWith(dir, member string, n int, opts ProcessOptions) (*ProcessCluster, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err := startProcessCluster(filepath.Join(dir, fmt.Sprintf("try%d", attempt)), member, n)
+		c, err := startProcessCluster(filepath.Join(dir, fmt.Sprintf("try%d", attempt)), member, n, opts)
 		if err == nil {
 			return c, nil
 		}
@@ -100,35 +140,40 @@ func StartProcessCluster(dir, member string, n int) (*ProcessCluster, error) {
 	return nil, lastErr
 }
 
-func startProcessCluster(dir, member string, n int) (*ProcessCluster, error) {
+func startProcessCluster(dir, member string, n int, opts ProcessOptions) (*ProcessCluster, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
 	}
-	specs := make([]memberSpec, n)
+	c := &ProcessCluster{member: member, procs: make([]*memberProc, n)}
 	var initial []string
-	for i := range specs {
-		specs[i] = memberSpec{
+	for i := 0; i < n; i++ {
+		spec := memberSpec{
 			Name:      fmt.Sprintf("p%d", i),
 			Dir:       filepath.Join(dir, fmt.Sprintf("p%d", i)),
 			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
 			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 		}
-		initial = append(initial, specs[i].Name+"="+specs[i].PeerURL)
-	}
-	c := &ProcessCluster{}
-	for _, spec := range specs {
-		spec.InitialCluster = strings.Join(initial, ",")
-		b, _ := json.Marshal(spec)
-		cmd := exec.Command(member)
-		cmd.Env = append(os.Environ(), memberEnv+"="+string(b))
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("start etcd member %s: %w", spec.Name, err)
+		spec.AdvertisePeerURL = spec.PeerURL
+		if opts.PeerProxies {
+			p, err := NewProxy(spec.PeerURL)
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
+			c.peers = append(c.peers, p)
+			spec.AdvertisePeerURL = p.URL()
 		}
-		c.procs = append(c.procs, cmd)
+		initial = append(initial, spec.Name+"="+spec.AdvertisePeerURL)
+		c.specs = append(c.specs, spec)
 		c.endpoints = append(c.endpoints, spec.ClientURL)
+	}
+	for i := range c.specs {
+		c.specs[i].InitialCluster = strings.Join(initial, ",")
+		if err := c.Start(i); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -141,15 +186,113 @@ func startProcessCluster(dir, member string, n int) (*ProcessCluster, error) {
 	return c, nil
 }
 
+// Start starts member i, which is not running: at first, or again after
+// Kill, on the data it had.
+func (c *ProcessCluster) Start(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.procs[i] != nil {
+		return fmt.Errorf("etcd member %s runs already", c.specs[i].Name)
+	}
+	b, _ := json.Marshal(c.specs[i])
+	cmd := exec.Command(c.member)
+	cmd.Env = append(os.Environ(), memberEnv+"="+string(b))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start etcd member %s: %w", c.specs[i].Name, err)
+	}
+	p := &memberProc{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	c.procs[i] = p
+	return nil
+}
+
+// Kill ends member i with SIGKILL, as a crash would, and waits for it; its
+// data stays for Start.
+func (c *ProcessCluster) Kill(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.procs[i]
+	if p == nil {
+		return nil
+	}
+	c.procs[i] = nil
+	_ = p.cmd.Process.Kill() // fails only if it has ended already
+	<-p.exited
+	return nil
+}
+
+// Exited says whether member i has ended by itself, and how.
+func (c *ProcessCluster) Exited(i int) (bool, error) {
+	c.mu.Lock()
+	p := c.procs[i]
+	c.mu.Unlock()
+	if p == nil {
+		return false, nil
+	}
+	select {
+	case <-p.exited:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// WaitReady waits until member i answers and knows a leader.
+func (c *ProcessCluster) WaitReady(ctx context.Context, i int) error {
+	_, err := c.waitStatus(ctx, i)
+	return err
+}
+
+// Size is the number of members.
+func (c *ProcessCluster) Size() int { return len(c.specs) }
+
 // Endpoint is the client URL of member i.
 func (c *ProcessCluster) Endpoint(i int) string { return c.endpoints[i] }
 
 // Freeze stops member i with SIGSTOP: its sockets stay open, nothing is
 // answered. Resume lets it go on.
-func (c *ProcessCluster) Freeze(i int) error { return c.procs[i].Process.Signal(syscall.SIGSTOP) }
+func (c *ProcessCluster) Freeze(i int) error { return c.signal(i, syscall.SIGSTOP) }
 
 // Resume continues a frozen member.
-func (c *ProcessCluster) Resume(i int) error { return c.procs[i].Process.Signal(syscall.SIGCONT) }
+func (c *ProcessCluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT) }
+
+// signal sends sig to member i, if it runs.
+func (c *ProcessCluster) signal(i int, sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.procs[i] == nil {
+		return nil
+	}
+	return c.procs[i].cmd.Process.Signal(sig)
+}
+
+// CutPeers drops everything member i sends to its peers and they send it
+// through its peer port, until HealPeers: the others carry on without it,
+// while it still answers its clients (from what it knows). It needs
+// ProcessOptions.PeerProxies.
+func (c *ProcessCluster) CutPeers(i int) { c.peers[i].Partition() }
+
+// HealPeers lets member i's peer traffic through again.
+func (c *ProcessCluster) HealPeers(i int) { c.peers[i].Heal() }
+
+// Leader is the index of the member that leads now as its members see
+// it, or -1 if none answers with a leader.
+func (c *ProcessCluster) Leader(ctx context.Context) int {
+	for i := range c.endpoints {
+		resp, err := c.status(ctx, i)
+		if err != nil || resp.Leader == 0 {
+			continue
+		}
+		if resp.Leader == resp.Header.MemberId {
+			return i
+		}
+	}
+	return -1
+}
 
 // status asks member i alone about itself.
 func (c *ProcessCluster) status(ctx context.Context, i int) (*clientv3.StatusResponse, error) {
@@ -214,12 +357,21 @@ func (c *ProcessCluster) MakeLeader(ctx context.Context, i int) error {
 	return nil
 }
 
-// Close ends every member and waits for it.
+// Close ends every member and waits for it, then its proxies.
 func (c *ProcessCluster) Close() {
-	for _, p := range c.procs {
-		_ = p.Process.Signal(syscall.SIGCONT)
-		_ = p.Process.Kill()
-		_ = p.Wait()
+	c.mu.Lock()
+	for i, p := range c.procs {
+		if p == nil {
+			continue
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		c.procs[i] = nil
 	}
-	c.procs = nil
+	c.mu.Unlock()
+	for _, p := range c.peers {
+		_ = p.Close()
+	}
+	c.peers = nil
 }

@@ -1,0 +1,19 @@
+// Package torture holds the torture test (torture_test.go): real distlock
+// processes on simulated hosts contend for one lock and a semaphore on a
+// three-member etcd cluster while faults are thrown at them, and a checker
+// proves from the commands' own records that no lock was ever held by more
+// than it allows. The command that runs under the lock is ./worker.
+package torture
+
+import "golang.org/x/sys/unix"
+
+// Mono reads the system's monotonic clock, the same in every process on
+// the machine and never set back: the records of different processes
+// compare.
+func Mono() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		panic(err) // CLOCK_MONOTONIC exists on every Linux
+	}
+	return ts.Nano()
+}

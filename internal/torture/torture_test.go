@@ -1,0 +1,392 @@
+package torture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/tinx/distlock/internal/etcdtest"
+	"github.com/tinx/distlock/internal/poll"
+	"github.com/tinx/distlock/lock"
+)
+
+// The two locks: a plain one, and a semaphore of two.
+const (
+	mutexName = "mutex"
+	semName   = "sem"
+	semLimit  = 2
+)
+
+// Timing of every distlock run. The TTL is short so that faults cost the
+// run little; --kill-after is what a command that ignores SIGTERM gets.
+const (
+	ttl       = 3 * time.Second
+	killAfter = 500 * time.Millisecond
+	waitLimit = 20 * time.Second // --timeout: a waiter gives up (75)
+)
+
+// length is one of the two runs: the short one in CI, the long one on
+// demand (DISTLOCK_TORTURE=long).
+type length struct {
+	name     string
+	sections int           // critical sections to reach
+	least    time.Duration // faults go on at least this long
+	most     time.Duration // and never longer: not enough sections fails
+}
+
+var (
+	short = length{"short", 100, 30 * time.Second, 90 * time.Second}
+	long  = length{"long", 2000, 0, 90 * time.Minute}
+)
+
+// TestTorture runs distlock on simulated hosts under random faults, then
+// checks the commands' own records: see check_test.go for what is checked.
+func TestTorture(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the torture test is not short")
+	}
+	if os.Getenv("DISTLOCK_TEST_ETCD") != "" {
+		t.Skip("the torture test runs a cluster of its own; DISTLOCK_TEST_ETCD is for the others")
+	}
+	run := short
+	switch v := os.Getenv("DISTLOCK_TORTURE"); v {
+	case "", "short":
+	case "long":
+		run = long
+	default:
+		t.Fatalf("DISTLOCK_TORTURE=%q: want short or long", v)
+	}
+	seed := time.Now().UnixNano()
+	if v := os.Getenv("DISTLOCK_TORTURE_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
+			t.Fatalf("DISTLOCK_TORTURE_SEED: %v", err)
+		}
+	}
+	t.Logf("%s run, seed %d (DISTLOCK_TORTURE_SEED=%d repeats the choices)", run.name, seed, seed)
+
+	dir := t.TempDir()
+	tt := &torture{
+		t:        t,
+		rnd:      rand.New(rand.NewSource(seed)),
+		distlock: build(t, dir, "distlock", "github.com/tinx/distlock"),
+		logPath:  filepath.Join(dir, "sections.log"),
+		realm:    etcdtest.Realm(t, "/torture/"),
+		faults:   map[string]int{},
+	}
+	var err error
+	member := build(t, dir, "etcd-member", "github.com/tinx/distlock/internal/devetcd")
+	tt.worker = build(t, dir, "worker", "github.com/tinx/distlock/internal/torture/worker")
+	tt.cluster, err = etcdtest.StartProcessClusterWith(filepath.Join(dir, "etcd"), member, 3,
+		etcdtest.ProcessOptions{PeerProxies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.cluster.Close()
+	var endpoints []string
+	for i := 0; i < tt.cluster.Size(); i++ {
+		endpoints = append(endpoints, tt.cluster.Endpoint(i))
+	}
+	tt.client, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.client.Close()
+	for i := 0; i < hosts; i++ {
+		h := &host{id: i}
+		for _, ep := range endpoints {
+			p, err := etcdtest.NewProxy(ep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			h.proxies = append(h.proxies, p)
+		}
+		tt.hosts = append(tt.hosts, h)
+	}
+
+	tt.began = time.Now()
+	began := tt.began
+	hostsCtx, stopHosts := context.WithCancel(context.Background())
+	defer stopHosts()
+	faultsCtx, stopFaults := context.WithCancel(context.Background())
+	defer stopFaults()
+	var hostsDone, faultsDone sync.WaitGroup
+	for _, h := range tt.hosts {
+		hostsDone.Add(1)
+		go func() {
+			defer hostsDone.Done()
+			tt.runHost(hostsCtx, h)
+		}()
+	}
+	for i := 0; i < injectors; i++ {
+		faultsDone.Add(1)
+		go func() {
+			defer faultsDone.Done()
+			tt.injectFaults(faultsCtx)
+		}()
+	}
+
+	// Faults go on until there are enough sections, for at least
+	// run.least and at most run.most.
+	deadline := time.After(run.most)
+	tick := time.NewTicker(time.Second)
+wait:
+	for sections := 0; sections < run.sections || time.Since(began) < run.least; {
+		select {
+		case <-deadline:
+			t.Errorf("only %d critical sections in %v; %d wanted", sections, run.most, run.sections)
+			break wait
+		case <-tick.C:
+			sections = countSections(t, tt.logPath)
+		}
+	}
+	tick.Stop()
+	stopFaults()
+	faultsDone.Wait() // every fault healed, every member running
+	stopHosts()
+	hostsDone.Wait()
+	faultTime := time.Since(began)
+
+	// Everything a run left in etcd goes: released, or its lease expired.
+	ctx, cancel := context.WithTimeout(context.Background(), ttl+30*time.Second)
+	defer cancel()
+	var left []string
+	if err := poll.Until(ctx, func() bool {
+		left = tt.leftUnder(ctx)
+		return left != nil && len(left) == 0
+	}); err != nil {
+		t.Errorf("left under the realm %s a TTL after the last run: %q", tt.realm, left)
+	}
+
+	report := tt.check()
+	report.duration = faultTime
+	fmt.Print(report.summary(run, seed))
+	if w := os.Getenv("DISTLOCK_TORTURE_SUMMARY"); w != "" {
+		if err := os.WriteFile(w, []byte(report.summary(run, seed)), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, p := range report.problems {
+		t.Error(p)
+	}
+}
+
+// hosts is how many simulated machines contend; injectors is how many
+// faults can be under way at once.
+const (
+	hosts     = 8
+	injectors = 2
+)
+
+// torture is one run of the torture test.
+type torture struct {
+	t        *testing.T
+	distlock string
+	worker   string
+	logPath  string
+	realm    string
+	cluster  *etcdtest.ProcessCluster
+	client   *clientv3.Client // straight to the members, for faults and checks
+	hosts    []*host
+	began    time.Time
+
+	mu       sync.Mutex
+	rnd      *rand.Rand
+	runs     []*run
+	faults   map[string]int // by kind
+	revoked  []revocation
+	memberMu sync.Mutex // one fault on the members at a time
+}
+
+// host is a simulated machine: its own proxies to every member, one
+// distlock at a time.
+type host struct {
+	id      int
+	proxies []*etcdtest.Proxy
+	busy    sync.Mutex // one fault on its links at a time
+
+	mu  sync.Mutex
+	cur *run
+}
+
+// run is one distlock process and what became of it.
+type run struct {
+	id         string
+	host       int
+	lock       string
+	ignoreTerm bool
+	millis     int
+	pid        int
+
+	mu     sync.Mutex // the process and a fault that kills it
+	done   bool
+	killed bool // SIGKILLed by a fault while it ran
+	status int
+	stderr bytes.Buffer
+}
+
+// revocation is a holder's lease revoked by hand: etcd frees the lock that
+// instant, so the next holder may start while the old command is being
+// stopped. The checker holds that stop to the kill sequence's bounds.
+type revocation struct {
+	at   int64 // monotonic
+	lock string
+	pid  int // the distlock that held it
+}
+
+// intn is a random number below n from the run's seeded source.
+func (tt *torture) intn(n int) int {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.rnd.Intn(n)
+}
+
+// between is a random span from lo to hi.
+func (tt *torture) between(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(tt.intn(int(hi-lo)/int(time.Millisecond)+1))*time.Millisecond
+}
+
+// build builds a command of the module without the race detector, as
+// users run it: distlock itself, and the etcd members (devetcd), which
+// would run several times slower under the race detector.
+func build(t *testing.T, dir, name, pkg string) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command(goTool, "build", "-o", bin, pkg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// runHost starts distlock after distlock on host h until ctx ends.
+func (tt *torture) runHost(ctx context.Context, h *host) {
+	for seq := 0; ctx.Err() == nil; seq++ {
+		r := &run{id: fmt.Sprintf("h%d.%d", h.id, seq), host: h.id, lock: mutexName}
+		args := []string{"--lock-name=" + mutexName}
+		if tt.intn(3) == 0 {
+			r.lock = semName
+			args = []string{"--lock-name=" + semName, fmt.Sprintf("--limit=%d", semLimit)}
+		}
+		// Most sections are short; some hold the lock long enough for a
+		// fault to take it away, some outlast the TTL, so that the lease
+		// must be kept alive through them.
+		switch n := tt.intn(100); {
+		case n < 55:
+			r.millis = 20 + tt.intn(130)
+		case n < 85:
+			r.millis = 150 + tt.intn(450)
+		case n < 94:
+			r.millis = 1000 + tt.intn(int(ttl/time.Millisecond)-1000)
+		default:
+			r.millis = int(ttl/time.Millisecond) + 200 + tt.intn(1300)
+		}
+		r.ignoreTerm = tt.intn(3) == 0
+		term := "obey-term"
+		if r.ignoreTerm {
+			term = "ignore-term"
+		}
+		var eps []string
+		for _, p := range h.proxies {
+			eps = append(eps, p.URL())
+		}
+		args = append(args,
+			"--endpoints="+strings.Join(eps, ","),
+			"--prefix="+tt.realm,
+			fmt.Sprintf("--ttl=%v", ttl),
+			fmt.Sprintf("--kill-after=%v", killAfter),
+			fmt.Sprintf("--timeout=%v", waitLimit),
+			"--dial-timeout=2s",
+			"--reason=torture "+r.id,
+			"--", tt.worker, tt.logPath, r.id, r.lock, strconv.Itoa(r.millis), term)
+		cmd := exec.Command(tt.distlock, args...)
+		cmd.Env = append(os.Environ(), "DISTLOCK_CONFIG=/dev/null")
+		cmd.Stderr = &r.stderr
+		r.mu.Lock()
+		if err := cmd.Start(); err != nil {
+			r.mu.Unlock()
+			tt.t.Errorf("start distlock: %v", err)
+			return
+		}
+		r.pid = cmd.Process.Pid
+		r.mu.Unlock()
+		tt.mu.Lock()
+		tt.runs = append(tt.runs, r)
+		tt.mu.Unlock()
+		h.mu.Lock()
+		h.cur = r
+		h.mu.Unlock()
+
+		err := cmd.Wait()
+		r.mu.Lock()
+		r.done = true
+		r.status = cmd.ProcessState.ExitCode()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			r.status = 128 + int(ws.Signal())
+		}
+		var exitErr *exec.ExitError
+		if err != nil && !errors.As(err, &exitErr) {
+			tt.t.Errorf("distlock %s: %v", r.id, err)
+		}
+		r.mu.Unlock()
+		h.mu.Lock()
+		h.cur = nil
+		h.mu.Unlock()
+	}
+}
+
+// leftUnder lists what is under the realm in etcd, or nil if etcd did not
+// answer.
+func (tt *torture) leftUnder(ctx context.Context) []string {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := tt.client.Get(rctx, tt.realm, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil
+	}
+	left := []string{}
+	for _, kv := range resp.Kvs {
+		left = append(left, string(kv.Key))
+	}
+	return left
+}
+
+// holder finds the host whose distlock holds lock name now (the oldest
+// key), or nil; and that key.
+func (tt *torture) holder(ctx context.Context, name string) (*host, *lock.Entry) {
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	entries, err := lock.Entries(rctx, tt.client, tt.realm, name)
+	if err != nil || len(entries) == 0 || entries[0].Info == nil {
+		return nil, nil
+	}
+	for _, h := range tt.hosts {
+		h.mu.Lock()
+		cur := h.cur
+		h.mu.Unlock()
+		if cur != nil && cur.pid == entries[0].Info.PID {
+			return h, &entries[0]
+		}
+	}
+	return nil, &entries[0]
+}
