@@ -76,7 +76,10 @@ func clusterClient(t *testing.T, cluster *etcdtest.Cluster) *clientv3.Client {
 }
 
 // moveLeaderAround hands leadership on three times, so that every member
-// loses it once, whichever ones distlock's clients talk to.
+// loses it once, whichever ones distlock's clients talk to; then it stops
+// the leader and starts it again, which breaks the connections of every
+// client that talked to it (their keepalives and watches must go on
+// elsewhere) and makes another member lead.
 func moveLeaderAround(t *testing.T, cluster *etcdtest.Cluster) {
 	t.Helper()
 	for i := 0; i < 3; i++ {
@@ -88,6 +91,12 @@ func moveLeaderAround(t *testing.T, cluster *etcdtest.Cluster) {
 		}
 		t.Logf("leader moved from member %d to %d", from, to)
 	}
+	leader := cluster.Leader()
+	if err := cluster.RestartMember(leader); err != nil {
+		t.Fatal(err)
+	}
+	poll.For(t, "a leader after the old one restarted", 30*time.Second, func() bool { return cluster.Leader() >= 0 })
+	t.Logf("member %d, the leader, restarted; member %d leads", leader, cluster.Leader())
 }
 
 // keysUnder is every key under lock name's prefix in the test's realm.
@@ -204,8 +213,8 @@ func TestDurabilityLockSurvivesClusterRestart(t *testing.T) {
 // create revision, or a fencing token that is not the first one); if two
 // waiters run at once (the stamps); and if a key is left at the end. etcd
 // hands leadership over gracefully here, and its clients have not been
-// seen to get an error for it: the leader moves pin what users see rather
-// than drive distlock's retries.
+// seen to get an error for it; the restart of the leader at the end breaks
+// the connections of whoever talked to it.
 func TestDurabilityWaitersKeepTheirPlaceAcrossLeaderChanges(t *testing.T) {
 	t.Parallel()
 	cluster, endpoints := startDurabilityCluster(t)

@@ -166,6 +166,18 @@ func (c *Cluster) Restart() error {
 	return nil
 }
 
+// RestartMember stops member i and starts it again on its data and ports:
+// its clients' connections break, and if it led, another member leads.
+func (c *Cluster) RestartMember(i int) error {
+	c.Members[i].Close()
+	e, err := embed.StartEtcd(c.configs[i])
+	if err != nil {
+		return fmt.Errorf("restart etcd member %s: %w", c.configs[i].Name, err)
+	}
+	c.Members[i] = e
+	return waitMember(e)
+}
+
 // freePorts picks n ports that are free now; by the time they are bound,
 // another process may have taken one.
 func freePorts(n int) ([]int, error) {
