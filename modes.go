@@ -164,10 +164,12 @@ func describeUnlocked(e lock.Entry) string {
 }
 
 // sayStopping tells, after an unlock that left a stopping record, that the
-// lock is not free yet.
+// lock is not free yet, and which lease keeps it: if that holder's
+// machine is gone, nobody stops anything, and whoever knows it can revoke
+// the lease rather than wait for it to expire.
 func sayStopping(c *config, done *lock.Unlocked, out *reporter) {
 	if done.Stopping {
-		out.info("its command is being stopped; the next holder of lock %q starts once it has stopped (or once that holder's lease has expired)", c.lockName)
+		out.info("its command is being stopped; the next holder of lock %q starts once it has stopped, or its lease %x expires", c.lockName, done.Removed.Lease)
 	}
 }
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -85,11 +87,14 @@ func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.
 	return nil
 }
 
-// split divides a lock's entries into its holders and its waiters; the
-// holders being stopped after --unlock come first, as they are the oldest.
+// split divides a lock's entries into its holders and its waiters. The
+// holders being stopped after --unlock are among the holders, which are
+// oldest first: by the create revision of their keys.
 func split(entries, stopping []lock.Entry) (holders, waiters []lock.Entry) {
 	holding, waiters := lock.Split(entries, stopping)
-	return append(stopping[:len(stopping):len(stopping)], holding...), waiters
+	holders = slices.Concat(stopping, holding)
+	slices.SortStableFunc(holders, func(a, b lock.Entry) int { return cmp.Compare(a.CreateRevision, b.CreateRevision) })
+	return holders, waiters
 }
 
 // limit is how many may hold the lock, by what its keys and records say.
@@ -98,41 +103,48 @@ func limit(entries, stopping []lock.Entry) int {
 }
 
 type statusJSON struct {
-	Name    string      `json:"name"`
-	Held    bool        `json:"held"`
-	Limit   int         `json:"limit"`
-	Holder  *entryJSON  `json:"holder"`  // the oldest holder
-	Holders []entryJSON `json:"holders"` // every holder, oldest first
+	Name  string `json:"name"`
+	Held  bool   `json:"held"` // Holder != nil
+	Limit int    `json:"limit"`
+	// Holders are every holder, oldest first (by the create revision of
+	// its key), as the text shows them: the holders being stopped after
+	// --unlock among them, marked. Holder is the first of them.
+	Holder  *entryJSON  `json:"holder"`
+	Holders []entryJSON `json:"holders"`
 	Waiters []entryJSON `json:"waiters"`
 	// Stopping are holders that --unlock removed and that are still
-	// stopping their commands: each keeps a slot taken (Held) until then.
+	// stopping their commands: each keeps a slot taken until then. They
+	// are among Holders too.
 	Stopping []entryJSON `json:"stopping"`
 	// LastRun is --status's alone, and only when there is a record.
 	LastRun *lastRunJSON `json:"last_run,omitempty"`
 }
 
 type entryJSON struct {
-	Key            string     `json:"key"`
+	Key            string     `json:"key"` // of a holder being stopped: its stopping record
 	CreateRevision int64      `json:"create_revision"`
 	Info           *lock.Info `json:"info"`
+	// Stopping marks a holder that --unlock removed and that is still
+	// stopping its command.
+	Stopping bool `json:"stopping"`
+}
+
+func toJSON(entries []lock.Entry) []entryJSON {
+	js := []entryJSON{}
+	for _, e := range entries {
+		js = append(js, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info, Stopping: e.Stopping})
+	}
+	return js
 }
 
 func lockStatus(name string, entries, stopping []lock.Entry) statusJSON {
-	s := statusJSON{Name: name, Limit: limit(entries, stopping), Holders: []entryJSON{}, Waiters: []entryJSON{}, Stopping: []entryJSON{}}
-	holders, waiters := lock.Split(entries, stopping)
-	for _, e := range holders {
-		s.Holders = append(s.Holders, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info})
-	}
-	for _, e := range waiters {
-		s.Waiters = append(s.Waiters, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info})
-	}
-	for _, e := range stopping {
-		s.Stopping = append(s.Stopping, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info})
-	}
-	s.Held = len(holders)+len(stopping) > 0
+	holders, waiters := split(entries, stopping)
+	s := statusJSON{Name: name, Limit: limit(entries, stopping),
+		Holders: toJSON(holders), Waiters: toJSON(waiters), Stopping: toJSON(stopping)}
 	if len(s.Holders) > 0 {
 		s.Holder = &s.Holders[0]
 	}
+	s.Held = s.Holder != nil
 	return s
 }
 

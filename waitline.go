@@ -87,9 +87,11 @@ func (w *waitLine) stop() {
 
 // queueView is what a look at the queue found.
 type queueView struct {
-	holder lock.Entry
-	ahead  int // keys created before ours, the holder's included
-	ok     bool
+	holder lock.Entry // the oldest holder, perhaps one being stopped
+	// ahead counts the keys created before ours, the holders' included,
+	// and the stopping records of such keys: each takes a slot ahead.
+	ahead int
+	ok    bool
 }
 
 // run draws the line until the wait ends, and looks at the queue every
@@ -126,35 +128,45 @@ func (w *waitLine) run(holder lock.Entry) {
 	}
 }
 
-// look reads the queue: the holder is its first key, and the keys ahead of
-// us are those before ours. lock.Request does not tell us our key, so ours
-// is found by what it says of us (host, pid, user, mode): the newest such
-// key, as an older one can only be left by an earlier process with our pid
-// (a --lock). If ours is not there, or first already (we are about to be
+// look reads the queue and its stopping records, as --status does: the
+// holder is the oldest of the holders (one being stopped after --unlock
+// included), and ahead of us are the keys before ours and the records of
+// such keys. lock.Request does not tell us our key, so ours is found by
+// what it says of us (host, pid, user, mode): the newest such key, as an
+// older one can only be left by an earlier process with our pid (a
+// --lock). If ours is not there, or holds already (we are about to be
 // told), the view is not ok and the last one stays.
 func (w *waitLine) look(looked chan<- queueView) {
 	defer w.wg.Done()
 	ctx, cancel := context.WithTimeout(w.ctx, w.c.dialTimeout)
 	defer cancel()
 	var v queueView // not ok
-	if entries, err := lock.Entries(ctx, w.client, w.c.prefix, w.c.lockName); err == nil {
-		v = w.find(entries)
+	if entries, stopping, err := lock.Queue(ctx, w.client, w.c.prefix, w.c.lockName); err == nil {
+		v = w.find(entries, stopping)
 	}
 	looked <- v // never blocks: one look at a time, and room for it
 }
 
-// find makes a view of the entries, oldest first, as look describes.
-func (w *waitLine) find(entries []lock.Entry) queueView {
+// find makes a view of the entries, oldest first, and the stopping
+// records, as look describes.
+func (w *waitLine) find(entries, stopping []lock.Entry) queueView {
 	mine := -1
 	for i, e := range entries { // the last match is the newest
 		if in := e.Info; in != nil && in.Host == w.me.Host && in.PID == w.me.PID && in.User == w.me.User && in.Mode == w.me.Mode {
 			mine = i
 		}
 	}
-	if mine < 1 {
+	holders, waiters := split(entries, stopping)
+	if mine < 0 || mine < len(entries)-len(waiters) || len(holders) == 0 {
 		return queueView{}
 	}
-	return queueView{holder: entries[0], ahead: mine, ok: true}
+	ahead := mine
+	for _, r := range stopping {
+		if r.CreateRevision < entries[mine].CreateRevision {
+			ahead++
+		}
+	}
+	return queueView{holder: holders[0], ahead: ahead, ok: true}
 }
 
 // text is the waiting line at time now:
@@ -172,7 +184,7 @@ func (w *waitLine) text(v queueView, now time.Time) string {
 	b.WriteString("; held ")
 	i := v.holder.Info
 	if i == nil {
-		b.WriteString("by " + v.holder.Describe())
+		b.WriteString("by " + v.holder.Describe()) // with its StoppingNote
 		return b.String()
 	}
 	if !i.Since.IsZero() {
@@ -190,6 +202,7 @@ func (w *waitLine) text(v queueView, now time.Time) string {
 	if i.Mode == lock.ModeLock {
 		b.WriteString(" (taken with --lock)")
 	}
+	b.WriteString(v.holder.StoppingNote())
 	return b.String()
 }
 

@@ -80,7 +80,7 @@ func parseEntry(kv *mvccpb.KeyValue) Entry {
 // "x" is held by host web1, pid 4711, since ..., reason "...".".
 func (e Entry) Describe() string {
 	if e.Info == nil {
-		return fmt.Sprintf("key %s (no details: not written by distlock)", e.Key) + e.stoppingNote()
+		return fmt.Sprintf("key %s (no details: not written by distlock)", e.Key) + e.StoppingNote()
 	}
 	i := e.Info
 	var b strings.Builder
@@ -99,12 +99,13 @@ func (e Entry) Describe() string {
 	if i.Mode == ModeLock {
 		b.WriteString(" (taken with --lock)")
 	}
-	b.WriteString(e.stoppingNote())
+	b.WriteString(e.StoppingNote())
 	return b.String()
 }
 
-// stoppingNote is what Describe adds for a holder that is being stopped.
-func (e Entry) stoppingNote() string {
+// StoppingNote is what Describe adds for a holder that is being stopped,
+// for lines that describe a holder in their own way.
+func (e Entry) StoppingNote() string {
 	if !e.Stopping {
 		return ""
 	}

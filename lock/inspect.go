@@ -28,17 +28,17 @@ func Entries(ctx context.Context, client *clientv3.Client, realm, name string) (
 	return entries, nil
 }
 
-// A holder whose key --unlock deleted still runs its command until it has
-// stopped it, and only then revokes its lease. So that nobody takes its
-// place before that, the key is deleted in one transaction with a
-// stopping record: the key's value, on the key's lease, which etcd deletes
-// when that holder releases or its lease expires. Every waiter counts each
-// record as a slot taken. The record is named after the deleted key's
-// create revision (zero-padded, so that the names sort as the numbers
-// do), then its lease: a waiter counts only the records of keys that
-// were ahead of its own, one key range, so it never waits for a key that
-// queued after it; and whoever must free a dead machine's lock at once
-// sees which lease to revoke.
+// A distlock holder whose key --unlock deleted still runs its command
+// until it has stopped it, and only then revokes its lease. So that nobody
+// takes its place before that, the key is deleted in one transaction with
+// a stopping record: the key's value, on the key's lease, which etcd
+// deletes when that holder releases or its lease expires. Every waiter
+// counts each record as a slot taken. The record is named after the
+// deleted key's create revision (zero-padded, so that the names sort as
+// the numbers do), then its lease: a waiter counts only the records of
+// keys that were ahead of its own, one key range, so it never waits for a
+// key that queued after it; and whoever must free a dead machine's lock
+// at once sees which lease to revoke.
 // Records live beside the lock's prefix, as the last-run record does:
 // etcd's recipe takes every key under the prefix for a holder or a
 // waiter, and since Escape writes neither "!" nor ":", no lock's keys
@@ -65,7 +65,10 @@ func stoppingBefore(sp string, rev int64) string {
 // prefix sp), oldest key first, each with the create revision of the key
 // it was. A key there that is not on the lease its name says, or has
 // another name, is not distlock's and is passed by: only a lease can end
-// a record.
+// a record. So is one whose value is not distlock's: only a distlock
+// holder stops when --unlock deletes its key and then lets its lease go
+// (a record that an earlier distlock left for a holder of etcd's recipe
+// would otherwise last as long as that holder's session).
 func parseStopping(sp string, kvs []*mvccpb.KeyValue) []Entry {
 	var recs []Entry
 	for _, kv := range kvs {
@@ -76,6 +79,9 @@ func parseStopping(sp string, kvs []*mvccpb.KeyValue) []Entry {
 			continue
 		}
 		e := parseEntry(kv)
+		if e.Info == nil {
+			continue
+		}
 		e.CreateRevision, e.Stopping = rev, true
 		recs = append(recs, e)
 	}
@@ -135,9 +141,10 @@ type Unlocked struct {
 	// Removed is the key that was deleted, or that went by itself while
 	// it was being deleted; nil if there was none.
 	Removed *Entry
-	// Stopping says that Removed belonged to a live holder, so a stopping
-	// record keeps its place taken until it has stopped its command and
-	// released its lease, or its lease has expired.
+	// Stopping says that Removed belonged to a live distlock holder, so a
+	// stopping record keeps its place taken until it has stopped its
+	// command and released its lease, or its lease (Removed.Lease) has
+	// expired.
 	Stopping bool
 	// Pending, when Unlock found no holder to remove, are the holders
 	// removed before and still stopping: the lock is as good as unlocked.
@@ -145,12 +152,15 @@ type Unlocked struct {
 }
 
 // Unlock deletes the key of the oldest holder of the lock, in whichever
-// mode it was taken. A holder that is still on the lease its key is named
-// after is a live process (distlock, or etcd's recipe) that may be running
-// a command: its key makes way for a stopping record, so the next holder
-// starts only once that holder has stopped. If every slot of the lock is
-// taken by such records already, nothing is deleted (Pending): the next
-// waiter in line is nobody's to remove.
+// mode it was taken. A distlock holder that is still on the lease its key
+// is named after is a live process that may be running a command: its
+// key makes way for a stopping record, so the next holder starts only
+// once that holder has stopped. If every slot of the lock is taken by
+// such records already, nothing is deleted (Pending): the next waiter in
+// line is nobody's to remove. A key of etcd's own recipe (etcdctl lock)
+// is just deleted: its holder never learns of it and never lets its
+// lease go, so a record would only keep the lock taken for as long as
+// that holder's session lives.
 func Unlock(ctx context.Context, client *clientv3.Client, realm, name string) (*Unlocked, error) {
 	return unlock(ctx, client, realm, name, "")
 }
@@ -252,14 +262,19 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 
 // deleteHolder deletes a holder's key kv, as long as it is the same key
 // (create revision) on the same lease. If that lease is the one the key
-// is named after, a live process keeps it, and the stopping record goes on
-// it in the same transaction; a key off its lease (--lock detached it,
-// --min-hold moved it) has no process behind it, nothing to stop.
+// is named after and the value is distlock's, a live distlock keeps it,
+// one that stops its command when it sees its key go and only then
+// revokes the lease: the stopping record goes on that lease in the same
+// transaction. A key off its lease (--lock detached it, --min-hold moved
+// it) has no process behind it, nothing to stop; a key of etcd's recipe
+// has a process that never hears of the deletion and would keep a record
+// for as long as its session lives, stopping nothing.
 // ok is false if the key changed: look again.
 func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *mvccpb.KeyValue) (ok, stopping bool, err error) {
 	key := string(kv.Key)
 	ops := []clientv3.Op{clientv3.OpDelete(key)}
-	stopping = kv.Lease != 0 && key[strings.LastIndexByte(key, '/')+1:] == fmt.Sprintf("%x", kv.Lease)
+	stopping = kv.Lease != 0 && key[strings.LastIndexByte(key, '/')+1:] == fmt.Sprintf("%x", kv.Lease) &&
+		parseEntry(kv).Info != nil
 	if stopping {
 		ops = append(ops, clientv3.OpPut(stoppingKey(sp, kv.CreateRevision, kv.Lease), string(kv.Value), clientv3.WithLease(clientv3.LeaseID(kv.Lease))))
 	}
@@ -279,14 +294,18 @@ func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *m
 
 // deleteWaiter deletes the key kv of a waiter, which has no command to
 // stop, without a record, as long as it still waits: as long as limit of
-// what stands before it (the keys ahead of it, the records of keys created
-// before it) are all still there. ok is false if not: look again. (A Txn
-// has room for so many compares; past maxWaiterCompares, a waiter that
-// takes the lock in the instant of its deletion stops without a record.)
+// what stands before it are all still there. Those are the keys just
+// ahead of it, nearest first, then the records of keys created before it:
+// the holders at the head of the queue come and go the most, and need not
+// be looked at while limit keys behind them stand before kv. ok is false
+// if not: look again. (A Txn has room for so many compares; past
+// maxWaiterCompares, a waiter that takes the lock in the instant of its
+// deletion stops without a record.)
 func deleteWaiter(ctx context.Context, client *clientv3.Client, kv *mvccpb.KeyValue, ahead, recs []Entry, limit int) (ok bool, err error) {
 	key := string(kv.Key)
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", kv.CreateRevision)}
-	for _, e := range ahead {
+	for i := len(ahead) - 1; i >= 0 && len(cmps) <= limit; i-- {
+		e := ahead[i]
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.Key), "=", e.CreateRevision))
 	}
 	for _, r := range recs {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
 	"github.com/tinx/distlock/internal/etcdtest"
@@ -681,8 +682,8 @@ func TestNowaitWhileHolderStops(t *testing.T) {
 }
 
 // TestJunkUnderStoppingPrefix: keys under a lock's stopping prefix that
-// distlock did not write (no lease, or not on the lease their name says)
-// keep nobody waiting.
+// distlock did not write (no lease, not on the lease their name says, a
+// value that is not distlock's) keep nobody waiting.
 func TestJunkUnderStoppingPrefix(t *testing.T) {
 	client := newClient(t, testEtcd.Endpoint())
 	req := request(t, "junk")
@@ -699,6 +700,9 @@ func TestJunkUnderStoppingPrefix(t *testing.T) {
 		{sp + "0000000000000000001-1", nil},
 		{fmt.Sprintf("%s0000000000000000001-%x", sp, lease.ID+1), []clientv3.OpOption{clientv3.WithLease(lease.ID)}},
 		{sp + "1", []clientv3.OpOption{clientv3.WithLease(lease.ID)}},
+		// Named and leased as a record, but the value is not distlock's:
+		// an earlier distlock's record of a holder of etcd's recipe.
+		{fmt.Sprintf("%s0000000000000000001-%x", sp, lease.ID), []clientv3.OpOption{clientv3.WithLease(lease.ID)}},
 	} {
 		if _, err := client.Put(context.Background(), put.key, "junk", put.opts...); err != nil {
 			t.Fatal(err)
@@ -755,4 +759,92 @@ func TestUnlockRacesUnlock(t *testing.T) {
 	notYet(t, b, "after two unlocks of the holder")
 	a.Release(context.Background())
 	nowHolds(t, b)
+}
+
+// TestUnlockEtcdRecipeHolder: a holder of etcd's own recipe
+// (concurrency.Mutex, etcdctl lock) never learns that --unlock deleted its
+// key and keeps its session's lease alive: a stopping record on that lease
+// would keep the lock taken for as long as the session lives, stopping
+// nothing. Its key is just deleted, and the distlock waiter behind it gets
+// the lock while the session still lives.
+func TestUnlockEtcdRecipeHolder(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "recipe")
+	session, err := concurrency.NewSession(client, concurrency.WithTTL(60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	m := concurrency.NewMutex(session, strings.TrimSuffix(Prefix(req.Realm, req.Name), "/"))
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := acquireAsync(client, req)
+	waitEntries(t, client, req, 2)
+
+	done, err := Unlock(context.Background(), client, req.Realm, req.Name)
+	if err != nil || done.Removed == nil || done.Removed.Key != m.Key() || done.Removed.Info != nil || done.Stopping {
+		t.Fatalf("Unlock = %+v, %v; want the recipe's key %s removed without a record", done, err, m.Key())
+	}
+	if _, stopping := queue(t, client, req); len(stopping) != 0 {
+		t.Errorf("records after unlocking the recipe's holder: %+v", stopping)
+	}
+	nowHolds(t, b)
+	select {
+	case <-session.Done():
+		t.Fatal("the recipe's session ended: the waiter may have waited for it")
+	default:
+	}
+}
+
+// TestDeleteWaiterPastChangingHolders: whether a waiter still waits is
+// checked on the keys just ahead of it, not on the holders at the head of
+// the queue: a holder that left since the queue was read does not make
+// deleting a waiter further back fail (and --unlock --holder read again,
+// and again on a busy lock).
+func TestDeleteWaiterPastChangingHolders(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "churn")
+	a, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release(context.Background())
+	w1 := acquireAsync(client, req)
+	waitEntries(t, client, req, 2)
+	w2 := acquireAsync(client, req)
+	waitEntries(t, client, req, 3)
+	w3 := acquireAsync(client, req)
+	entries := waitEntries2(t, client, req, 4)
+	target, err := client.Get(context.Background(), entries[3].Key)
+	if err != nil || len(target.Kvs) != 1 {
+		t.Fatalf("the last waiter's key: %v, %v", target, err)
+	}
+
+	// The holder goes, the next takes its place: the head of what was
+	// read is gone, the waiter at the end still waits.
+	if err := a.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h1 := nowHolds(t, w1)
+	ok, err := deleteWaiter(context.Background(), client, target.Kvs[0], entries[:3], nil, 1)
+	if err != nil || !ok {
+		t.Fatalf("deleteWaiter after the holder changed = %v, %v; want it deleted", ok, err)
+	}
+	waitEntries(t, client, req, 2)
+
+	if err := h1.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := nowHolds(t, w2).Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-w3:
+		if !errors.Is(r.err, ErrPlaceLost) {
+			t.Errorf("the deleted waiter: %v, want ErrPlaceLost", r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deleted waiter did not give up")
+	}
 }

@@ -99,8 +99,8 @@ func (rep *report) problem(format string, args ...any) {
 
 // check reads the log and the runs and checks that, per lock, no more
 // commands lived at once than the lock allows (a command's life: its
-// "enter" to its last record), that fencing tokens grew, and that every
-// distlock's exit status fits what happened to it.
+// "enter" to its last record), that fencing tokens grew under the plain
+// lock, and that every distlock's exit status fits what happened to it.
 func (tt *torture) check() *report {
 	rep := &report{sections: map[string]int{}, statuses: map[int]int{}, faults: tt.faults, gap: -1}
 	secs, err := readSections(tt.logPath)
@@ -150,8 +150,8 @@ func (tt *torture) check() *report {
 			limit = semLimit
 		}
 		rep.checkOverlap(name, limit, list, until)
-		rep.checkTokens(name, list, until)
 		if limit == 1 {
+			rep.checkTokens(name, list, until)
 			rep.checkGaps(list, until)
 			rep.handoffs(list)
 		}
@@ -169,6 +169,8 @@ func (tt *torture) check() *report {
 		if s != nil && !s.exited {
 			rep.killed++
 		}
+		// The first two of each status, for whoever reads a failed run
+		// (or one with -v): what distlock said in each case.
 		if rep.statuses[r.status] <= 2 {
 			tt.t.Logf("distlock %s (%s) exited %d; stderr:\n%s", r.id, r.lock, r.status, stderr)
 		}
@@ -243,7 +245,11 @@ func (rep *report) checkOverlap(name string, limit int, list []*section, until m
 }
 
 // checkTokens: a command's fencing token is above that of every command
-// of the lock that was dead before it entered.
+// of the lock that was dead before it entered. That holds for a plain
+// lock only: under a semaphore the tokens are the queue's order, and a
+// holder that queued first may start its command after one that queued
+// later has run and ended beside it (seen in a long run: a 20 ms command
+// on the other slot).
 func (rep *report) checkTokens(name string, list []*section, until map[string]int64) {
 	byEnd := append([]*section(nil), list...)
 	sort.Slice(byEnd, func(i, j int) bool { return byEnd[i].last < byEnd[j].last })
