@@ -20,6 +20,9 @@ import (
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
 	"github.com/tinx/distlock/supervise"
+	// The watchdog's work is its init: it must be linked in, whatever
+	// else supervise needs of it.
+	_ "github.com/tinx/distlock/supervise/watchdog"
 )
 
 // Exit statuses distlock chooses itself. In exec mode every other status is
@@ -36,7 +39,8 @@ const (
 )
 
 func main() {
-	supervise.RunWatchdogIfAsked()
+	// A watchdog (supervise/watchdog) never gets here: it runs in its
+	// package's init.
 	// gRPC logs to stderr from its own goroutines, around the reporter;
 	// what it could say is in distlock's own lines.
 	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))

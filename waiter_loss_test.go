@@ -25,17 +25,17 @@ func TestWaiterLosingLeaseAtItsTurn(t *testing.T) {
 	waiterKey := []byte(waitKeys(t, client, "turn", 2)[1].Key)
 	poll.For(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(waiter.stderr.String(), "; waiting") })
 
-	// From the moment the waiter's confirm goes out (the first request
-	// naming its key since it queued), hold back all it sends for 3.5s.
-	// It gives up 2s (ttl - kill-after - 1s) after its last answered
-	// keepalive, sent at most 0.5s before the confirm: 1.5-2s into the
-	// hold, while the confirm is in flight, as later keepalives queue
-	// behind it. The answer comes at 3.5s: before the confirm's 5s
-	// timeout and before etcd could expire the lease (5.5s at the
-	// earliest), so code that waits for it is given the lock. A delay set
-	// at the release itself would land by chance: after the delete event
-	// the waiter does a Get, and gRPC sends pings as data arrives, each
-	// a chunk the proxy delays in turn.
+	// From the moment the waiter's read of its turn goes out (the first
+	// request naming its key since it began to wait: the read checks that
+	// the key is still there), hold back all it sends for 3.5s. It gives
+	// up 2s (ttl - kill-after - 1s) after its last answered keepalive,
+	// sent at most 0.5s before that read: 1.5-2s into the hold, while the
+	// read is in flight, as later keepalives queue behind it. The answer
+	// comes at 3.5s: before the read's 5s timeout and before etcd could
+	// expire the lease (5.5s at the earliest), so code that waits for it
+	// is given the lock. A delay set at the release itself would land by
+	// chance: gRPC sends pings as data arrives, each a chunk the proxy
+	// delays in turn.
 	var hold sync.Once
 	held := make(chan time.Time, 1)
 	proxy.ModifyTx(func(b []byte) []byte {
@@ -57,17 +57,17 @@ func TestWaiterLosingLeaseAtItsTurn(t *testing.T) {
 	got := waiter.wait(t, 30*time.Second)
 	select {
 	case at := <-held:
-		t.Logf("release at +0; confirm held back at +%v; waiter exited %d at +%v",
+		t.Logf("release at +0; read of the turn held back at +%v; waiter exited %d at +%v",
 			at.Sub(released).Round(time.Millisecond), got, time.Since(released).Round(time.Millisecond))
 	default:
-		t.Fatalf("the waiter never sent its confirm; it exited %d; stderr:\n%s", got, waiter.stderr)
+		t.Fatalf("the waiter never read its turn; it exited %d; stderr:\n%s", got, waiter.stderr)
 	}
 	if got != exitUnavailable {
 		t.Errorf("waiter exited %d, want %d; stderr:\n%s", got, exitUnavailable, waiter.stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(waiter.stderr.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], "; waiting") ||
-		!strings.Contains(lines[1], "take the lock: etcd has not confirmed the lease in time") &&
+		!strings.Contains(lines[1], "waiting for the lock: etcd has not confirmed the lease in time") &&
 			!strings.Contains(lines[1], `lost lock "turn" before the command started: etcd has not confirmed the lease in time`) {
 		t.Errorf("stderr does not say the lock was lost as it was taken:\n%s", waiter.stderr)
 	}

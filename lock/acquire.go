@@ -102,8 +102,8 @@ func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder
 	return h, nil
 }
 
-// acquire is etcd's recipe, in three steps: take a place in the queue,
-// wait for the turn, confirm.
+// acquire is etcd's recipe: take a place in the queue, wait for the turn
+// (for a semaphore, then confirm it).
 func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease) (*Holder, error) {
 	p, err := enqueue(ctx, client, req, l)
 	if err != nil {
@@ -123,10 +123,26 @@ func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	// The wait and the confirmation end the moment the lease is lost.
 	lctx, cancel := l.bind(ctx)
 	defer cancel()
-	if err := waitTurn(ctx, lctx, client, req, l, p); err != nil {
+	rev, err := waitTurn(ctx, lctx, client, req, l, p)
+	if err != nil {
 		return nil, err
 	}
-	return confirm(lctx, client, req, l, p)
+	if req.limit() > 1 {
+		// The waiter behind ours watches our key until it changes
+		// (waitForSlot): the confirmation's write is what tells it that
+		// it is first in line now.
+		return confirm(lctx, client, req, l, p)
+	}
+	// The read that found our turn also found our key, at rev: the lock
+	// is ours from there, and the holder watches the key from there. No
+	// write stands between the previous holder's release and our
+	// command's start; the key's value says since when we hold the lock
+	// a moment later (a --lock says it as it detaches the key).
+	h := newHolder(client, l, p.key, p.rev, rev, req)
+	if req.Info.Mode != ModeLock {
+		go h.sayHeld()
+	}
+	return h, nil
 }
 
 // place is a key of ours in a lock's queue.
@@ -187,7 +203,7 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 
 // waitTurn waits under lctx (the caller's ctx, ended by the lease's loss)
 // until no key is ahead of p, or req.Timeout passes (*ConflictError).
-func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l *lease, p place) error {
+func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l *lease, p place) (int64, error) {
 	wctx := lctx
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -195,27 +211,27 @@ func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l
 		defer cancel()
 	}
 	pfx, sp := Prefix(req.Realm, req.Name), StoppingPrefix(req.Realm, req.Name)
+	var rev int64
 	var err error
 	if req.limit() == 1 {
-		err = waitForTurn(wctx, client, pfx, sp, p.rev)
+		rev, err = waitForTurn(wctx, client, p.key, pfx, sp, p.rev)
 	} else {
 		err = waitForSlot(wctx, client, req.Name, pfx, sp, p.rev, req.limit())
 	}
 	var disagree *LimitError
-	if errors.As(err, &disagree) {
-		return err
-	}
 	switch {
 	case err == nil:
-		return nil
+		return rev, nil
+	case errors.As(err, &disagree), errors.Is(err, ErrPlaceLost):
+		return 0, err
 	case errors.Is(context.Cause(wctx), errTimedOut):
-		return conflict(ctx, client, req)
+		return 0, conflict(ctx, client, req)
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return 0, ctx.Err()
 	case l.err() != nil:
-		return fmt.Errorf("waiting for the lock: %w", l.err())
+		return 0, fmt.Errorf("waiting for the lock: %w", l.err())
 	}
-	return fmt.Errorf("waiting for the lock: %w", err)
+	return 0, fmt.Errorf("waiting for the lock: %w", err)
 }
 
 // confirm makes sure, now that it is our turn, that our key is still
@@ -285,31 +301,45 @@ func conflict(ctx context.Context, client *clientv3.Client, req Request) error {
 }
 
 // waitForTurn returns once no key under pfx was created before myRev and
-// no stopping record under sp is of such a key. It watches only the
-// immediate predecessor, or, once there is none, the records, so a release
-// wakes one waiter. Errors from etcd (a leader election, a lost
-// connection) are retried until ctx ends: the caller ends it when the
-// lease can no longer be proven.
-func waitForTurn(ctx context.Context, client *clientv3.Client, pfx, sp string, myRev int64) error {
-	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(myRev-1))
+// no stopping record under sp is of such a key, with the revision at which
+// it saw that; or ErrPlaceLost if our key (key, created at myRev) is gone.
+// Each look is one read: our key, the immediate predecessor and the
+// records, at one revision. It watches only the predecessor, or, once
+// there is none, the records, so a release wakes one waiter. Errors from
+// etcd (a leader election, a lost connection) are retried until ctx ends:
+// the caller ends it when the lease can no longer be proven.
+func waitForTurn(ctx context.Context, client *clientv3.Client, key, pfx, sp string, myRev int64) (int64, error) {
+	pred := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(myRev-1))
+	recs := recordsOf(sp, myRev)
 	var retry backoff
 	for {
-		resp, err := getRetrying(ctx, client, pfx, &retry, opts...)
+		resp, err := client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", myRev)).
+			Then(clientv3.OpGet(pfx, pred...), clientv3.OpGet(recs.key, recs.opts...)).
+			Commit()
 		if err != nil {
-			return err
+			if !retry.wait(ctx) {
+				return 0, ctx.Err()
+			}
+			continue
 		}
+		retry.reset()
+		if !resp.Succeeded {
+			return 0, ErrPlaceLost
+		}
+		ahead := resp.Responses[0].GetResponseRange().Kvs
 		from := resp.Header.Revision + 1
 		var moved bool
-		if len(resp.Kvs) > 0 {
-			moved = watchUntil(ctx, client, from, deleted, watched{key: string(resp.Kvs[0].Key)})
-		} else if recs, err := readRecords(ctx, client, sp, myRev, resp.Header.Revision); err == nil {
-			if len(recs) == 0 {
-				return nil
-			}
-			moved = watchUntil(ctx, client, from, deleted, recordsOf(sp, myRev))
+		switch {
+		case len(ahead) > 0:
+			moved = watchUntil(ctx, client, from, deleted, watched{key: string(ahead[0].Key)})
+		case len(parseStopping(sp, resp.Responses[1].GetResponseRange().Kvs)) > 0:
+			moved = watchUntil(ctx, client, from, deleted, recs)
+		default:
+			return resp.Header.Revision, nil
 		}
 		if !moved && !retry.wait(ctx) {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 }

@@ -28,6 +28,9 @@ type Holder struct {
 	// FencingToken grows with every successive holder of the lock: the
 	// key's create revision.
 	FencingToken int64
+	// taken is the revision of the read (or the write) that found the
+	// lock ours.
+	taken int64
 
 	// held ends when the lock is lost, with the reason as its cause. It
 	// derives from the lease's context, so a lease that can no longer be
@@ -48,6 +51,7 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 		req:          req,
 		Key:          key,
 		FencingToken: createRev,
+		taken:        seenRev,
 		Since:        now(),
 		done:         make(chan struct{}),
 		whyKnown:     make(chan struct{}),
@@ -57,6 +61,25 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 	h.stop = stop
 	go h.watch(ctx, seenRev+1)
 	return h
+}
+
+// sayHeld rewrites the key's value with the moment the lock became ours,
+// for --status and whoever waits: a waiter's key says when it queued. The
+// command does not wait for it. It tries until etcd answers, for as long
+// as the lock is ours; a key that is gone by then stays gone.
+func (h *Holder) sayHeld() {
+	var retry backoff
+	for {
+		ctx, cancel := context.WithTimeout(h.held, h.req.RPCTimeout)
+		_, err := h.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
+			Then(clientv3.OpPut(h.Key, h.req.valueSince(h.Since), clientv3.WithIgnoreLease())).
+			Commit()
+		cancel()
+		if err == nil || !retry.wait(h.held) {
+			return
+		}
+	}
 }
 
 // watch ends h.held when the key is deleted. Every call it makes runs under

@@ -10,11 +10,8 @@ import (
 	"github.com/tinx/distlock/internal/poll"
 )
 
-// The watchdog is this test binary started again, as distlock's is.
-func TestMain(m *testing.M) {
-	RunWatchdogIfAsked()
-	os.Exit(m.Run())
-}
+// The watchdog is this test binary started again, as distlock's is: the
+// init of package watchdog, linked in here too, turns it into one.
 
 // TestKillByBoundsSIGKILL: a kill sequence that starts late still sends
 // SIGKILL by KillBy, not a whole KillAfter later.
