@@ -25,6 +25,11 @@ import (
 func runExec(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
+	// The watchdog starts while the lock is taken, so that its start does
+	// not stand between the lock and the command. Start owns it from
+	// there; until then, and if no command starts, it is let go here.
+	wd := supervise.StartWatchdog()
+	defer wd.Close()
 
 	h, err := acquire(ctx, c, client, lock.ModeExec, c.killAfter+killMargin, sigs, out)
 	if err != nil {
@@ -42,6 +47,7 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	p, err := supervise.Start(supervise.Spec{
 		Args:       c.command,
 		Env:        commandEnv(h),
+		Watchdog:   wd,
 		KillSignal: c.killSignal,
 		KillAfter:  c.killAfter,
 		// SIGKILL never later than the safety rule allows, even if the

@@ -22,6 +22,9 @@ import (
 type Spec struct {
 	Args []string // argv; Args[0] is looked up in PATH unless it has a slash
 	Env  []string
+	// Watchdog, if set, is a watchdog started earlier (StartWatchdog);
+	// Start then owns it. Start starts one itself otherwise.
+	Watchdog *Watchdog
 
 	// KillSignal and then, KillAfter later, SIGKILL end the command's
 	// process group when it must stop.
@@ -90,8 +93,8 @@ func (e *StartError) Unwrap() error { return e.Err }
 // Process is a running command and its process group.
 type Process struct {
 	spec     Spec
-	pid      int      // also the process group ID
-	watchdog *os.File // write end of the watchdog's pipe
+	pid      int // also the process group ID
+	watchdog *Watchdog
 
 	ttyMu       sync.Mutex
 	tty         *os.File // the terminal the command's group was given
@@ -150,7 +153,10 @@ func Start(spec Spec) (*Process, error) {
 		// thread until the child is gone.
 		runtime.LockOSThread()
 		r.mu.Lock()
-		watchdog := startWatchdog()
+		watchdog := spec.Watchdog
+		if watchdog == nil {
+			watchdog = StartWatchdog()
+		}
 		var pid int
 		var err error
 		// Ready is asked last thing before the fork: nothing slow (the
@@ -168,7 +174,7 @@ func Start(spec Spec) (*Process, error) {
 			p.pid, p.watchdog = pid, watchdog
 			p.guard()
 			r.watched[pid] = p.mainChanged
-		} else if watchdog != nil {
+		} else {
 			watchdog.Close() // end of file, no group: it just goes
 		}
 		r.mu.Unlock()

@@ -4,19 +4,25 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/tinx/distlock/supervise/watchdog"
 )
 
-// startWatchdog starts a watchdog (see package watchdog) and returns the
-// pipe to tell it the command's group with (guard), and later give it the
-// all-clear. It is
-// started before the command, so that a distlock killed the moment after
-// the command's start has a watchdog already. Without one (it could not
-// start), distlock still works, with only the parent-death signal to rely
-// on.
-func startWatchdog() *os.File {
+// Watchdog is a started watchdog (see package watchdog), waiting to be told
+// the command's group.
+type Watchdog struct {
+	pipe  *os.File // the write end; the watchdog holds the read end
+	close sync.Once
+}
+
+// StartWatchdog starts a watchdog. Start one early (while the lock is being
+// taken) and give it to Start in Spec.Watchdog, and its start costs the
+// command's start nothing; Start starts one itself otherwise. Without one
+// (it could not start: nil), distlock still works, with only the
+// parent-death signal to rely on. Close it if no command is started.
+func StartWatchdog() *Watchdog {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil
@@ -39,7 +45,15 @@ func startWatchdog() *os.File {
 		w.Close()
 		return nil
 	}
-	return w
+	return &Watchdog{pipe: w}
+}
+
+// Close lets the watchdog go without a group to guard (end of file before
+// a group: it just exits), or, once it guards one, after the all-clear.
+func (w *Watchdog) Close() {
+	if w != nil {
+		w.close.Do(func() { w.pipe.Close() })
+	}
 }
 
 // withoutVar is env without any setting of the variable name: the first of
@@ -57,14 +71,14 @@ func withoutVar(env []string, name string) []string {
 // guard tells the watchdog which process group to kill if distlock dies.
 func (p *Process) guard() {
 	if p.watchdog != nil {
-		_, _ = p.watchdog.Write([]byte(strconv.Itoa(p.pid) + "\n"))
+		_, _ = p.watchdog.pipe.Write([]byte(strconv.Itoa(p.pid) + "\n"))
 	}
 }
 
 // dismissWatchdog tells the watchdog the group is gone and it can go.
 func (p *Process) dismissWatchdog() {
 	if p.watchdog != nil {
-		_, _ = p.watchdog.Write([]byte{watchdog.AllClear})
+		_, _ = p.watchdog.pipe.Write([]byte{watchdog.AllClear})
 		p.watchdog.Close()
 	}
 }
