@@ -144,15 +144,20 @@ func (e *env) close() {
 	os.RemoveAll(e.dir)
 }
 
-// build builds a command of the module without the race detector, as
-// users run it, into dir.
+// build builds a command of the module without the race detector and
+// without cgo, as releases are built, into dir.
 func build(dir, pkg string) (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
 	bin := filepath.Join(dir, filepath.Base(pkg))
-	if out, err := exec.Command(goTool, "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+	// Without cgo, as releases are built: a static binary starts without
+	// the dynamic loader, and distlock starts one process more (the
+	// watchdog) than the others.
+	cmd := exec.Command(goTool, "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin, nil
