@@ -153,10 +153,13 @@ func Start(spec Spec) (*Process, error) {
 		// thread until the child is gone.
 		runtime.LockOSThread()
 		r.mu.Lock()
+		// The watchdog is running before the command is, so that a
+		// distlock killed the moment after the fork has one.
 		watchdog := spec.Watchdog
 		if watchdog == nil {
 			watchdog = StartWatchdog()
 		}
+		watchdog.ready()
 		var pid int
 		var err error
 		// Ready is asked last thing before the fork: nothing slow (the

@@ -10,19 +10,42 @@ import (
 	"github.com/tinx/distlock/supervise/watchdog"
 )
 
-// Watchdog is a started watchdog (see package watchdog), waiting to be told
-// the command's group.
+// Watchdog is a watchdog (see package watchdog) waiting to be told the
+// command's group.
 type Watchdog struct {
-	pipe  *os.File // the write end; the watchdog holds the read end
-	close sync.Once
+	started chan struct{} // closed once the start is over
+	pipe    *os.File      // the write end, or nil if it could not start
+	close   sync.Once
 }
 
-// StartWatchdog starts a watchdog. Start one early (while the lock is being
-// taken) and give it to Start in Spec.Watchdog, and its start costs the
-// command's start nothing; Start starts one itself otherwise. Without one
-// (it could not start: nil), distlock still works, with only the
-// parent-death signal to rely on. Close it if no command is started.
+// StartWatchdog starts a watchdog, in the background: the caller goes on
+// at once. Start one early (while the lock is being taken) and give it to
+// Start in Spec.Watchdog, and its start costs the command's start
+// nothing; Start starts one itself otherwise. If it cannot start, distlock
+// still works, with only the parent-death signal to rely on. Close it if
+// no command is started.
 func StartWatchdog() *Watchdog {
+	w := &Watchdog{started: make(chan struct{})}
+	go func() {
+		w.pipe = startWatchdog()
+		close(w.started)
+	}()
+	return w
+}
+
+// ready waits for the start to be over, and returns the pipe to the
+// watchdog, or nil.
+func (w *Watchdog) ready() *os.File {
+	if w == nil {
+		return nil
+	}
+	<-w.started
+	return w.pipe
+}
+
+// startWatchdog starts the watchdog process and returns the write end of
+// its pipe, or nil.
+func startWatchdog() *os.File {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil
@@ -34,25 +57,47 @@ func StartWatchdog() *Watchdog {
 		return nil
 	}
 	defer null.Close()
-	// /proc/self/exe is this very binary, even if a package upgrade has
-	// replaced the file since distlock started.
-	_, err = syscall.ForkExec("/proc/self/exe", []string{os.Args[0], watchdog.Arg}, &syscall.ProcAttr{
-		Env:   append(withoutVar(os.Environ(), watchdog.Env), watchdog.Env+"=1"),
+	attr := &syscall.ProcAttr{
 		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), r.Fd()}, // holds no caller's pipe open
 		Sys:   &syscall.SysProcAttr{Setsid: true},
-	})
+	}
+	// The shell starts in a quarter of the time distlock itself takes;
+	// distlock is the watchdog where there is no shell (a container built
+	// from scratch). Either shows as "distlock (watchdog)" in ps.
+	if _, err = syscall.ForkExec(shell, []string{watchdog.Arg0, "-c", shellWatchdog}, attr); err != nil {
+		// /proc/self/exe is this very binary, even if a package upgrade
+		// has replaced the file since distlock started.
+		attr.Env = append(withoutVar(os.Environ(), watchdog.Env), watchdog.Env+"=1")
+		_, err = syscall.ForkExec("/proc/self/exe", []string{os.Args[0], watchdog.Arg}, attr)
+	}
 	if err != nil {
 		w.Close()
 		return nil
 	}
-	return &Watchdog{pipe: w}
+	return w
 }
+
+// shell runs shellWatchdog (a variable for the tests of the fallback).
+var shell = "/bin/sh"
+
+// shellWatchdog is the watchdog in the shell's words, with the same pipe on
+// descriptor 3 (see package watchdog): the group, then the all-clear, or
+// end of file first. Its words are the shell's own (read, kill, trap), so
+// it needs no PATH and gets no environment.
+const shellWatchdog = `trap '' HUP INT QUIT TERM USR1 USR2 WINCH PIPE
+read -r g <&3 || exit 0
+read -r ok <&3
+[ "$ok" = ` + string(watchdog.AllClear) + ` ] || kill -s KILL -- "-$g"`
 
 // Close lets the watchdog go without a group to guard (end of file before
 // a group: it just exits), or, once it guards one, after the all-clear.
 func (w *Watchdog) Close() {
 	if w != nil {
-		w.close.Do(func() { w.pipe.Close() })
+		w.close.Do(func() {
+			if pipe := w.ready(); pipe != nil {
+				pipe.Close()
+			}
+		})
 	}
 }
 
@@ -70,15 +115,15 @@ func withoutVar(env []string, name string) []string {
 
 // guard tells the watchdog which process group to kill if distlock dies.
 func (p *Process) guard() {
-	if p.watchdog != nil {
-		_, _ = p.watchdog.pipe.Write([]byte(strconv.Itoa(p.pid) + "\n"))
+	if pipe := p.watchdog.ready(); pipe != nil {
+		_, _ = pipe.Write([]byte(strconv.Itoa(p.pid) + "\n"))
 	}
 }
 
 // dismissWatchdog tells the watchdog the group is gone and it can go.
 func (p *Process) dismissWatchdog() {
-	if p.watchdog != nil {
-		_, _ = p.watchdog.pipe.Write([]byte{watchdog.AllClear})
+	if pipe := p.watchdog.ready(); pipe != nil {
+		_, _ = pipe.Write([]byte{watchdog.AllClear, '\n'})
 		p.watchdog.Close()
 	}
 }
