@@ -183,6 +183,13 @@ func Start(spec Spec) (*Process, error) {
 		r.mu.Unlock()
 		started <- err
 		if err == nil {
+			// Learn of the exit here, on the thread that forked the
+			// command, the moment it happens, and reap at once: the
+			// SIGCHLD that the reaper waits for comes through Go's signal
+			// delivery, a goroutine or two later, and the next holder
+			// waits for every bit of it.
+			awaitExit(pid)
+			r.reap()
 			<-p.exited
 		}
 		runtime.UnlockOSThread()

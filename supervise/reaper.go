@@ -64,3 +64,15 @@ func (r *reaper) reap() {
 		watcher(ws)
 	}
 }
+
+// awaitExit returns once the child pid has exited, or is gone already,
+// without reaping it (WNOWAIT): reaping stays the reaper's alone.
+func awaitExit(pid int) {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
