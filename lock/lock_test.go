@@ -94,11 +94,7 @@ func TestDeadlineCountsFromSend(t *testing.T) {
 func TestHolderLearnsOfDeletedKey(t *testing.T) {
 	client := newClient(t, testEtcd.Endpoint())
 	req := request(t, "deleted")
-	h, err := Acquire(context.Background(), client, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release(context.Background())
+	h := mustAcquire(t, client, req)
 	done, err := Unlock(context.Background(), client, req.Realm, req.Name)
 	if err != nil || done.Removed == nil || done.Removed.Key != h.Key {
 		t.Fatalf("Unlock = %+v, %v; want the holder %s", done, err, h.Key)
@@ -189,7 +185,7 @@ func TestQueueOrderAndTimeout(t *testing.T) {
 }
 
 // waitEntries waits until req's lock has n keys, holder and waiters.
-func waitEntries(t *testing.T, client *clientv3.Client, req Request, n int) {
+func waitEntries(t *testing.T, client *clientv3.Client, req Request, n int) []Entry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -205,6 +201,7 @@ func waitEntries(t *testing.T, client *clientv3.Client, req Request, n int) {
 		}
 		t.Fatalf("timed out after 10s: want %d keys, have %s (%v)", n, strings.Join(keys, ", "), err)
 	}
+	return entries
 }
 
 // TestWaiterLeavingMidQueue: when a waiter in the middle of the queue gives
@@ -344,6 +341,18 @@ func TestBackoffStartsOverAfterSuccess(t *testing.T) {
 	}
 }
 
+// mustAcquire takes the lock at once, or fails t; the lock is released when
+// t ends.
+func mustAcquire(t *testing.T, client *clientv3.Client, req Request) *Holder {
+	t.Helper()
+	h, err := Acquire(context.Background(), client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Release(context.Background()) })
+	return h
+}
+
 // acquireAsync starts Acquire(req) and returns where its result will come.
 func acquireAsync(client *clientv3.Client, req Request) <-chan acquired {
 	got := make(chan acquired, 1)
@@ -408,15 +417,12 @@ func TestUnlockWaitsForHolderToStop(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			client := newClient(t, testEtcd.Endpoint())
 			req := request(t, "stop-"+how)
-			a, err := Acquire(context.Background(), client, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Release(context.Background())
+			a := mustAcquire(t, client, req)
 			b := acquireAsync(client, req)
 			waitEntries(t, client, req, 2)
 
 			var done *Unlocked
+			var err error
 			if how == "Unlock" {
 				done, err = Unlock(context.Background(), client, req.Realm, req.Name)
 			} else {
@@ -475,16 +481,8 @@ func TestUnlockSemaphoreHolder(t *testing.T) {
 	client := newClient(t, testEtcd.Endpoint())
 	req := request(t, "stop-sem")
 	req.Limit = 2
-	a1, err := Acquire(context.Background(), client, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a1.Release(context.Background())
-	a2, err := Acquire(context.Background(), client, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a2.Release(context.Background())
+	a1 := mustAcquire(t, client, req)
+	a2 := mustAcquire(t, client, req)
 	b := acquireAsync(client, req)
 	waitEntries(t, client, req, 3)
 
@@ -555,13 +553,9 @@ func TestUnlockWithoutProcessLeavesNoRecord(t *testing.T) {
 func TestUnlockWaiterKey(t *testing.T) {
 	client := newClient(t, testEtcd.Endpoint())
 	req := request(t, "waiter-key")
-	a, err := Acquire(context.Background(), client, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Release(context.Background())
+	a := mustAcquire(t, client, req)
 	w1 := acquireAsync(client, req)
-	entries := waitEntries2(t, client, req, 2)
+	entries := waitEntries(t, client, req, 2)
 	w2 := acquireAsync(client, req)
 	waitEntries(t, client, req, 3)
 
@@ -583,17 +577,6 @@ func TestUnlockWaiterKey(t *testing.T) {
 	nowHolds(t, w2)
 }
 
-// waitEntries2 is waitEntries that returns the entries.
-func waitEntries2(t *testing.T, client *clientv3.Client, req Request, n int) []Entry {
-	t.Helper()
-	waitEntries(t, client, req, n)
-	entries, err := Entries(context.Background(), client, req.Realm, req.Name)
-	if err != nil || len(entries) != n {
-		t.Fatalf("entries: %+v, %v", entries, err)
-	}
-	return entries
-}
-
 // TestStoppingRecordIsNoLock: a stopping record is not a key under the
 // lock's prefix (etcd's recipe would take it for a holder or waiter), not
 // a lock of its own in List, and not a key of the lock whose name looks
@@ -601,11 +584,7 @@ func waitEntries2(t *testing.T, client *clientv3.Client, req Request, n int) []E
 func TestStoppingRecordIsNoLock(t *testing.T) {
 	client := newClient(t, testEtcd.Endpoint())
 	req := request(t, "rec")
-	a, err := Acquire(context.Background(), client, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Release(context.Background())
+	a := mustAcquire(t, client, req)
 	lookalike := req
 	lookalike.Name = "rec!stopping:"
 	l, err := Acquire(context.Background(), client, lookalike)
@@ -648,11 +627,7 @@ func TestStoppingRecordIsNoLock(t *testing.T) {
 func TestNowaitWhileHolderStops(t *testing.T) {
 	client := newClient(t, testEtcd.Endpoint())
 	req := request(t, "nowait-stopping")
-	a, err := Acquire(context.Background(), client, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Release(context.Background())
+	a := mustAcquire(t, client, req)
 	if done, err := Unlock(context.Background(), client, req.Realm, req.Name); err != nil || !done.Stopping {
 		t.Fatalf("Unlock = %+v, %v", done, err)
 	}
@@ -721,11 +696,7 @@ func TestJunkUnderStoppingPrefix(t *testing.T) {
 func TestUnlockRacesUnlock(t *testing.T) {
 	client := newClient(t, testEtcd.Endpoint())
 	req := request(t, "race")
-	a, err := Acquire(context.Background(), client, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Release(context.Background())
+	a := mustAcquire(t, client, req)
 	b := acquireAsync(client, req)
 	waitEntries(t, client, req, 2)
 	results := make(chan *Unlocked, 2)
@@ -801,17 +772,13 @@ func TestUnlockEtcdRecipeHolder(t *testing.T) {
 func TestDeleteWaiterPastChangingHolders(t *testing.T) {
 	client := newClient(t, testEtcd.Endpoint())
 	req := request(t, "churn")
-	a, err := Acquire(context.Background(), client, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Release(context.Background())
+	a := mustAcquire(t, client, req)
 	w1 := acquireAsync(client, req)
 	waitEntries(t, client, req, 2)
 	w2 := acquireAsync(client, req)
 	waitEntries(t, client, req, 3)
 	w3 := acquireAsync(client, req)
-	entries := waitEntries2(t, client, req, 4)
+	entries := waitEntries(t, client, req, 4)
 	target, err := client.Get(context.Background(), entries[3].Key)
 	if err != nil || len(target.Kvs) != 1 {
 		t.Fatalf("the last waiter's key: %v, %v", target, err)
