@@ -43,8 +43,8 @@ func (w *Watchdog) ready() *os.File {
 	return w.pipe
 }
 
-// startWatchdog starts the watchdog process and returns the write end of
-// its pipe, or nil.
+// startWatchdog starts the watchdog process, the shell's if there is one,
+// distlock itself otherwise, and returns the write end of its pipe, or nil.
 func startWatchdog() *os.File {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -63,8 +63,9 @@ func startWatchdog() *os.File {
 	}
 	// The shell starts in a quarter of the time distlock itself takes;
 	// distlock is the watchdog where there is no shell (a container built
-	// from scratch). Either shows as "distlock (watchdog)" in ps.
-	if _, err = syscall.ForkExec(shell, []string{watchdog.Arg0, "-c", shellWatchdog}, attr); err != nil {
+	// from scratch). Either shows "distlock (watchdog)" in ps. The shell's
+	// own name stays "sh": busybox picks what to run by it.
+	if _, err = syscall.ForkExec(shell, []string{"sh", "-c", shellWatchdog, watchdog.Arg0}, attr); err != nil {
 		// /proc/self/exe is this very binary, even if a package upgrade
 		// has replaced the file since distlock started.
 		attr.Env = append(withoutVar(os.Environ(), watchdog.Env), watchdog.Env+"=1")

@@ -2,8 +2,9 @@ package supervise
 
 import (
 	"errors"
+	"os"
 	"os/exec"
-	"strconv"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -14,10 +15,19 @@ import (
 // the all-clear, as when distlock is killed, and leave it alone after the
 // all-clear.
 func TestWatchdog(t *testing.T) {
-	for _, tc := range []struct{ name, shell string }{
+	shells := []struct{ name, shell string }{
 		{"shell", "/bin/sh"},
 		{"distlock itself", "/nonexistent/sh"},
-	} {
+	}
+	// busybox picks what to run by the name it is started with.
+	if bb, err := exec.LookPath("busybox"); err == nil {
+		sh := filepath.Join(t.TempDir(), "sh")
+		if err := os.Symlink(bb, sh); err != nil {
+			t.Fatal(err)
+		}
+		shells = append(shells, struct{ name, shell string }{"busybox", sh})
+	}
+	for _, tc := range shells {
 		t.Run(tc.name, func(t *testing.T) {
 			defer func(old string) { shell = old }(shell)
 			shell = tc.shell
@@ -29,15 +39,16 @@ func TestWatchdog(t *testing.T) {
 			if wd.ready() == nil {
 				t.Fatal("no watchdog started")
 			}
-			_, _ = wd.pipe.Write([]byte(strconv.Itoa(group.Process.Pid) + "\n"))
-			wd.Close()
+			p := &Process{pid: group.Process.Pid, watchdog: wd}
+			p.guard()
+			p.watchdog.Close()
 			if sig, err := waitKilled(group, 10*time.Second); err != nil || sig != syscall.SIGKILL {
 				t.Fatalf("the group's process: %v, signal %v; want killed by SIGKILL", err, sig)
 			}
 
 			// The all-clear: the group is left alone.
 			group = startGroup(t)
-			p := &Process{pid: group.Process.Pid, watchdog: StartWatchdog()}
+			p = &Process{pid: group.Process.Pid, watchdog: StartWatchdog()}
 			p.guard()
 			p.dismissWatchdog()
 			// Given a moment to do wrong, the watchdog leaves it be.
