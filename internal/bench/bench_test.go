@@ -200,6 +200,14 @@ func (e *env) tools(b *testing.B, realm string, withFloor bool) []tool {
 	} else {
 		b.Log("etcdctl is not on PATH (Debian: apt-get install etcd-client): the etcdctl comparisons are skipped")
 	}
+	// Another build of distlock to pair with this one, to measure a
+	// change: DISTLOCK_BENCH_BEFORE=/path/to/the/old/binary.
+	if before := os.Getenv("DISTLOCK_BENCH_BEFORE"); before != "" {
+		ts = append(ts, tool{"before", func(name string, command ...string) []string {
+			return append([]string{before, "--endpoints=" + e.etcd.endpoint,
+				"--prefix=" + realm + "before/", "--lock-name=" + name, "--"}, command...)
+		}})
+	}
 	if withFloor {
 		ts = append(ts, tool{"floor", func(name string, command ...string) []string {
 			return append([]string{e.floor, "--endpoints=" + e.etcd.endpoint,

@@ -46,7 +46,7 @@ func burstBench(b *testing.B, e *env, n int) float64 {
 
 	walls := map[string][]float64{}
 	gaps := map[string][]float64{}
-	var xWall, reqs []float64
+	var xWall, xBefore, reqs []float64
 	perMethod := map[string]float64{}
 	bursts := 0
 	for i := 0; b.Loop(); i++ {
@@ -66,6 +66,9 @@ func burstBench(b *testing.B, e *env, n int) float64 {
 		if has(tools, "etcdctl") {
 			xWall = append(xWall, ratio(got["distlock"].wall, got["etcdctl"].wall))
 		}
+		if has(tools, "before") {
+			xBefore = append(xBefore, ratio(got["distlock"].wall, got["before"].wall))
+		}
 		total := 0.0
 		for m, c := range got["distlock"].requests {
 			total += c
@@ -81,6 +84,9 @@ func burstBench(b *testing.B, e *env, n int) float64 {
 	}
 	if len(xWall) > 0 {
 		b.ReportMetric(median(xWall), "x-etcdctl-wall")
+	}
+	if len(xBefore) > 0 {
+		b.ReportMetric(median(xBefore), "x-before-wall")
 	}
 	perAcq := median(reqs)
 	b.ReportMetric(perAcq, "req/acq")

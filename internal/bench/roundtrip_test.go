@@ -18,7 +18,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	defer out.Close()
 
 	costs := map[string][]cost{}
-	var xEtcdctl, xFloor []float64
+	var xEtcdctl, xFloor, xBefore []float64
 	for i := 0; b.Loop(); i++ {
 		got := map[string]cost{}
 		for k := range tools {
@@ -33,6 +33,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 		xFloor = append(xFloor, ratio(got["distlock"].wall, got["floor"].wall))
 		if has(tools, "etcdctl") {
 			xEtcdctl = append(xEtcdctl, ratio(got["distlock"].wall, got["etcdctl"].wall))
+		}
+		if has(tools, "before") {
+			xBefore = append(xBefore, ratio(got["distlock"].wall, got["before"].wall))
 		}
 	}
 
@@ -58,6 +61,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.ReportMetric(median(xEtcdctl), "x-etcdctl")
 	}
 	b.ReportMetric(median(xFloor), "x-floor")
+	if len(xBefore) > 0 {
+		b.ReportMetric(median(xBefore), "x-before")
+	}
 	b.ReportMetric(0, "ns/op") // an iteration is three runs: its time says nothing
 	b.Logf("%d paired iterations (-benchtime=100x for steadier medians)", len(xFloor))
 }
