@@ -73,6 +73,8 @@ type config struct {
 	version          bool
 	minInterval      time.Duration // 0: off
 	minHold          time.Duration // 0: off
+	metricsFile      string        // "": no metrics file
+	logFormat        string        // logText or logJSON
 
 	cacert, cert, key     string
 	insecureSkipTLSVerify bool
@@ -188,6 +190,12 @@ var settings = []setting{
 	{name: "min-hold", arg: "SPAN", def: "0", from: fromAnywhere,
 		help: "keep the lock taken at least SPAN after it was acquired, without waiting for it",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.minHold) }},
+	{name: "metrics-file", arg: "PATH", from: fromAnywhere,
+		help: "when done, write this run's Prometheus metrics to PATH (node_exporter's textfile collector)",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.metricsFile) }},
+	{name: "log-format", arg: "FORMAT", def: logText, from: fromAnywhere,
+		help: "distlock's own lines on stderr: text, or json (one object a line)",
+		bind: func(c *config) flag.Value { return (*logFormatValue)(&c.logFormat) }},
 	// Set in the environment, it would replace every run by a version line.
 	{name: "version", from: fromCommandLine,
 		help: "print the version",
@@ -262,7 +270,9 @@ func (c *config) bind() map[string]flag.Value {
 }
 
 // parseConfig reads the command line, the environment and the config file,
-// in that order of precedence, and checks the result.
+// in that order of precedence, and checks the result. With a usage error
+// it also returns what it had read until then: the metrics file and the
+// log format may be known, and the error is to be reported by them.
 func parseConfig(args []string) (*config, error) {
 	c := &config{}
 	values := c.bind()
@@ -284,7 +294,7 @@ func parseConfig(args []string) (*config, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
 		}
-		return nil, usagef("%v", err)
+		return c, usagef("%v", err)
 	}
 	if c.version {
 		return c, nil
@@ -296,7 +306,7 @@ func parseConfig(args []string) (*config, error) {
 	case 1:
 		c.mode = c.modes[0]
 	default:
-		return nil, usagef("--%s and --%s cannot be used together", c.modes[0], c.modes[1])
+		return c, usagef("--%s and --%s cannot be used together", c.modes[0], c.modes[1])
 	}
 
 	given := map[string]bool{} // settings a source of higher precedence set
@@ -308,20 +318,20 @@ func parseConfig(args []string) (*config, error) {
 	})
 	tieWait(given)
 	if err := readEnvironment(values, given, c.origin); err != nil {
-		return nil, err
+		return c, err
 	}
 	tieWait(given)
 	if err := readConfigFile(c.configFile, given["config"], values, given, c.origin); err != nil {
-		return nil, err
+		return c, err
 	}
 	if err := readEtcdctlEnvironment(values, c.origin); err != nil {
-		return nil, err
+		return c, err
 	}
 
 	// DISTLOCK_LOCK is ignored like the other modes, but someone who set it
 	// meaning the lock's name is told so, not only that the name is missing.
 	if c.mode != modeList && c.lockName == "" && os.Getenv(envName(modeLock)) != "" {
-		return nil, usagef("--lock-name is required; %s is ignored: the mode comes from the command line only, and the lock's name from --lock-name or %s",
+		return c, usagef("--lock-name is required; %s is ignored: the mode comes from the command line only, and the lock's name from --lock-name or %s",
 			envName(modeLock), envName("lock-name"))
 	}
 	return c, c.check()
@@ -634,6 +644,31 @@ func (v modeValue) Set(s string) error {
 		v.c.modes = append(v.c.modes, v.mode)
 	}
 	return nil
+}
+
+// The values of --log-format.
+const (
+	logText = "text"
+	logJSON = "json"
+)
+
+// logFormatValue is --log-format: text or json.
+type logFormatValue string
+
+func (v *logFormatValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return string(*v)
+}
+
+func (v *logFormatValue) Set(s string) error {
+	switch f := strings.TrimSpace(s); f {
+	case logText, logJSON:
+		*v = logFormatValue(f)
+		return nil
+	}
+	return fmt.Errorf("%q is neither text nor json", s)
 }
 
 // waitValue is --timeout: -1 waits forever, 0 not at all.

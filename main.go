@@ -61,44 +61,55 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "distlock: %v\n", err)
-		return exitStatus(err, 0)
-	}
-	if c.version {
+	if err == nil && c.version {
 		fmt.Fprintf(stdout, "distlock %s\n", version())
 		return exitOK
 	}
-	out := &reporter{w: stderr, quiet: c.quiet, verbose: c.verbose}
+	// A usage error is said, and counted in the metrics file, as far as
+	// the settings read before it say how.
+	out := &reporter{w: stderr, quiet: c.quiet, verbose: c.verbose, json: c.logFormat == logJSON, lock: c.lockName}
 	// What is still queued when distlock is done gets a moment, not more:
 	// the lock is released already, and a stuck stderr must not keep
 	// distlock from exiting.
 	defer out.flush(flushTimeout)
 
+	facts := &runFacts{}
+	if err != nil {
+		out.about(evUsage).fail("%v", err)
+	} else {
+		err = runMode(ctx, c, stdout, out, facts)
+	}
+	status := exitStatus(err, c.conflictExitCode)
+	writeMetrics(c, facts, outcomeOf(err, facts), status, out)
+	return status
+}
+
+// runMode dials etcd and runs the mode; the lock is let go when it returns.
+func runMode(ctx context.Context, c *config, stdout io.Writer, out *reporter, facts *runFacts) error {
 	client, err := dial(c, out)
 	if err != nil {
 		var usage *usageError
-		if !errors.As(err, &usage) {
-			err = etcdError(c, err)
+		if errors.As(err, &usage) {
+			out.about(evUsage).fail("%v", err)
+			return err
 		}
-		out.fail("%v", err)
-		return exitStatus(err, c.conflictExitCode)
+		err = etcdError(c, err)
+		out.about(evEtcdError).fail("%v", err)
+		return err
 	}
 	defer client.Close()
 
 	switch c.mode {
 	case modeExec:
-		err = runExec(ctx, c, client, out)
+		return runExec(ctx, c, client, out, facts)
 	case modeLock:
-		err = runLock(ctx, c, client, out)
+		return runLock(ctx, c, client, out, facts)
 	case modeUnlock:
-		err = runUnlock(ctx, c, client, out)
+		return runUnlock(ctx, c, client, out)
 	case modeStatus:
-		err = runStatus(ctx, c, client, stdout, out)
-	default:
-		err = runList(ctx, c, client, stdout, out)
+		return runStatus(ctx, c, client, stdout, out)
 	}
-	return exitStatus(err, c.conflictExitCode)
+	return runList(ctx, c, client, stdout, out)
 }
 
 // What a mode can return besides nil (done, 0) and etcd's errors (69). The
@@ -111,6 +122,9 @@ type (
 	// signalError: a signal ended the wait, or came before the command
 	// started.
 	signalError struct{ sig syscall.Signal }
+	// lostBeforeStart: the lock was lost after it was acquired, before
+	// the command started. No command ran: etcd is the trouble (69).
+	lostBeforeStart struct{ cause error }
 )
 
 // errFree is --status finding the lock free.
@@ -120,6 +134,10 @@ func (e commandEnded) Error() string { return "the command ended: " + e.status.S
 func (e lockLost) Error() string     { return "lost the lock: " + e.cause.Error() }
 func (e lockLost) Unwrap() error     { return e.cause }
 func (e signalError) Error() string  { return "got SIG" + signals.Name(e.sig) }
+func (e lostBeforeStart) Error() string {
+	return "lost the lock before the command started: " + e.cause.Error()
+}
+func (e lostBeforeStart) Unwrap() error { return e.cause }
 
 // exitStatus is the one place that turns what happened into distlock's
 // exit status (the contract's table). conflict is --conflict-exit-code.
@@ -154,6 +172,34 @@ func exitStatus(err error, conflict int) int {
 		return exitFree
 	}
 	return exitUnavailable // etcd could not be reached, or refused us
+}
+
+// outcomeOf is what a run came to, for --metrics-file: exitStatus's
+// sibling, with the facts no error carries.
+func outcomeOf(err error, facts *runFacts) string {
+	var (
+		ended    commandEnded
+		lost     lockLost
+		lostSoon lostBeforeStart
+		sig      signalError
+		usage    *usageError
+		limit    *lock.LimitError
+		busy     *lock.ConflictError
+		notStart *supervise.StartError
+	)
+	switch {
+	case facts.skipped:
+		return outcomeSkipped
+	case err == nil, errors.Is(err, errFree), errors.As(err, &ended), errors.As(err, &notStart):
+		return outcomeRan
+	case errors.As(err, &lost), errors.As(err, &lostSoon):
+		return outcomeLost
+	case errors.As(err, &usage), errors.As(err, &limit):
+		return outcomeUsage
+	case errors.As(err, &busy), errors.As(err, &sig):
+		return outcomeConflict
+	}
+	return outcomeUnreachable
 }
 
 func version() string {

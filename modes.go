@@ -22,7 +22,7 @@ import (
 // for it (stopping it if the lock is lost), release the lock. With
 // --min-interval a recent success starts nothing, and a success is
 // recorded; with --min-hold etcd releases the lock, not distlock.
-func runExec(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
+func runExec(ctx context.Context, c *config, client *clientv3.Client, out *reporter, facts *runFacts) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
 	// The watchdog starts while the lock is taken, so that its start does
@@ -31,17 +31,25 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	wd := supervise.StartWatchdog()
 	defer wd.Close()
 
+	facts.waiting()
 	h, err := acquire(ctx, c, client, lock.ModeExec, c.killAfter+killMargin, sigs, out)
+	facts.waited(h)
 	if err != nil {
 		return err
 	}
 	acquired := time.Now()
 	var holdUntil time.Time // --min-hold, once the command has started
-	defer func() { letGo(c, h, holdUntil, out) }()
-	if skip, err := recentRun(ctx, c, client, out); skip || err != nil {
+	defer func() {
+		letGo(c, h, holdUntil, out)
+		facts.released()
+	}()
+	skip, err := recentRun(ctx, c, client, out)
+	if skip || err != nil {
+		facts.skipped = skip
 		return err
 	}
-	out.debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
+	out.about(evAcquired).with("key", h.Key).with("fencing_token", h.FencingToken).
+		debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
 
 	started := time.Now()
 	p, err := supervise.Start(supervise.Spec{
@@ -63,7 +71,7 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 			return h.Check()
 		},
 		Stopping: func() {
-			out.fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
+			out.about(evLost).fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
 				c.lockName, h.Err(), signals.Name(c.killSignal), c.killAfter)
 		},
 		SuspendRefused: func() {
@@ -77,14 +85,14 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	var sig signalError
 	switch {
 	case errors.As(err, &notStarted):
-		out.fail("%v", err)
+		out.about(evNotStarted).fail("%v", err)
 		return err
 	case errors.As(err, &sig):
-		out.fail("not starting the command: got SIG%s", signals.Name(sig.sig))
+		out.about(evSignal).fail("not starting the command: got SIG%s", signals.Name(sig.sig))
 		return err
 	case err != nil: // Ready said no: no command has run, etcd is the trouble
-		out.fail("lost lock %q before the command started: %v", c.lockName, err)
-		return err
+		out.about(evLost).fail("lost lock %q before the command started: %v", c.lockName, err)
+		return lostBeforeStart{err}
 	}
 	holdUntil = acquired.Add(c.minHold)
 
@@ -92,7 +100,7 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	if stopped {
 		return lockLost{h.Err()}
 	}
-	out.debug("command ended: %v", st)
+	out.about(evEnded).with("exit_status", st.ExitCode()).debug("command ended: %v", st)
 	if st.ExitCode() == 0 {
 		recordRun(c, h, started, out)
 	}
@@ -100,10 +108,12 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 }
 
 // runLock is --lock: wait for the lock, then keep it beyond this process.
-func runLock(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
+func runLock(ctx context.Context, c *config, client *clientv3.Client, out *reporter, facts *runFacts) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
+	facts.waiting()
 	h, err := acquire(ctx, c, client, lock.ModeLock, 0, sigs, out)
+	facts.waited(h)
 	if err != nil {
 		return err
 	}
@@ -111,10 +121,12 @@ func runLock(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	defer cancel()
 	if err := h.Detach(dctx); err != nil {
 		release(c, h, out)
-		out.fail("%v", etcdError(c, err))
+		facts.released()
+		out.about(evEtcdError).fail("%v", etcdError(c, err))
 		return err
 	}
-	out.debug("holding lock %q as %s until someone runs --unlock", c.lockName, h.Key)
+	out.about(evAcquired).with("key", h.Key).with("fencing_token", h.FencingToken).
+		debug("holding lock %q as %s until someone runs --unlock", c.lockName, h.Key)
 	return nil
 }
 
@@ -128,18 +140,18 @@ func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *rep
 		key, err := lock.KeyOf(c.prefix, c.lockName, c.holder)
 		if err != nil {
 			err = usagef("--holder: %v", err)
-			out.fail("%v", err)
+			out.about(evUsage).fail("%v", err)
 			return err
 		}
 		done, err := lock.UnlockKey(rctx, client, c.prefix, c.lockName, key)
 		switch {
 		case err != nil:
-			out.fail("%v", etcdError(c, err))
+			out.about(evEtcdError).fail("%v", etcdError(c, err))
 			return err
 		case done.Removed == nil:
-			out.info("lock %q has no key %s; nothing to unlock", c.lockName, key)
+			out.about(evNotHeld).info("lock %q has no key %s; nothing to unlock", c.lockName, key)
 		default:
-			out.info("released key %s of lock %q: %s", key, c.lockName, describeUnlocked(*done.Removed))
+			out.about(evReleased).holder(*done.Removed).info("released key %s of lock %q: %s", key, c.lockName, describeUnlocked(*done.Removed))
 			sayStopping(c, done, out)
 		}
 		return nil
@@ -147,17 +159,17 @@ func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *rep
 	done, err := lock.Unlock(rctx, client, c.prefix, c.lockName)
 	switch {
 	case err != nil:
-		out.fail("%v", etcdError(c, err))
+		out.about(evEtcdError).fail("%v", etcdError(c, err))
 		return err
 	case done.Removed != nil:
-		out.info("released lock %q, held by %s", c.lockName, describeUnlocked(*done.Removed))
+		out.about(evReleased).holder(*done.Removed).info("released lock %q, held by %s", c.lockName, describeUnlocked(*done.Removed))
 		sayStopping(c, done, out)
 	case len(done.Pending) > 0:
 		for _, e := range done.Pending {
-			out.info("lock %q was unlocked already; the next holder starts once this one has stopped its command: %s", c.lockName, describeUnlocked(e))
+			out.about(evStopping).holder(e).info("lock %q was unlocked already; the next holder starts once this one has stopped its command: %s", c.lockName, describeUnlocked(e))
 		}
 	default:
-		out.info("lock %q is not held; nothing to unlock", c.lockName)
+		out.about(evNotHeld).info("lock %q is not held; nothing to unlock", c.lockName)
 	}
 	return nil
 }
@@ -175,7 +187,7 @@ func describeUnlocked(e lock.Entry) string {
 // the lease rather than wait for it to expire.
 func sayStopping(c *config, done *lock.Unlocked, out *reporter) {
 	if done.Stopping {
-		out.info("its command is being stopped; the next holder of lock %q starts once it has stopped, or its lease %x expires", c.lockName, done.Removed.Lease)
+		out.about(evStopping).holder(*done.Removed).info("its command is being stopped; the next holder of lock %q starts once it has stopped, or its lease %x expires", c.lockName, done.Removed.Lease)
 	}
 }
 
@@ -221,24 +233,28 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 	switch {
 	case h != nil && sig.sig != 0:
 		release(c, h, out)
-		out.fail("got SIG%s just as lock %q was taken; released it again", signals.Name(sig.sig), c.lockName)
+		out.about(evSignal).fail("got SIG%s just as lock %q was taken; released it again", signals.Name(sig.sig), c.lockName)
 		return nil, sig
 	case h != nil:
 		return h, nil
 	case errors.As(context.Cause(wctx), &sig):
-		out.fail("stopped waiting for lock %q: got SIG%s", c.lockName, signals.Name(sig.sig))
+		out.about(evSignal).fail("stopped waiting for lock %q: got SIG%s", c.lockName, signals.Name(sig.sig))
 		return nil, sig
 	}
 	var conflict *lock.ConflictError
 	var limit *lock.LimitError
 	if errors.As(err, &limit) {
-		out.fail("%v", err)
+		out.about(evUsage).fail("%v", err)
 		return nil, err
 	}
 	if errors.As(err, &conflict) {
-		say := out.fail
+		about := out.about(evConflict)
+		if conflict.Holder != nil {
+			about = about.holder(*conflict.Holder)
+		}
+		say := about.fail
 		if c.conflictExitCode == 0 {
-			say = out.info // "skip if busy": --quiet makes it silent
+			say = about.info // "skip if busy": --quiet makes it silent
 		}
 		if c.timeout == 0 {
 			say("%v; not waiting (--nowait)", conflict)
@@ -247,7 +263,7 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 		}
 		return nil, err
 	}
-	out.fail("%v", etcdError(c, err))
+	out.about(evEtcdError).fail("%v", etcdError(c, err))
 	return nil, err
 }
 
@@ -277,7 +293,7 @@ func release(c *config, h *lock.Holder, out *reporter) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.dialTimeout)
 	defer cancel()
 	if err := h.Release(ctx); err != nil {
-		out.fail("could not release lock %q (%v); etcd will expire it within %v", c.lockName, err, c.ttl)
+		out.about(evReleaseFailed).fail("could not release lock %q (%v); etcd will expire it within %v", c.lockName, err, c.ttl)
 	}
 }
 
@@ -300,7 +316,7 @@ func (c *config) request(mode string, lead time.Duration, out *reporter) lock.Re
 		Lead:       lead,
 		RPCTimeout: c.dialTimeout,
 		Blocked: func(holder lock.Entry) {
-			out.info("lock %q is held by %s; waiting", c.lockName, holder.Describe())
+			out.about(evWaiting).holder(holder).info("lock %q is held by %s; waiting", c.lockName, holder.Describe())
 		},
 	}
 }

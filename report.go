@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -17,7 +16,8 @@ import (
 // lines to reach stderr.
 const flushTimeout = 2 * time.Second
 
-// reporter writes distlock's own lines to stderr, prefixed "distlock:".
+// reporter writes distlock's own lines to stderr, prefixed "distlock:",
+// or with --log-format json as one JSON object a line (see logLine).
 // It never makes its caller wait for stderr: a full pipe (a stalled log
 // shipper) or a terminal that stops background writers must not hold up
 // distlock, least of all between a lost lock and the kill. Lines are
@@ -27,10 +27,12 @@ const flushTimeout = 2 * time.Second
 // On a terminal it can also keep one live line (the waiting line) at the
 // bottom, rewritten in place. The writer owns it as it owns every write:
 // a line said while it is shown first erases it, and it is drawn again
-// below.
+// below. JSON lines have no live line.
 type reporter struct {
 	w              io.Writer
 	quiet, verbose bool
+	json           bool   // --log-format json
+	lock           string // the lock's name, for JSON lines
 
 	mu    sync.Mutex
 	queue chan message // made, and its writer started, by the first line
@@ -47,25 +49,17 @@ type message struct {
 
 // fail is the one line that comes with a status distlock chose: always shown.
 func (r *reporter) fail(format string, args ...any) {
-	r.say(format, args...)
+	r.about(evMessage).fail(format, args...)
 }
 
 // info is worth saying unless --quiet.
 func (r *reporter) info(format string, args ...any) {
-	if !r.quiet {
-		r.say(format, args...)
-	}
+	r.about(evMessage).info(format, args...)
 }
 
 // debug is said only with --verbose.
 func (r *reporter) debug(format string, args ...any) {
-	if r.verbose {
-		r.say(format, args...)
-	}
-}
-
-func (r *reporter) say(format string, args ...any) {
-	r.send(message{line: fmt.Sprintf("distlock: "+format+"\n", args...)})
+	r.about(evMessage).debug(format, args...)
 }
 
 // send queues m for the writer, starting it with the first message.
@@ -87,7 +81,7 @@ func (r *reporter) send(m message) {
 // that can rewrite a line, and not --quiet. Elsewhere (cron, CI, a pipe, a
 // test's buffer) distlock says things once, line by line.
 func (r *reporter) canShowLive() bool {
-	if r.quiet || os.Getenv("TERM") == "dumb" {
+	if r.quiet || r.json || os.Getenv("TERM") == "dumb" {
 		return false
 	}
 	ok := false

@@ -22,13 +22,13 @@ func recentRun(ctx context.Context, c *config, client *clientv3.Client, out *rep
 	defer cancel()
 	last, err := lock.ReadLastRun(rctx, client, c.prefix, c.lockName)
 	if err != nil {
-		out.fail("%v", etcdError(c, err))
+		out.about(evEtcdError).fail("%v", etcdError(c, err))
 		return false, err
 	}
 	if last == nil || !last.Within(c.minInterval) {
 		return false, nil
 	}
-	out.debug("not running the command: lock %q last ran successfully less than %v ago (--min-interval): %s",
+	out.about(evSkipped).debug("not running the command: lock %q last ran successfully less than %v ago (--min-interval): %s",
 		c.lockName, c.minInterval, last.Describe())
 	return true, nil
 }
@@ -43,9 +43,9 @@ func recordRun(c *config, h *lock.Holder, started time.Time, out *reporter) {
 	err := h.RecordRun(context.Background(), c.minInterval, started)
 	switch {
 	case errors.Is(err, lock.ErrNotHeld):
-		out.fail("lock %q was lost as the command ended; its run is not recorded for --min-interval", c.lockName)
+		out.about(evLost).fail("lock %q was lost as the command ended; its run is not recorded for --min-interval", c.lockName)
 	case err != nil:
-		out.fail("could not record the run for --min-interval (%v); the next run of lock %q will not be skipped", etcdError(c, err), c.lockName)
+		out.about(evEtcdError).fail("could not record the run for --min-interval (%v); the next run of lock %q will not be skipped", etcdError(c, err), c.lockName)
 	default:
 		out.debug("recorded the successful run of lock %q: runs are skipped for %v (--min-interval)", c.lockName, c.minInterval)
 	}
@@ -63,9 +63,9 @@ func letGo(c *config, h *lock.Holder, holdUntil time.Time, out *reporter) {
 	ttl, err := h.HoldFor(context.Background(), left)
 	switch {
 	case errors.Is(err, lock.ErrNotHeld):
-		out.fail("lock %q was lost as the command ended; not holding it for --min-hold", c.lockName)
+		out.about(evLost).fail("lock %q was lost as the command ended; not holding it for --min-hold", c.lockName)
 	case err != nil:
-		out.fail("could not keep lock %q taken for --min-hold (%v); it may be free before its time", c.lockName, etcdError(c, err))
+		out.about(evEtcdError).fail("could not keep lock %q taken for --min-hold (%v); it may be free before its time", c.lockName, etcdError(c, err))
 	case ttl > 0:
 		out.debug("leaving lock %q taken for %v more (--min-hold); etcd releases it then", c.lockName, ttl)
 	}

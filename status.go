@@ -21,12 +21,12 @@ func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout i
 	defer cancel()
 	entries, stopping, err := lock.Queue(rctx, client, c.prefix, c.lockName)
 	if err != nil {
-		out.fail("%v", etcdError(c, err))
+		out.about(evEtcdError).fail("%v", etcdError(c, err))
 		return err
 	}
 	last, err := lock.ReadLastRun(rctx, client, c.prefix, c.lockName)
 	if err != nil {
-		out.fail("%v", etcdError(c, err))
+		out.about(evEtcdError).fail("%v", etcdError(c, err))
 		return err
 	}
 	free := len(entries) == 0 && len(stopping) == 0
@@ -65,7 +65,7 @@ func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.
 	defer cancel()
 	locks, err := lock.List(rctx, client, c.prefix)
 	if err != nil {
-		out.fail("%v", etcdError(c, err))
+		out.about(evEtcdError).fail("%v", etcdError(c, err))
 		return err
 	}
 	if c.json {

@@ -172,7 +172,7 @@ func TestWaitLineReporter(t *testing.T) {
 	}
 	r.showLive("waiting \x07for\tit")
 	r.flush(10 * time.Second)
-	r.say("a line")
+	r.fail("a line")
 	r.flush(10 * time.Second)
 	r.endLive(10 * time.Second)
 	r.endLive(10 * time.Second) // nothing shown: nothing written

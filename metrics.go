@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tinx/distlock/lock"
+)
+
+// What a run came to, the outcome label of distlock_outcome. README.md
+// says which exit statuses each one covers.
+const (
+	outcomeRan         = "ran"         // did what it was asked; the command ran (or could not start)
+	outcomeSkipped     = "skipped"     // --min-interval: a recent run succeeded
+	outcomeConflict    = "conflict"    // the lock was not acquired in time, or a signal ended the wait
+	outcomeLost        = "lost"        // the lock was lost while it was held
+	outcomeUnreachable = "unreachable" // etcd could not be reached, or refused
+	outcomeUsage       = "usage"       // bad input: exit 64
+)
+
+var outcomes = []string{outcomeRan, outcomeSkipped, outcomeConflict, outcomeLost, outcomeUnreachable, outcomeUsage}
+
+// runFacts is what a run learns on its way that its error does not say,
+// for --metrics-file: how long it waited for the lock, how long it held
+// it, its fencing token, and whether --min-interval skipped the command.
+// The modes that take the lock fill it in.
+type runFacts struct {
+	waitFrom, waitUntil time.Time
+	heldFrom, heldUntil time.Time
+	token               int64
+	skipped             bool
+}
+
+// waiting marks the start of the wait for the lock.
+func (f *runFacts) waiting() { f.waitFrom = time.Now() }
+
+// waited marks the end of the wait; h is the lock if it was acquired.
+func (f *runFacts) waited(h *lock.Holder) {
+	f.waitUntil = time.Now()
+	if h != nil {
+		f.heldFrom, f.token = f.waitUntil, h.FencingToken
+	}
+}
+
+// released marks the moment this run let the lock go.
+func (f *runFacts) released() {
+	if !f.heldFrom.IsZero() && f.heldUntil.IsZero() {
+		f.heldUntil = time.Now()
+	}
+}
+
+// seconds is the span from from to until (end if until never came), 0 if
+// it never began.
+func seconds(from, until, end time.Time) float64 {
+	if from.IsZero() {
+		return 0
+	}
+	if until.IsZero() {
+		until = end
+	}
+	return until.Sub(from).Seconds()
+}
+
+// Metric names, also read back from the previous file.
+const (
+	metricLastSuccess = "distlock_last_success_timestamp_seconds"
+	metricLastRun     = "distlock_last_run_timestamp_seconds"
+)
+
+// writeMetrics writes --metrics-file when distlock is done, the lock let
+// go. A file it cannot write is said once and changes no exit status.
+func writeMetrics(c *config, f *runFacts, outcome string, status int, out *reporter) {
+	if c.metricsFile == "" {
+		return
+	}
+	end := time.Now()
+	name := c.lockName
+	prevLock, prevSuccess := readPreviousMetrics(c.metricsFile)
+	if name == "" {
+		// A usage error before the name was known, or --list: keep the
+		// label the file had, so the series stays the lock's.
+		name = prevLock
+	}
+	// A name that failed the checks may not be UTF-8; a label must be.
+	name = strings.ToValidUTF8(name, "\uFFFD")
+	lastSuccess := time.Time{}
+	if prevLock == name {
+		lastSuccess = prevSuccess
+	}
+	if outcome == outcomeRan && status == exitOK {
+		lastSuccess = end
+	}
+
+	var b bytes.Buffer
+	for _, mf := range metricFamilies(name, outcome, status, f, end, lastSuccess) {
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			out.about(evMetrics).warn("could not write the metrics file %s: %v", c.metricsFile, err)
+			return
+		}
+	}
+	if err := writeAtomically(c.metricsFile, b.Bytes()); err != nil {
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			err = pathErr.Err
+		}
+		out.about(evMetrics).warn("could not write the metrics file %s: %v", c.metricsFile, err)
+	}
+}
+
+// metricFamilies are the metrics of one run of lock name, in the order
+// they are written.
+func metricFamilies(name, outcome string, status int, f *runFacts, end, lastSuccess time.Time) []*dto.MetricFamily {
+	lockLabel := &dto.LabelPair{Name: ptr("lock"), Value: ptr(name)}
+	gauge := func(metric, help string, value float64) *dto.MetricFamily {
+		return &dto.MetricFamily{
+			Name: ptr(metric), Help: ptr(help), Type: dto.MetricType_GAUGE.Enum(),
+			Metric: []*dto.Metric{{Label: []*dto.LabelPair{lockLabel}, Gauge: &dto.Gauge{Value: ptr(value)}}},
+		}
+	}
+
+	// One series per outcome, 1 for this run's: an alert on one of them
+	// never sees a series vanish.
+	byOutcome := &dto.MetricFamily{
+		Name: ptr("distlock_outcome"), Type: dto.MetricType_GAUGE.Enum(),
+		Help: ptr("What the last run came to: 1 for its outcome (ran, skipped, conflict, lost, unreachable, usage), 0 for the others."),
+	}
+	for _, o := range outcomes {
+		v := 0.0
+		if o == outcome {
+			v = 1
+		}
+		byOutcome.Metric = append(byOutcome.Metric, &dto.Metric{
+			Label: []*dto.LabelPair{lockLabel, {Name: ptr("outcome"), Value: ptr(o)}},
+			Gauge: &dto.Gauge{Value: ptr(v)},
+		})
+	}
+
+	families := []*dto.MetricFamily{
+		byOutcome,
+		gauge("distlock_exit_status", "Exit status of the last run: the command's when it ran, else distlock's own.", float64(status)),
+		gauge("distlock_wait_seconds", "Seconds the last run waited for the lock.", seconds(f.waitFrom, f.waitUntil, end)),
+		gauge("distlock_held_seconds", "Seconds the last run held the lock.", seconds(f.heldFrom, f.heldUntil, end)),
+	}
+	if f.token != 0 {
+		families = append(families, gauge("distlock_fencing_token",
+			"Fencing token of the last run that acquired the lock: the create revision of its key.", float64(f.token)))
+	}
+	families = append(families,
+		gauge(metricLastRun, "Unix time the last run ended.", unixSeconds(end)))
+	if !lastSuccess.IsZero() {
+		families = append(families, gauge(metricLastSuccess,
+			"Unix time the last successful run ended (outcome ran, exit status 0).", unixSeconds(lastSuccess)))
+	}
+	return families
+}
+
+// readPreviousMetrics reads, from the file a previous run wrote, its lock
+// label and its last successful run; zeros if there is no such file or it
+// does not parse.
+func readPreviousMetrics(path string) (name string, lastSuccess time.Time) {
+	// Not a FIFO or a device (/dev/stdout?): reading could block.
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return "", time.Time{}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", time.Time{}
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(data))
+	if err != nil {
+		return "", time.Time{}
+	}
+	if mf := families[metricLastRun]; mf != nil && len(mf.Metric) == 1 {
+		name = labelValue(mf.Metric[0], "lock")
+	}
+	if mf := families[metricLastSuccess]; mf != nil && len(mf.Metric) == 1 {
+		m := mf.Metric[0]
+		if labelValue(m, "lock") == name && m.GetGauge() != nil {
+			secs := m.GetGauge().GetValue()
+			lastSuccess = time.Unix(0, int64(secs*1e9))
+		}
+	}
+	return name, lastSuccess
+}
+
+func labelValue(m *dto.Metric, label string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == label {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.UnixNano()) / 1e9
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// writeAtomically replaces the file at path with data: a temporary file in
+// the same directory, synced, renamed over it. A scrape reads the old file
+// or the new one, never half of one; the temporary file's name ends in
+// .tmp, which the textfile collector (reading *.prom) passes over.
+func writeAtomically(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	// CreateTemp makes it 0600; the collector may run as another user.
+	if err = tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// The rename is durable once the directory is synced too.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
