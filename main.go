@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"google.golang.org/grpc/grpclog"
@@ -66,7 +65,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitStatus(err, 0)
 	}
 	if c.version {
-		fmt.Fprintf(stdout, "distlock %s\n", version())
+		fmt.Fprint(stdout, versionText(version, buildInfo()))
+		return exitOK
+	}
+	if c.completion != "" {
+		fmt.Fprint(stdout, completionScript(c.completion))
 		return exitOK
 	}
 	out := &reporter{w: stderr, quiet: c.quiet, verbose: c.verbose}
@@ -154,11 +157,4 @@ func exitStatus(err error, conflict int) int {
 		return exitFree
 	}
 	return exitUnavailable // etcd could not be reached, or refused us
-}
-
-func version() string {
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		return info.Main.Version
-	}
-	return "dev"
 }
