@@ -143,29 +143,40 @@ func TestZshCompletion(t *testing.T) {
 	if out, err := exec.Command(zsh, "-n", script).CombinedOutput(); err != nil {
 		t.Fatalf("zsh -n: %v\n%s", err, out)
 	}
-	// Type $2 and TAB, and read the terminal until what is read matches
-	// the pattern $3; zsh prints READ''Y, which its echo cannot match.
+	// $1 loads the completion; then type $2 and TAB, and read the terminal
+	// until what is read matches the pattern $3. zsh prints READ''Y,
+	// which its echo of the line cannot match.
 	const driver = `
 zmodload zsh/zpty || exit 2
 zpty z zsh -f -i
-zpty -w z "PS1='> '; autoload -U compinit; compinit -u -D; source ${(q)1}; print READ''Y"
+zpty -w z "PS1='> '; $1; print READ''Y"
 zpty -r z out '*READY*' || exit 3
 zpty -w -n z "$2"$'\t'
 zpty -r z out "$3" || exit 4
 zpty -d z
 `
-	for _, tt := range []struct{ line, pattern string }{
-		{"distlock --lock-n", "*--lock-name*"},
-		{"distlock --kill-signal T", "*TERM*"},
-		{"distlock --lock-name x --complet", "*--completion*"},
+	// As installed: a file _distlock in a directory of $fpath.
+	fpathDir := t.TempDir()
+	if err := os.Rename(script, filepath.Join(fpathDir, "_distlock")); err != nil {
+		t.Fatal(err)
+	}
+	script = filepath.Join(fpathDir, "_distlock")
+	sourced := "autoload -U compinit; compinit -u -D; source " + script
+	autoloaded := "fpath=(" + fpathDir + " $fpath); autoload -U compinit; compinit -u -D"
+	for _, tt := range []struct{ load, line, pattern string }{
+		{sourced, "distlock --lock-n", "*--lock-name*"},
+		{sourced, "distlock --kill-signal T", "*TERM*"},
+		{sourced, "distlock --lock-name x --complet", "*--completion*"},
+		{sourced, "distlock --lock-name x -- ech", "*echo*"},
+		{autoloaded, "distlock --kill-signal T", "*TERM*"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, zsh, "-f", "-c", driver, "zsh", script, tt.line, tt.pattern)
+		cmd := exec.CommandContext(ctx, zsh, "-f", "-c", driver, "zsh", tt.load, tt.line, tt.pattern)
 		cmd.Dir = t.TempDir()
 		out, err := cmd.CombinedOutput()
 		cancel()
 		if err != nil {
-			t.Errorf("zsh: %s<TAB> offers no %s: %v\n%q", tt.line, tt.pattern, err, out)
+			t.Errorf("zsh, after %s: %s<TAB> offers no %s: %v\n%q", tt.load, tt.line, tt.pattern, err, out)
 		}
 	}
 }

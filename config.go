@@ -71,7 +71,7 @@ type config struct {
 	quiet, verbose   bool
 	json             bool
 	version          bool
-	completion       string // --completion: the shell to print a script for
+	completion       string        // --completion: the shell to print a script for
 	minInterval      time.Duration // 0: off
 	minHold          time.Duration // 0: off
 
@@ -194,7 +194,7 @@ var settings = []setting{
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.minHold) }},
 	// Set in the environment, it would replace every run by a version line.
 	{name: "version", from: fromCommandLine,
-		help: "print the version",
+		help: "print the version, the revision built from, the Go version and the platform",
 		bind: func(c *config) flag.Value { return (*boolValue)(&c.version) }},
 	// Like --version, it replaces the run: the command line only.
 	{name: "completion", arg: "SHELL", from: fromCommandLine, values: completionShells,
