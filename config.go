@@ -71,6 +71,7 @@ type config struct {
 	quiet, verbose   bool
 	json             bool
 	version          bool
+	completion       string        // --completion: the shell to print a script for
 	minInterval      time.Duration // 0: off
 	minHold          time.Duration // 0: off
 	metricsFile      string        // "": no metrics file
@@ -112,7 +113,7 @@ const (
 type setting struct {
 	name  string
 	alias string // the original tool's name, still read wherever name is
-	arg   string // what --help calls the value; "" for a switch
+	arg   string // what --help calls the value; "" for a switch; FILE completes file names
 	def   string // the default, as a user would write it
 	help  string // for --help
 	from  source
@@ -121,6 +122,9 @@ type setting struct {
 	// etcdctl is etcdctl's environment variable for the setting, read as a
 	// fallback below the config file.
 	etcdctl string
+	// values are the values a shell offers to complete, where they are a
+	// fixed set.
+	values []string
 }
 
 var settings = []setting{
@@ -163,7 +167,7 @@ var settings = []setting{
 	{name: "holder", arg: "KEY", from: fromCommandLine,
 		help: "with --unlock: release this key (see --status) rather than the oldest holder",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.holder) }},
-	{name: "kill-signal", arg: "SIG", def: "TERM", from: fromAnywhere,
+	{name: "kill-signal", arg: "SIG", def: "TERM", from: fromAnywhere, values: signalNames(),
 		help: "sent to the command's process group when the lock is lost",
 		bind: func(c *config) flag.Value { return (*signalValue)(&c.killSignal) }},
 	{name: "kill-after", arg: "SPAN", def: defaultKillAfter.String(), from: fromAnywhere,
@@ -190,16 +194,20 @@ var settings = []setting{
 	{name: "min-hold", arg: "SPAN", def: "0", from: fromAnywhere,
 		help: "keep the lock taken at least SPAN after it was acquired, without waiting for it",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.minHold) }},
-	{name: "metrics-file", arg: "PATH", from: fromAnywhere,
-		help: "when done, write this run's Prometheus metrics to PATH (node_exporter's textfile collector)",
+	{name: "metrics-file", arg: "FILE", from: fromAnywhere,
+		help: "when done, write this run's Prometheus metrics to FILE (node_exporter's textfile collector)",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.metricsFile) }},
-	{name: "log-format", arg: "FORMAT", def: logText, from: fromAnywhere,
+	{name: "log-format", arg: "FORMAT", def: logText, from: fromAnywhere, values: []string{logText, logJSON},
 		help: "distlock's own lines on stderr: text, or json (one object a line)",
 		bind: func(c *config) flag.Value { return (*logFormatValue)(&c.logFormat) }},
 	// Set in the environment, it would replace every run by a version line.
 	{name: "version", from: fromCommandLine,
-		help: "print the version",
+		help: "print the version, the revision built from, the Go version and the platform",
 		bind: func(c *config) flag.Value { return (*boolValue)(&c.version) }},
+	// Like --version, it replaces the run: the command line only.
+	{name: "completion", arg: "SHELL", from: fromCommandLine, values: completionShells,
+		help: "print a completion script for bash, zsh or fish",
+		bind: func(c *config) flag.Value { return (*shellValue)(&c.completion) }},
 	{name: "cacert", arg: "FILE", from: fromAnywhere, etcdctl: "ETCDCTL_CACERT",
 		help: "CA certificates to verify etcd with, as in etcdctl",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.cacert) }},
@@ -296,7 +304,10 @@ func parseConfig(args []string) (*config, error) {
 		}
 		return c, usagef("%v", err)
 	}
-	if c.version {
+	switch {
+	case c.version && c.completion != "":
+		return c, usagef("--version and --completion cannot be used together")
+	case c.version, c.completion != "":
 		return c, nil
 	}
 	c.command = cmdLine.Args()
@@ -731,6 +742,25 @@ func (v *signalValue) Set(s string) error {
 		return err
 	}
 	*v = signalValue(sig)
+	return nil
+}
+
+// shellValue is --completion: one of completionShells.
+type shellValue string
+
+func (v *shellValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return string(*v)
+}
+
+func (v *shellValue) Set(s string) error {
+	if !slices.Contains(completionShells, s) {
+		last := len(completionShells) - 1
+		return fmt.Errorf("the shells are %s and %s", strings.Join(completionShells[:last], ", "), completionShells[last])
+	}
+	*v = shellValue(s)
 	return nil
 }
 

@@ -38,7 +38,7 @@ func TestFlagTable(t *testing.T) {
 	}
 	// The contract: these come from the command line only, but for
 	// DISTLOCK_CONFIG, which names the file.
-	for _, name := range append(modeFlagNames(), "version", "config") {
+	for _, name := range append(modeFlagNames(), "version", "completion", "config") {
 		s, ok := settingNamed(name)
 		switch {
 		case !ok:
@@ -156,7 +156,8 @@ func TestConfigCommandLineOnly(t *testing.T) {
 	clearEnv(t)
 	// Set in the environment, they are ignored.
 	for _, env := range []string{"DISTLOCK_LOCK=true", "DISTLOCK_LOCK=yes", "DISTLOCK_UNLOCK=true",
-		"DISTLOCK_STATUS=1", "DISTLOCK_LIST=true", "DISTLOCK_VERSION=true", "DISTLOCK_HELP=true"} {
+		"DISTLOCK_STATUS=1", "DISTLOCK_LIST=true", "DISTLOCK_VERSION=true", "DISTLOCK_HELP=true",
+		"DISTLOCK_COMPLETION=bash"} {
 		t.Run(env, func(t *testing.T) {
 			name, value, _ := strings.Cut(env, "=")
 			t.Setenv(name, value)
@@ -164,19 +165,20 @@ func TestConfigCommandLineOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.mode != modeExec || c.version {
-				t.Errorf("mode %q, version %v; want exec, false", c.mode, c.version)
+			if c.mode != modeExec || c.version || c.completion != "" {
+				t.Errorf("mode %q, version %v, completion %q; want exec, false, none", c.mode, c.version, c.completion)
 			}
 		})
 	}
 	// In the config file, they are usage errors that say where they belong.
 	dir := t.TempDir()
 	for key, want := range map[string]string{
-		"lock":    `key "lock" can only be given on the command line$`,
-		"status":  `key "status" can only be given on the command line$`,
-		"version": `key "version" can only be given on the command line$`,
-		"config":  `key "config" can only be given on the command line or DISTLOCK_CONFIG$`,
-		"help":    `key "help" is not a distlock setting$`,
+		"lock":       `key "lock" can only be given on the command line$`,
+		"status":     `key "status" can only be given on the command line$`,
+		"version":    `key "version" can only be given on the command line$`,
+		"completion": `key "completion" can only be given on the command line$`,
+		"config":     `key "config" can only be given on the command line or DISTLOCK_CONFIG$`,
+		"help":       `key "help" is not a distlock setting$`,
 	} {
 		t.Run("file "+key, func(t *testing.T) {
 			file := filepath.Join(dir, key+".yaml")
@@ -241,6 +243,7 @@ func TestFlagsNotFromEnvironment(t *testing.T) {
 		stderr string // a regexp for the one line, or "" for none
 	}{
 		{"DISTLOCK_VERSION=true", []string{"--lock-name=v", "--", "echo", "hi"}, 0, "hi\n", ""},
+		{"DISTLOCK_COMPLETION=bash", []string{"--lock-name=c", "--", "echo", "hi"}, 0, "hi\n", ""},
 		{"DISTLOCK_UNLOCK=true", []string{"--lock-name=u", "--", "echo", "hi"}, 0, "hi\n", ""},
 		{"DISTLOCK_STATUS=true", []string{"--lock-name=s", "--", "echo", "hi"}, 0, "hi\n", ""},
 		{"DISTLOCK_LIST=true", []string{"--lock-name=l", "--", "echo", "hi"}, 0, "hi\n", ""},

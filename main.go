@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"google.golang.org/grpc/grpclog"
@@ -61,8 +60,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
+	if c == nil { // no settings read at all: say the error as text
+		c = &config{}
+	}
 	if err == nil && c.version {
-		fmt.Fprintf(stdout, "distlock %s\n", version())
+		fmt.Fprint(stdout, versionText(version, buildInfo()))
+		return exitOK
+	}
+	if err == nil && c.completion != "" {
+		fmt.Fprint(stdout, completionScript(c.completion))
 		return exitOK
 	}
 	// A usage error is said, and counted in the metrics file, as far as
@@ -200,11 +206,4 @@ func outcomeOf(err error, facts *runFacts) string {
 		return outcomeConflict
 	}
 	return outcomeUnreachable
-}
-
-func version() string {
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		return info.Main.Version
-	}
-	return "dev"
 }

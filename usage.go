@@ -1,6 +1,9 @@
 package main
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // usage is the text of --help.
 var usage = helpText()
@@ -25,19 +28,19 @@ precedence: command line > environment > config file > etcdctl's variable,
 where one is named > default):
 `
 
-const exitStatusHelp = `
-Exit status:
-  0      success: the command exited 0, or --min-interval skipped it
-  N      the command exited N
-  128+N  the command was killed by signal N
-  1      --status: the lock is free
-  64     usage or configuration error
-  69     etcd unreachable or refused us, before any command ran
-  70     the lock was lost while the command ran
-  75     the lock was not acquired (--nowait, --timeout; --conflict-exit-code)
-  126    the command cannot be run
-  127    the command was not found
-`
+// exitStatuses are distlock's exit statuses, for --help and the man page.
+var exitStatuses = []struct{ status, meaning string }{
+	{"0", "success: the command exited 0, or --min-interval skipped it"},
+	{"N", "the command exited N"},
+	{"128+N", "the command was killed by signal N"},
+	{"1", "--status: the lock is free"},
+	{"64", "usage or configuration error"},
+	{"69", "etcd unreachable or refused us, before any command ran"},
+	{"70", "the lock was lost while the command ran"},
+	{"75", "the lock was not acquired (--nowait, --timeout; --conflict-exit-code)"},
+	{"126", "the command cannot be run"},
+	{"127", "the command was not found"},
+}
 
 // helpText writes the modes and the flags from the settings table, in its
 // order, with each flag's default and where it may come from.
@@ -72,7 +75,10 @@ func helpText() string {
 		}
 		writeEntry(&b, flagColumn, flag, words)
 	}
-	b.WriteString(exitStatusHelp)
+	b.WriteString("\nExit status:\n")
+	for _, e := range exitStatuses {
+		fmt.Fprintf(&b, "  %-6s %s\n", e.status, e.meaning)
+	}
 	return b.String()
 }
 

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// completionFile writes what distlock --completion shell prints to a file
+// and returns its path.
+func completionFile(t *testing.T, shell string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if status := run(context.Background(), []string{"--completion", shell}, &stdout, &stderr); status != 0 || stderr.Len() > 0 {
+		t.Fatalf("distlock --completion %s: status %d, stderr %q", shell, status, stderr.String())
+	}
+	path := filepath.Join(t.TempDir(), "distlock."+shell)
+	if err := os.WriteFile(path, stdout.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestCompletionNamesEveryFlag: each script offers every flag of the
+// table, and every fixed set of values.
+func TestCompletionNamesEveryFlag(t *testing.T) {
+	flagIn := map[string]string{
+		"bash": `['| ]--%s[ '|)]`, // in the list of flags and in the case patterns
+		"zsh":  `[' )]--%s=?\[`,   // an _arguments spec
+		"fish": ` -l %s( |$)`,     // a complete -l
+	}
+	for _, shell := range completionShells {
+		script := completionScript(shell)
+		for _, s := range completedFlags() {
+			if want := fmt.Sprintf(flagIn[shell], regexp.QuoteMeta(s.name)); !regexp.MustCompile(want).MatchString(script) {
+				t.Errorf("the %s script never offers --%s (no %s)", shell, s.name, want)
+			}
+			if len(s.values) > 0 && !strings.Contains(script, strings.Join(s.values, " ")) {
+				t.Errorf("the %s script never offers the values of --%s", shell, s.name)
+			}
+		}
+		if strings.Contains(script, "lockname") {
+			t.Errorf("the %s script offers the original tool's --lockname", shell)
+		}
+	}
+}
+
+func TestCompletionUnknownShell(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	status := run(context.Background(), []string{"--completion", "ksh"}, &stdout, &stderr)
+	want := "distlock: invalid value \"ksh\" for flag -completion: the shells are bash, zsh and fish\n"
+	if status != exitUsage || stderr.String() != want || stdout.Len() > 0 {
+		t.Errorf("--completion ksh: status %d, stdout %q, stderr %q; want 64 and %q", status, stdout.String(), stderr.String(), want)
+	}
+}
+
+// shellOrSkip returns the path of the shell, or skips the test.
+func shellOrSkip(t *testing.T, shell string) string {
+	t.Helper()
+	path, err := exec.LookPath(shell)
+	if err != nil {
+		t.Skipf("%s is not installed", shell)
+	}
+	return path
+}
+
+// TestBashCompletion loads the script in bash and calls its function as
+// bash would on TAB.
+func TestBashCompletion(t *testing.T) {
+	bash := shellOrSkip(t, "bash")
+	script := completionFile(t, "bash")
+	if out, err := exec.Command(bash, "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("bash -n: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs.pem")
+	if err := os.WriteFile(certs, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// complete WORD... runs the completion with the cursor at the end of
+	// the last word and prints what it offers, one per line.
+	const driver = `
+source "$1"
+shift
+COMP_WORDS=("$@")
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+COMP_LINE="$*"
+COMP_POINT=${#COMP_LINE}
+_distlock
+printf '%s\n' "${COMPREPLY[@]}"
+`
+	tests := []struct {
+		words []string
+		want  []string // all of these, and nothing else if exact
+		exact bool
+	}{
+		{[]string{"distlock", "--lock-n"}, []string{"--lock-name"}, true},
+		{[]string{"distlock", "--kill-signal", ""}, []string{"TERM", "INT", "KILL"}, false},
+		{[]string{"distlock", "--lock-name", "x", "--kill-signal", "TE"}, []string{"TERM"}, true},
+		{[]string{"distlock", "--kill-signal", "=", "TE"}, []string{"TERM"}, true}, // --kill-signal=TE
+		{[]string{"distlock", "--completion", ""}, []string{"bash", "zsh", "fish"}, true},
+		{[]string{"distlock", "--cacert", filepath.Join(dir, "cer")}, []string{certs}, true},
+		{[]string{"distlock", "--lock-name", ""}, nil, true},
+		{[]string{"distlock", "--lock-name", "x", "--min-i"}, []string{"--min-interval"}, true},
+		// The command and its arguments, after --: no more flags of ours.
+		{[]string{"distlock", "--lock-name", "x", "--", "ech"}, []string{"echo"}, false},
+		{[]string{"distlock", "--lock-name", "x", "--", "ls", filepath.Join(dir, "cer")}, []string{certs}, true},
+		{[]string{"distlock", "--lock-name", "x", "--", "--lock-n"}, nil, true},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(bash, append([]string{"-c", driver, "bash", script}, tt.words...)...)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%q: %v", tt.words, err)
+		}
+		var got []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if line != "" {
+				got = append(got, line)
+			}
+		}
+		missing := slices.ContainsFunc(tt.want, func(w string) bool { return !slices.Contains(got, w) })
+		if missing || (tt.exact && len(got) != len(tt.want)) {
+			t.Errorf("%q<TAB> offers %q, want %q", tt.words, got, tt.want)
+		}
+	}
+}
+
+// TestZshCompletion loads the script into an interactive zsh on a
+// pseudo-terminal (zsh's zpty) and presses TAB.
+func TestZshCompletion(t *testing.T) {
+	zsh := shellOrSkip(t, "zsh")
+	script := completionFile(t, "zsh")
+	if out, err := exec.Command(zsh, "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("zsh -n: %v\n%s", err, out)
+	}
+	// $1 loads the completion; then type $2 and TAB, and read the terminal
+	// until what is read matches the pattern $3. zsh prints READ''Y,
+	// which its echo of the line cannot match.
+	const driver = `
+zmodload zsh/zpty || exit 2
+zpty z zsh -f -i
+zpty -w z "PS1='> '; $1; print READ''Y"
+zpty -r z out '*READY*' || exit 3
+zpty -w -n z "$2"$'\t'
+zpty -r z out "$3" || exit 4
+zpty -d z
+`
+	// As installed: a file _distlock in a directory of $fpath.
+	fpathDir := t.TempDir()
+	if err := os.Rename(script, filepath.Join(fpathDir, "_distlock")); err != nil {
+		t.Fatal(err)
+	}
+	script = filepath.Join(fpathDir, "_distlock")
+	sourced := "autoload -U compinit; compinit -u -D; source " + script
+	autoloaded := "fpath=(" + fpathDir + " $fpath); autoload -U compinit; compinit -u -D"
+	for _, tt := range []struct{ load, line, pattern string }{
+		{sourced, "distlock --lock-n", "*--lock-name*"},
+		{sourced, "distlock --kill-signal T", "*TERM*"},
+		{sourced, "distlock --lock-name x --complet", "*--completion*"},
+		{sourced, "distlock --lock-name x -- ech", "*echo*"},
+		{autoloaded, "distlock --kill-signal T", "*TERM*"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, zsh, "-f", "-c", driver, "zsh", tt.load, tt.line, tt.pattern)
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("zsh, after %s: %s<TAB> offers no %s: %v\n%q", tt.load, tt.line, tt.pattern, err, out)
+		}
+	}
+}
+
+// TestFishCompletion asks fish what it would offer (complete -C).
+func TestFishCompletion(t *testing.T) {
+	fish := shellOrSkip(t, "fish")
+	script := completionFile(t, "fish")
+	if out, err := exec.Command(fish, "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("fish -n: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs.pem")
+	if err := os.WriteFile(certs, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		line  string
+		want  []string
+		exact bool
+	}{
+		{"distlock --lock-n", []string{"--lock-name"}, true},
+		{"distlock --kill-signal TE", []string{"TERM"}, true},
+		{"distlock --kill-signal=TE", []string{"--kill-signal=TERM"}, true},
+		{"distlock --completion ", []string{"bash", "zsh", "fish"}, true},
+		{"distlock --cacert " + filepath.Join(dir, "cer"), []string{certs}, true},
+		{"distlock --lock-name x -- ech", []string{"echo"}, false},
+		{"distlock --lock-name x -- ls " + filepath.Join(dir, "cer"), []string{certs}, true},
+		{"distlock --lock-name x -- --lock-n", nil, true},
+	} {
+		cmd := exec.Command(fish, "--no-config", "-c", "source $argv[1]; complete -C $argv[2]", script, tt.line)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%q: %v", tt.line, err)
+		}
+		var got []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if word, _, _ := strings.Cut(line, "\t"); word != "" {
+				got = append(got, word)
+			}
+		}
+		missing := slices.ContainsFunc(tt.want, func(w string) bool { return !slices.Contains(got, w) })
+		if missing || (tt.exact && len(got) != len(tt.want)) {
+			t.Errorf("fish: %q<TAB> offers %q, want %q", tt.line, got, tt.want)
+		}
+	}
+}
