@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,4 +127,71 @@ func resume(t *testing.T, c *etcdtest.ProcessCluster, members ...int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestWaiterOutlivesFrozenMember: a waiter whose watch lives on a member
+// that freezes, while its other requests reach a healthy member, must
+// still get its turn: the connection to the frozen member is found dead
+// and the watch moves. Without that, the waiter's lease stays alive
+// through the healthy member and it waits for good. Which member a
+// waiter's watch picks is the balancer's choice, so several waiters, on
+// locks of their own, make it all but certain that some pick the frozen
+// one.
+func TestWaiterOutlivesFrozenMember(t *testing.T) {
+	t.Parallel()
+	cluster, err := etcdtest.StartProcessCluster(t.TempDir(), "etcd-member", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The leader is the member no one freezes: no election muddles it.
+	if err := cluster.MakeLeader(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	release := filepath.Join(t.TempDir(), "release")
+	type pair struct {
+		holder, waiter *job
+		dir            string
+	}
+	var pairs []pair
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("--lock-name=frozen-%d", i)
+		holder := startDistlock(t, t.TempDir(), cluster.Endpoint(2), name, "--",
+			"sh", "-c", `echo held > held; while [ ! -e "$0" ]; do sleep 0.05; done`, release)
+		pairs = append(pairs, pair{holder: holder, dir: t.TempDir()})
+	}
+	for i := range pairs {
+		waitFile(t, filepath.Join(pairs[i].holder.cmd.Dir, "held"))
+		pairs[i].waiter = startDistlock(t, pairs[i].dir, cluster.Endpoint(0)+","+cluster.Endpoint(1),
+			fmt.Sprintf("--lock-name=frozen-%d", i), "--", "sh", "-c", "echo started > started")
+	}
+	for _, p := range pairs {
+		poll.For(t, "the waiter to wait", 30*time.Second, func() bool { return strings.Contains(p.waiter.stderr.String(), "; waiting") })
+	}
+	freeze(t, cluster, 0)
+	defer resume(t, cluster, 0)
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i, p := range pairs {
+		if got := p.holder.wait(t, 30*time.Second); got != 0 {
+			t.Fatalf("holder %d exited %d; stderr:\n%s", i, got, p.holder.stderr)
+		}
+	}
+	// A dead connection is found within the client's keepalive time and
+	// timeout (15s); the rest is slack for a slow machine.
+	for i, p := range pairs {
+		if got := p.waiter.wait(t, 45*time.Second-time.Since(start)); got != 0 {
+			t.Errorf("waiter %d exited %d, want 0 (its command run); stderr:\n%s", i, got, p.waiter.stderr)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(p.dir, "started")); err != nil {
+			t.Errorf("waiter %d's command did not run: %v", i, err)
+		}
+	}
+	t.Logf("every waiter had its turn %v after the member froze", time.Since(start).Round(time.Millisecond))
 }

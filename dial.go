@@ -22,6 +22,13 @@ import (
 	"github.com/tinx/distlock/lock"
 )
 
+// The client's pings while a request or watch is open: gRPC pings no more
+// often than every 10s, and etcd turns away pings closer than 5s.
+const (
+	keepAliveTime    = 10 * time.Second
+	keepAliveTimeout = 5 * time.Second
+)
+
 // dial makes an etcd client. Without --user it does not talk to etcd yet:
 // the first request, bounded by --dial-timeout, finds out whether etcd can
 // be reached. With --user the client logs in at once, bounded by
@@ -45,9 +52,16 @@ func dial(c *config, out *reporter) (*clientv3.Client, error) {
 	cfg := clientv3.Config{
 		Endpoints:   c.endpoints,
 		DialTimeout: c.dialTimeout,
-		Username:    c.user,
-		Password:    c.password,
-		Logger:      zap.NewNop(),
+		// A member that stops answering (frozen, or its machine gone
+		// without a word) keeps its TCP connection open: only a ping
+		// that gets no answer tells. Without it a watch on that member
+		// waits forever while the other requests, and the lease, go on
+		// through the members that answer.
+		DialKeepAliveTime:    keepAliveTime,
+		DialKeepAliveTimeout: keepAliveTimeout,
+		Username:             c.user,
+		Password:             c.password,
+		Logger:               zap.NewNop(),
 	}
 	tlsConfig, err := c.tlsConfig()
 	if err != nil {
