@@ -135,12 +135,26 @@ func TestPasswordNeverShown(t *testing.T) {
 	}
 }
 
+// passwordArgvWarning is the first line of stderr with --password.
+const passwordArgvWarning = "distlock: warning: --password on the command line can be read by other users in the process list; use DISTLOCK_PASSWORD or the config file\n"
+
+// afterArgvWarning is stderr after the warning that --password gives,
+// which must be its first line.
+func afterArgvWarning(t *testing.T, stderr string) string {
+	t.Helper()
+	rest, ok := strings.CutPrefix(stderr, passwordArgvWarning)
+	if !ok {
+		t.Errorf("stderr does not start with the warning about --password:\n%s", stderr)
+	}
+	return rest
+}
+
 // TestPasswordArgvWarning: a password on the command line, where anyone
 // on the machine can read it, is warned of, even with --quiet; one from
 // the environment is not.
 func TestPasswordArgvWarning(t *testing.T) {
 	t.Parallel()
-	const warnPassword = "distlock: warning: --password on the command line can be read by other users in the process list; use DISTLOCK_PASSWORD or the config file\n"
+	const warnPassword = passwordArgvWarning
 	const warnUser = "distlock: warning: --user NAME:PASSWORD on the command line can be read by other users in the process list; use DISTLOCK_PASSWORD or the config file for the password\n"
 	ep := testEtcd.Endpoint()
 	for _, tc := range []struct {
