@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,17 +55,15 @@ func terminalUnsafe(s string) string {
 	for i, r := range s {
 		switch {
 		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\ufffd"):
-			return "invalid UTF-8 at byte " + itoa(i)
+			return "invalid UTF-8 at byte " + strconv.Itoa(i)
 		case r == '\n' || r == '\t':
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || !unicode.IsPrint(r) && r != ' ':
-			return "the character " + strings.TrimPrefix(strings.TrimSuffix(quoteRune(r), "'"), "'") + " at byte " + itoa(i)
+			return "the character " + strconv.QuoteRune(r) + " at byte " + strconv.Itoa(i)
 		}
 	}
 	return ""
 }
 
-func itoa(i int) string       { b, _ := json.Marshal(i); return string(b) }
-func quoteRune(r rune) string { b, _ := json.Marshal(string(r)); return string(b) }
 func longestLine(s string) (n int) {
 	for _, l := range strings.Split(s, "\n") {
 		n = max(n, len(l))
@@ -266,5 +265,77 @@ func TestWaitLineHostile(t *testing.T) {
 	}
 	if bad := terminalUnsafe(got); bad != "" {
 		t.Errorf("text shows %s: %.500q", bad, got)
+	}
+}
+
+// TestListHugeRealm: --list and --list --json on a realm of 100,000 keys
+// (20,000 locks of a holder and four waiters) show every lock, once, with
+// its holder and its count of waiters; the JSON is one valid array. (That
+// etcd is read in pages is TestListPages's, in the lock package.)
+func TestListHugeRealm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100,000 keys")
+	}
+	t.Parallel()
+	const locks, perLock = 20000, 5
+	client := testClient(t)
+	realm := testRealm(t)
+	var ops []clientv3.Op
+	flush := func() {
+		if _, err := client.Txn(context.Background()).Then(ops...).Commit(); err != nil {
+			t.Fatal(err)
+		}
+		ops = ops[:0]
+	}
+	// Each lock's holder first: a round of transactions per place in line.
+	for j := range perLock {
+		for i := range locks {
+			v := fmt.Sprintf(`{"host":"h%d","pid":%d,"mode":"exec","reason":"r%d"}`, j, j+1, i)
+			ops = append(ops, clientv3.OpPut(fmt.Sprintf("%slock-%05d/%x", realm, i, 0xff-j), v))
+			if len(ops) == 128 {
+				flush()
+			}
+		}
+	}
+	if len(ops) > 0 {
+		flush()
+	}
+	ep := testEtcd.Endpoint()
+
+	out, errOut, status := runCaptured(t, ep, nil, "--list")
+	if status != 0 || errOut != "" {
+		t.Fatalf("--list: exit %d, stderr %q", status, errOut)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != locks {
+		t.Fatalf("--list: %d lines, want %d", len(lines), locks)
+	}
+	for i, l := range lines {
+		want := fmt.Sprintf("lock-%05d\thost h0, pid 1, reason \"r%d\"\t%d waiting", i, i, perLock-1)
+		if l != want {
+			t.Fatalf("--list line %d: %q, want %q", i+1, l, want)
+		}
+	}
+
+	out, errOut, status = runCaptured(t, ep, nil, "--list", "--json")
+	if status != 0 || errOut != "" {
+		t.Fatalf("--list --json: exit %d, stderr %q", status, errOut)
+	}
+	var list []struct {
+		Name    string
+		Holder  struct{ Info struct{ Host, Reason string } }
+		Waiters []struct{ Info struct{ PID int } }
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("--list --json is not JSON: %v", err)
+	}
+	if len(list) != locks {
+		t.Fatalf("--list --json: %d locks, want %d", len(list), locks)
+	}
+	for i, l := range list {
+		if l.Name != fmt.Sprintf("lock-%05d", i) || l.Holder.Info.Host != "h0" || l.Holder.Info.Reason != fmt.Sprint("r", i) ||
+			len(l.Waiters) != perLock-1 || l.Waiters[perLock-2].Info.PID != perLock {
+			t.Fatalf("--list --json element %d: %+v", i, l)
+		}
 	}
 }

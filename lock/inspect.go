@@ -382,6 +382,7 @@ func List(ctx context.Context, client *clientv3.Client, realm string, pageSize i
 	}
 	end := clientv3.GetPrefixRangeEnd(realm)
 	from, rev := realm, int64(0)
+	pageSize = max(pageSize, 1) // etcd takes a limit of 0 for none
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(pageSize))}
 		if rev != 0 {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -171,5 +173,29 @@ func TestListNested(t *testing.T) {
 		if fmt.Sprint(got) != want {
 			t.Errorf("pages of %d: %v, want %s", pageSize, got, want)
 		}
+	}
+}
+
+// TestParseEntryLenient: a value is read field by field; a field of the
+// wrong type is left at its zero and the others still count, and a value
+// that is no JSON object is no distlock value.
+func TestParseEntryLenient(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  *Info
+	}{
+		{`{"host":"h","pid":"abc","since":"not a time","limit":"many","user":12,"reason":["x"]}`, &Info{Host: "h"}},
+		{`{"host":{"a":1},"mode":"lock","pid":7}`, &Info{Mode: ModeLock, PID: 7}},
+		{`{"host":"h","since":"2024-01-01T00:00:00Z","pid":1e30}`, &Info{Host: "h", Since: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{`{"Host":"h"}`, nil}, // distlock writes its names in lower case
+		{`{"pid":1}`, nil},
+		{`[1,2]`, nil}, {`42`, nil}, {`null`, nil}, {`"h"`, nil}, {``, nil}, {"\xff\xfe", nil},
+		{strings.Repeat("[", 20000) + strings.Repeat("]", 20000), nil},
+	} {
+		e := parseEntry(&mvccpb.KeyValue{Key: []byte("/r/l/1"), Value: []byte(tc.value)})
+		if (e.Info == nil) != (tc.want == nil) || e.Info != nil && *e.Info != *tc.want {
+			t.Errorf("parseEntry(%.40q).Info = %+v, want %+v", tc.value, e.Info, tc.want)
+		}
+		_ = e.Describe() // never panics
 	}
 }
