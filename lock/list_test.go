@@ -59,8 +59,9 @@ func putAll(t testing.TB, client *clientv3.Client, kvs [][2]string) {
 
 // TestListPages: a realm of 100,000 keys (20,000 locks of a holder and
 // four waiters) is listed completely and correctly, in requests of at
-// most the page size, all at the revision of the first: a lock taken and
-// a lock freed while List reads are not seen.
+// most the page size, all at the revision of the first (a lock taken and
+// a lock freed while List reads are not seen), and each lock is handed on
+// as soon as it has been read.
 func TestListPages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 100,000 keys")
@@ -99,8 +100,13 @@ func TestListPages(t *testing.T) {
 	counter.KV = listing.KV
 	listing.KV = counter
 	start = time.Now()
-	n := 0
+	n, firstAfter := 0, 0 // firstAfter: requests made before the first lock came
 	err := List(context.Background(), listing, realm, pageSize, 10*time.Second, func(l Lock) {
+		if n == 0 {
+			counter.mu.Lock()
+			firstAfter = len(counter.gets)
+			counter.mu.Unlock()
+		}
 		want := fmt.Sprintf("lock-%05d", n)
 		switch {
 		case l.Name != want:
@@ -121,6 +127,9 @@ func TestListPages(t *testing.T) {
 	t.Logf("listed in %v, %d requests", time.Since(start), len(counter.gets))
 	if n != locks {
 		t.Errorf("listed %d locks, want %d", n, locks)
+	}
+	if firstAfter != 1 {
+		t.Errorf("the first lock came after %d requests, want 1: List must hand on what it has read", firstAfter)
 	}
 	if want := locks * perLock / pageSize; len(counter.gets) < want {
 		t.Errorf("%d requests, want at least %d", len(counter.gets), want)
