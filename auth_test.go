@@ -27,7 +27,7 @@ func TestAuthUnreachableEtcd(t *testing.T) {
 		t.Errorf("took %v to give up with --dial-timeout=1s", took)
 	}
 	want := "distlock: cannot reach etcd at " + proxy.URL() + " within 1s"
-	if !strings.HasPrefix(j.stderr.String(), want) {
+	if !strings.HasPrefix(afterArgvWarning(t, j.stderr.String()), want) {
 		t.Errorf("stderr:\n%s\nwant it to start with:\n%s", j.stderr, want)
 	}
 }
@@ -78,7 +78,7 @@ func TestAuthWrongPassword(t *testing.T) {
 	if got := wrong.wait(t, 30*time.Second); got != exitUnavailable {
 		t.Fatalf("wrong password: exit %d, want %d; stderr:\n%s", got, exitUnavailable, wrong.stderr)
 	}
-	msg := wrong.stderr.String()
+	msg := afterArgvWarning(t, wrong.stderr.String())
 	if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "distlock: etcd at "+ep+": ") || !strings.Contains(msg, "authentication failed") {
 		t.Errorf("wrong password: stderr is not one line naming the problem:\n%s", msg)
 	}
@@ -90,7 +90,7 @@ func TestAuthWrongPassword(t *testing.T) {
 	if got := guest.wait(t, 30*time.Second); got != exitUnavailable {
 		t.Fatalf("user without permission: exit %d, want %d; stderr:\n%s", got, exitUnavailable, guest.stderr)
 	}
-	if msg := guest.stderr.String(); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "permission denied") {
+	if msg := afterArgvWarning(t, guest.stderr.String()); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "permission denied") {
 		t.Errorf("user without permission: stderr is not one line naming the problem:\n%s", msg)
 	}
 
@@ -123,7 +123,7 @@ func TestAuthBadTLSFileIsUsage(t *testing.T) {
 	if got := j.wait(t, 30*time.Second); got != exitUsage {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", got, exitUsage, j.stderr)
 	}
-	if msg := j.stderr.String(); strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "distlock: TLS: ") {
+	if msg := afterArgvWarning(t, j.stderr.String()); strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "distlock: TLS: ") {
 		t.Errorf("stderr is not one line about TLS:\n%s", msg)
 	}
 }

@@ -86,6 +86,9 @@ type config struct {
 	// value: "--endpoints", "DISTLOCK_ENDPOINTS", "the config file
 	// FILE", "ETCDCTL_ENDPOINTS".
 	origin map[string]string
+	// warnings are said before distlock talks to etcd, even with --quiet:
+	// where the password is kept, others can read it.
+	warnings []string
 }
 
 // usageError is bad input: exit 64.
@@ -335,6 +338,7 @@ func parseConfig(args []string) (*config, error) {
 	if err := readConfigFile(c.configFile, given["config"], values, given, c.origin); err != nil {
 		return c, err
 	}
+	c.warnings = append(c.warnings, configFileWarnings(c.configFile)...)
 	if err := readEtcdctlEnvironment(values, c.origin); err != nil {
 		return c, err
 	}
@@ -405,7 +409,12 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 	keyFor := map[string]string{} // setting name -> the key that set it
 	err = ffyaml.Parser(bytes.NewReader(data), func(key, value string) error {
 		s, ok := settingNamed(key)
+		first, _, nested := strings.Cut(key, ".")
 		switch {
+		case !ok && nested && isSetting(first):
+			// "password: {...}" comes as the key "password.…": what
+			// follows the dot may be the value, and is not shown.
+			return usagef("config file %s: key %q must have text as its value, not a mapping", path, first)
 		case !ok:
 			return usagef("config file %s: key %q is not a distlock setting", path, key)
 		case s.from&fromFile == 0:
@@ -431,10 +440,20 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 		return nil
 	case errors.As(err, &bad):
 		return bad
+	case errors.As(err, &yamlErr) && strings.HasPrefix(yamlErr.Inner.Error(), "yaml: unmarshal errors:"):
+		// The YAML parser's type errors quote what they could not
+		// read, which may be a password: say what is wrong without it.
+		return usagef("config file %s is not a YAML mapping of settings to values (setting: value, one a line)", path)
 	case errors.As(err, &yamlErr):
 		return usagef("config file %s is not valid YAML: %v", path, yamlErr.Inner)
 	}
 	return usagef("config file %s: %v", path, err)
+}
+
+// isSetting says whether name is a setting's name or alias.
+func isSetting(name string) bool {
+	_, ok := settingNamed(name)
+	return ok
 }
 
 var errHelp = errors.New("help requested")

@@ -36,6 +36,9 @@ const (
 // here. Errors found before any request (TLS files) are usage errors.
 // With --discovery-srv, the endpoints are looked up in DNS first.
 func dial(c *config, out *reporter) (*clientv3.Client, error) {
+	for _, w := range c.warnings {
+		out.about(evSecret).warn("warning: %s", w) // even with --quiet: it is about a secret
+	}
 	if c.discoverySrv != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), c.dialTimeout)
 		endpoints, err := discoverEndpoints(ctx, lookupSRV, c.discoverySrv)
@@ -83,8 +86,8 @@ func etcdError(c *config, err error) error {
 		return refusal(err, "etcd at %s refused %s %s (permission denied): grant the user a role with readwrite on the prefix %s",
 			at, c.etcdUser(), c.accessTried(), c.prefix)
 	case errors.Is(err, rpctypes.ErrAuthFailed):
-		return refusal(err, "etcd at %s: user %q could not log in (authentication failed, invalid user ID or password): check the user (from %s) and the password (from %s)",
-			at, c.user, c.originOf("user"), c.originOf("password"))
+		return refusal(err, "etcd at %s: user %s could not log in (authentication failed, invalid user ID or password): check the user (from %s) and the password (from %s)",
+			at, c.shownUser(), c.originOf("user"), c.originOf("password"))
 	case errors.Is(err, rpctypes.ErrUserEmpty):
 		return refusal(err, "etcd at %s wants a user (authentication is on): give --user, and its password in DISTLOCK_PASSWORD or the config file", at)
 	case errors.Is(err, context.DeadlineExceeded):
@@ -114,7 +117,7 @@ func (r *refused) Unwrap() error { return r.err }
 func (c *config) etcdUser() string {
 	switch {
 	case c.user != "":
-		return fmt.Sprintf("user %q", c.user)
+		return "user " + c.shownUser()
 	case c.cert != "":
 		return "the user of the client certificate " + c.cert
 	}

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/peterbourgon/ff/v3/ffyaml"
 )
 
 // readEtcdctlEnvironment sets from etcdctl's variables (setting.etcdctl)
@@ -119,6 +123,9 @@ func (c *config) checkConnection() error {
 	}
 	// --user NAME:PASSWORD, as etcdctl takes it, from whichever source:
 	// split it, so that the password is sent as one and never printed.
+	if strings.Contains(c.user, ":") && c.originOf("user") == "--user" {
+		c.warnings = append(c.warnings, "--user NAME:PASSWORD on the command line can be read by other users in the process list; use DISTLOCK_PASSWORD or the config file for the password")
+	}
 	if name, password, ok := strings.Cut(c.user, ":"); ok && c.password == "" {
 		if name == "" {
 			return usagef("--user (from %s) has no user name before the \":\"", c.originOf("user"))
@@ -126,15 +133,59 @@ func (c *config) checkConnection() error {
 		c.user, c.password = name, password
 		c.origin["password"] = c.originOf("user")
 	}
+	if c.originOf("password") == "--password" {
+		c.warnings = append(c.warnings, "--password on the command line can be read by other users in the process list; use DISTLOCK_PASSWORD or the config file")
+	}
 	if c.user != "" && c.password == "" {
 		where := "DISTLOCK_PASSWORD or the config file"
 		if c.originOf("user") == "ETCDCTL_USER" {
 			where = "ETCDCTL_PASSWORD, or as ETCDCTL_USER=NAME:PASSWORD"
 		}
-		return usagef("user %q (from %s) has no password, and distlock does not ask for one: give it in %s",
-			c.user, c.originOf("user"), where)
+		return usagef("user %s (from %s) has no password, and distlock does not ask for one: give it in %s",
+			c.shownUser(), c.originOf("user"), where)
 	}
 	return nil
+}
+
+// shownUser is the etcd user, quoted, for a message. A user given as
+// NAME:PASSWORD along with a password is sent to etcd as it is (as
+// etcdctl does), but shown only up to the ":", as it may hold a password.
+func (c *config) shownUser() string {
+	if name, _, ok := strings.Cut(c.user, ":"); ok {
+		return strconv.Quote(name+":") + "…"
+	}
+	return strconv.Quote(c.user)
+}
+
+// configFileWarnings warns, as ssh does of a private key, when the config
+// file at path holds the etcd password (the key password, or a user given
+// as NAME:PASSWORD) and others than its owner may read it.
+func configFileWarnings(path string) []string {
+	info, err := os.Stat(path)
+	if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o044 == 0 {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	secret := false
+	_ = ffyaml.Parser(bytes.NewReader(data), func(key, value string) error {
+		secret = secret || (key == "password" && value != "") || (key == "user" && strings.Contains(value, ":"))
+		return nil
+	})
+	if !secret {
+		return nil
+	}
+	who := "its group and others"
+	switch perm := info.Mode().Perm(); {
+	case perm&0o040 == 0:
+		who = "others"
+	case perm&0o004 == 0:
+		who = "its group"
+	}
+	return []string{fmt.Sprintf("config file %s holds the etcd password and can be read by %s (mode %04o); make it private: chmod 600 %s",
+		path, who, info.Mode().Perm(), path)}
 }
 
 // precedence orders the origins of settings: the command line highest,

@@ -30,6 +30,7 @@ const (
 	evStopping      = "stopping"       // --unlock: the holder still stops its command
 	evReleaseFailed = "release_failed" // etcd will expire the lock instead
 	evMetrics       = "metrics"        // the metrics file could not be written
+	evSecret        = "secret"         // a password where others can read it
 )
 
 // note is one of distlock's lines in the making: what it is about, and

@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
 	"github.com/tinx/distlock/supervise"
@@ -149,9 +150,9 @@ func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *rep
 			out.about(evEtcdError).fail("%v", etcdError(c, err))
 			return err
 		case done.Removed == nil:
-			out.about(evNotHeld).info("lock %q has no key %s; nothing to unlock", c.lockName, key)
+			out.about(evNotHeld).info("lock %q has no key %s; nothing to unlock", c.lockName, untrusted.Word(key, untrusted.MaxKey))
 		default:
-			out.about(evReleased).holder(*done.Removed).info("released key %s of lock %q: %s", key, c.lockName, describeUnlocked(*done.Removed))
+			out.about(evReleased).holder(*done.Removed).info("released key %s of lock %q: %s", untrusted.Word(key, untrusted.MaxKey), c.lockName, describeUnlocked(*done.Removed))
 			sayStopping(c, done, out)
 		}
 		return nil
@@ -322,10 +323,11 @@ func (c *config) request(mode string, lead time.Duration, out *reporter) lock.Re
 }
 
 // commandEnv is distlock's environment plus what the command may want to
-// know about its lock, replacing values an outer distlock set.
+// know about its lock, replacing values an outer distlock set. The etcd
+// password is not passed on: see withoutSecrets.
 func commandEnv(h *lock.Holder) []string {
 	var env []string
-	for _, kv := range os.Environ() {
+	for _, kv := range withoutSecrets(os.Environ()) {
 		if !strings.HasPrefix(kv, "DISTLOCK_HELD_KEY=") && !strings.HasPrefix(kv, "DISTLOCK_FENCING_TOKEN=") {
 			env = append(env, kv)
 		}
@@ -333,6 +335,26 @@ func commandEnv(h *lock.Holder) []string {
 	return append(env,
 		"DISTLOCK_HELD_KEY="+h.Key,
 		"DISTLOCK_FENCING_TOKEN="+strconv.FormatInt(h.FencingToken, 10))
+}
+
+// withoutSecrets is env without the variables that may hold the etcd
+// password: DISTLOCK_PASSWORD and ETCDCTL_PASSWORD always, DISTLOCK_USER
+// and ETCDCTL_USER when they hold NAME:PASSWORD (a user name alone is
+// passed on: it tells the command who distlock is to etcd, and lets
+// nobody in).
+func withoutSecrets(env []string) []string {
+	var kept []string
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "DISTLOCK_PASSWORD", name == "ETCDCTL_PASSWORD":
+			continue
+		case (name == "DISTLOCK_USER" || name == "ETCDCTL_USER") && strings.Contains(value, ":"):
+			continue
+		}
+		kept = append(kept, kv)
+	}
+	return kept
 }
 
 func notifySignals() chan os.Signal {

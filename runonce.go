@@ -7,6 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 )
 
@@ -79,9 +80,20 @@ type lastRunJSON struct {
 	ExpiresIn int64 `json:"expires_in_seconds"`
 }
 
+// lastRunStatus is the record as --json shows it: what others wrote is
+// cut where the text cuts it.
 func lastRunStatus(last *lock.LastRun) *lastRunJSON {
 	if last == nil {
 		return nil
 	}
-	return &lastRunJSON{Key: last.Key, Run: last.Run, ExpiresIn: int64(last.Left / time.Second)}
+	var run *lock.Run
+	if last.Run != nil {
+		r := *last.Run
+		r.Host = untrusted.Cut(r.Host, untrusted.MaxWord)
+		r.User = untrusted.Cut(r.User, untrusted.MaxWord)
+		r.Reason = untrusted.Cut(r.Reason, untrusted.MaxReason)
+		r.Duration = untrusted.Cut(r.Duration, untrusted.MaxWord)
+		run = &r
+	}
+	return &lastRunJSON{Key: last.Key, Run: run, ExpiresIn: int64(last.Left / time.Second)}
 }

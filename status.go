@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 )
 
@@ -44,10 +46,10 @@ func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout i
 	} else {
 		fmt.Fprintf(stdout, "lock %q (--limit %d) is held by %d:\n", c.lockName, limit(entries, stopping), len(holders))
 		for i, e := range holders {
-			fmt.Fprintf(stdout, "  holder %d: %s: %s\n", i+1, e.Key, e.Describe())
+			fmt.Fprintf(stdout, "  holder %d: %s: %s\n", i+1, untrusted.Word(e.Key, untrusted.MaxKey), e.Describe())
 		}
 		for i, e := range waiters {
-			fmt.Fprintf(stdout, "  waiter %d: %s: %s\n", i+1, e.Key, e.Describe())
+			fmt.Fprintf(stdout, "  waiter %d: %s: %s\n", i+1, untrusted.Word(e.Key, untrusted.MaxKey), e.Describe())
 		}
 	}
 	if last != nil && !c.json {
@@ -59,32 +61,54 @@ func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout i
 	return nil
 }
 
-// runList is --list: every lock in the realm that has a holder.
+// listPageSize is how many keys --list asks etcd for at a time.
+const listPageSize = 1000
+
+// runList is --list: every lock in the realm that has a holder, one line
+// (or one JSON object) each, written as the realm is read page by page.
+// If etcd fails half-way, what was written stays, --json's array is left
+// open, and the status is 69.
 func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *reporter) error {
-	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
-	defer cancel()
-	locks, err := lock.List(rctx, client, c.prefix)
-	if err != nil {
-		out.about(evEtcdError).fail("%v", etcdError(c, err))
-		return err
-	}
-	if c.json {
-		all := []statusJSON{}
-		for _, l := range locks {
-			all = append(all, lockStatus(l.Name, l.Entries, l.Stopping))
+	n := 0
+	err := lock.List(ctx, client, c.prefix, listPageSize, c.dialTimeout, func(l lock.Lock) {
+		n++
+		if c.json {
+			sep := ",\n  "
+			if n == 1 {
+				sep = "[\n  "
+			}
+			b, _ := json.MarshalIndent(lockStatus(l.Name, l.Entries, l.Stopping), "  ", "  ")
+			io.WriteString(stdout, sep)
+			stdout.Write(untrusted.JSON(b))
+			return
 		}
-		writeJSON(stdout, all)
-		return nil
-	}
-	for _, l := range locks {
 		holders, waiters := split(l.Entries, l.Stopping)
 		held := holders[0].Describe()
 		if len(holders) > 1 {
 			held = fmt.Sprintf("%s, and %d more (--limit %d)", held, len(holders)-1, limit(l.Entries, l.Stopping))
 		}
-		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", l.Name, held, len(waiters))
+		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", shownName(l.Name), held, len(waiters))
+	})
+	if err != nil {
+		out.about(evEtcdError).fail("%v", etcdError(c, err))
+		return err
+	}
+	if c.json && n == 0 {
+		io.WriteString(stdout, "[]\n")
+	} else if c.json {
+		io.WriteString(stdout, "\n]\n")
 	}
 	return nil
+}
+
+// shownName is a lock name found in etcd as --list shows it: as it is if
+// it is a name distlock accepts (what --lock-name takes to name it), else
+// escaped and quoted, as a key that someone else wrote may be anything.
+func shownName(name string) string {
+	if lock.ValidateName(name) == nil && !strings.HasPrefix(name, `"`) {
+		return name
+	}
+	return untrusted.Quote(name, untrusted.MaxKey)
 }
 
 // split divides a lock's entries into its holders and its waiters. The
@@ -129,17 +153,32 @@ type entryJSON struct {
 	Stopping bool `json:"stopping"`
 }
 
+// toJSON is entries as --json shows them: what others wrote is cut where
+// the text cuts it (encoding/json escapes it).
 func toJSON(entries []lock.Entry) []entryJSON {
 	js := []entryJSON{}
 	for _, e := range entries {
-		js = append(js, entryJSON{Key: e.Key, CreateRevision: e.CreateRevision, Info: e.Info, Stopping: e.Stopping})
+		js = append(js, entryJSON{Key: untrusted.Cut(e.Key, untrusted.MaxKey), CreateRevision: e.CreateRevision, Info: cutInfo(e.Info), Stopping: e.Stopping})
 	}
 	return js
 }
 
+// cutInfo is a copy of i with its text cut as the text output cuts it.
+func cutInfo(i *lock.Info) *lock.Info {
+	if i == nil {
+		return nil
+	}
+	c := *i
+	c.Reason = untrusted.Cut(c.Reason, untrusted.MaxReason)
+	c.Host = untrusted.Cut(c.Host, untrusted.MaxWord)
+	c.User = untrusted.Cut(c.User, untrusted.MaxWord)
+	c.Mode = untrusted.Cut(c.Mode, untrusted.MaxWord)
+	return &c
+}
+
 func lockStatus(name string, entries, stopping []lock.Entry) statusJSON {
 	holders, waiters := split(entries, stopping)
-	s := statusJSON{Name: name, Limit: limit(entries, stopping),
+	s := statusJSON{Name: untrusted.Cut(name, untrusted.MaxKey), Limit: limit(entries, stopping),
 		Holders: toJSON(holders), Waiters: toJSON(waiters), Stopping: toJSON(stopping)}
 	if len(s.Holders) > 0 {
 		s.Holder = &s.Holders[0]
@@ -148,8 +187,12 @@ func lockStatus(name string, entries, stopping []lock.Entry) statusJSON {
 	return s
 }
 
+// writeJSON writes v as indented JSON, with what a terminal could act on
+// escaped (untrusted.JSON).
 func writeJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return
+	}
+	_, _ = w.Write(append(untrusted.JSON(b), '\n'))
 }

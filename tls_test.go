@@ -73,7 +73,7 @@ func TestTLSRefusals(t *testing.T) {
 			`^distlock: etcd at ` + ep + `: TLS: .*unknown authority .*, not by the CA in ` + regexp.QuoteMeta(other.File) + ` \(from ETCDCTL_CACERT\): give the CA that signed it\n$`},
 		{"no client certificate", nil, []string{"--cacert=" + ca.File}, exitUnavailable,
 			`^distlock: etcd at ` + ep + `: TLS: etcd asks for a client certificate, and none was given: give one with --cert and --key\n$`},
-		{"no client certificate, logging in", nil, []string{"--cacert=" + ca.File, "--user=root", "--password=s3cret"}, exitUnavailable,
+		{"no client certificate, logging in", []string{"DISTLOCK_PASSWORD=s3cret"}, []string{"--cacert=" + ca.File, "--user=root"}, exitUnavailable,
 			`^distlock: etcd at ` + ep + `: TLS: etcd asks for a client certificate, and none was given: give one with --cert and --key\n$`},
 		{"client certificate of another CA", nil, []string{"--cacert=" + ca.File, "--cert=" + strangerCert, "--key=" + strangerKey}, exitUnavailable,
 			`^distlock: etcd at ` + ep + `: TLS: etcd refused the client certificate ` + regexp.QuoteMeta(strangerCert) + ` \(from --cert\) with "tls: [a-z ]+": it must be signed by a CA that etcd trusts, be valid now, and allow client authentication\n$`},

@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 )
 
@@ -174,7 +175,8 @@ func (w *waitLine) find(entries, stopping []lock.Entry) queueView {
 //	distlock: waiting for lock "db", 2 ahead; held for 1m05s by host web1, pid 4711, user root, reason "patching"
 //
 // What changes comes first, so that a narrow terminal cuts the reason
-// rather than the time.
+// rather than the time. What the holder's key says is shown as Describe
+// shows it: escaped, and cut when long.
 func (w *waitLine) text(v queueView, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "distlock: waiting for lock %q", w.c.lockName)
@@ -190,12 +192,12 @@ func (w *waitLine) text(v queueView, now time.Time) string {
 	if !i.Since.IsZero() {
 		fmt.Fprintf(&b, "for %s ", waitedFor(now.Sub(i.Since)))
 	}
-	fmt.Fprintf(&b, "by host %s, pid %d", i.Host, i.PID)
+	fmt.Fprintf(&b, "by host %s, pid %d", untrusted.Word(i.Host, untrusted.MaxWord), i.PID)
 	if i.User != "" {
-		fmt.Fprintf(&b, ", user %s", i.User)
+		fmt.Fprintf(&b, ", user %s", untrusted.Word(i.User, untrusted.MaxWord))
 	}
 	if i.Reason != "" {
-		fmt.Fprintf(&b, ", reason %q", i.Reason)
+		fmt.Fprintf(&b, ", reason %s", untrusted.Quote(i.Reason, untrusted.MaxReason))
 	} else {
 		b.WriteString(", no reason given")
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/tinx/distlock/internal/untrusted"
 )
 
 // Modes a holder can be in, as stored in Info.Mode.
@@ -66,33 +68,60 @@ func Limit(entries []Entry) int {
 	return 1
 }
 
-// parseEntry is the Entry of one key under a lock.
+// parseEntry is the Entry of one key under a lock. Anyone who may write
+// to the realm may have written its value: it is read leniently (see
+// decodeLenient), and it is distlock's if it is a JSON object that names
+// a host or a mode.
 func parseEntry(kv *mvccpb.KeyValue) Entry {
 	e := Entry{Key: string(kv.Key), Lease: kv.Lease, CreateRevision: kv.CreateRevision}
 	var info Info
-	if err := json.Unmarshal(kv.Value, &info); err == nil && (info.Host != "" || info.Mode != "") {
+	ok := decodeLenient(kv.Value, map[string]any{
+		"reason": &info.Reason, "host": &info.Host, "pid": &info.PID, "user": &info.User,
+		"mode": &info.Mode, "since": &info.Since, "limit": &info.Limit,
+	})
+	if ok && (info.Host != "" || info.Mode != "") {
 		e.Info = &info
 	}
 	return e
 }
 
+// decodeLenient reads the JSON object data field by field: each of fields
+// (by its exact name) that data has with a value of the right type is
+// set, and one of another type ("pid": "abc", "since": "not a time") is
+// left at its zero, so that one bad field does not hide the others. It
+// reports whether data is a JSON object at all.
+func decodeLenient(data []byte, fields map[string]any) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil || obj == nil {
+		return false
+	}
+	for name, field := range fields {
+		if raw, ok := obj[name]; ok {
+			_ = json.Unmarshal(raw, field)
+		}
+	}
+	return true
+}
+
 // Describe says who this entry is in one phrase, for messages such as "lock
-// "x" is held by host web1, pid 4711, since ..., reason "...".".
+// "x" is held by host web1, pid 4711, since ..., reason "...".". What the
+// key and its value say is shown as package untrusted shows it: escaped,
+// and cut when long.
 func (e Entry) Describe() string {
 	if e.Info == nil {
-		return fmt.Sprintf("key %s (no details: not written by distlock)", e.Key) + e.StoppingNote()
+		return fmt.Sprintf("key %s (no details: not written by distlock)", untrusted.Word(e.Key, untrusted.MaxKey)) + e.StoppingNote()
 	}
 	i := e.Info
 	var b strings.Builder
-	fmt.Fprintf(&b, "host %s, pid %d", i.Host, i.PID)
+	fmt.Fprintf(&b, "host %s, pid %d", untrusted.Word(i.Host, untrusted.MaxWord), i.PID)
 	if i.User != "" {
-		fmt.Fprintf(&b, ", user %s", i.User)
+		fmt.Fprintf(&b, ", user %s", untrusted.Word(i.User, untrusted.MaxWord))
 	}
 	if !i.Since.IsZero() {
 		fmt.Fprintf(&b, ", since %s", i.Since.Local().Format(time.RFC3339))
 	}
 	if i.Reason != "" {
-		fmt.Fprintf(&b, ", reason %q", i.Reason)
+		fmt.Fprintf(&b, ", reason %s", untrusted.Quote(i.Reason, untrusted.MaxReason))
 	} else {
 		b.WriteString(", no reason given")
 	}

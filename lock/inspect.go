@@ -1,16 +1,20 @@
 package lock
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/internal/untrusted"
 )
 
 // Entries lists the keys of a lock, holder first, then the waiters in the
@@ -251,13 +255,13 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			continue // the lease went meanwhile, and the key with it or off it: look again
 		case err != nil:
-			return nil, fmt.Errorf("delete %s: %w", e.Key, err)
+			return nil, fmt.Errorf("delete %s: %w", untrusted.Word(e.Key, untrusted.MaxKey), err)
 		case ok:
 			e.Stopping = stopping
 			return &Unlocked{Removed: &e, Stopping: stopping}, nil
 		}
 	}
-	return nil, fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked; try again", target.Key, name)
+	return nil, fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked; try again", untrusted.Word(target.Key, untrusted.MaxKey), name)
 }
 
 // deleteHolder deletes a holder's key kv, as long as it is the same key
@@ -332,59 +336,93 @@ type Lock struct {
 	Name     string
 	Entries  []Entry
 	Stopping []Entry
+	seg      string // the name as it is escaped in keys
 }
 
-// List finds every lock in the realm that is taken, by a holder or by a
-// holder that --unlock removed and that is still stopping, sorted by name.
-func List(ctx context.Context, client *clientv3.Client, realm string) ([]Lock, error) {
-	resp, err := client.Get(ctx, realm, clientv3.WithPrefix(),
-		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
-	if err != nil {
-		return nil, err
+// List calls found with every lock in the realm that is taken, by a holder
+// or by a holder that --unlock removed and that is still stopping. It reads
+// the realm in pages of at most pageSize keys, each request bounded by
+// rpcTimeout, all as of the revision of the first page, so that what it
+// finds is one snapshot however many keys there are; and it hands on each
+// lock as soon as its last key has been read, so that only the lock at
+// hand (and the stopping records of locks whose keys come later) is held
+// in memory. The locks come in the order of their keys: by escaped name,
+// each followed by "/" (so "a-b" comes before "a").
+func List(ctx context.Context, client *clientv3.Client, realm string, pageSize int, rpcTimeout time.Duration, found func(Lock)) error {
+	// A lock's keys are realm+seg+"/...", all together in etcd's order.
+	// Its stopping records, realm+seg+"!stopping:...", come before them,
+	// and between the two come only the keys of locks whose escaped names
+	// start with seg and go on with a byte below "/" ("%", "-", "."):
+	// open is that nest of locks whose keys are still being read,
+	// innermost last.
+	var open []*Lock
+	// past reports whether key comes after every key of l.
+	past := func(l *Lock, key string) bool { return key >= realm+l.seg+"0" } // "0" follows "/"
+	closeLast := func() {
+		l := open[len(open)-1]
+		open = open[:len(open)-1]
+		slices.SortStableFunc(l.Entries, func(a, b Entry) int { return cmp.Compare(a.CreateRevision, b.CreateRevision) })
+		if len(l.Entries) > 0 || len(l.Stopping) > 0 {
+			found(*l)
+		}
 	}
-	byName := map[string]*Lock{}
-	var names []string
 	lockOf := func(seg string) *Lock {
+		for i := len(open) - 1; i >= 0; i-- {
+			if open[i].seg == seg {
+				return open[i]
+			}
+		}
 		name, err := Unescape(seg)
 		if err != nil {
 			name = seg
 		}
-		l := byName[name]
-		if l == nil {
-			l = &Lock{Name: name}
-			byName[name] = l
-			names = append(names, name)
-		}
+		l := &Lock{Name: name, seg: seg}
+		open = append(open, l)
 		return l
 	}
-	var recKVs []*mvccpb.KeyValue
-	for _, kv := range resp.Kvs {
-		rest := strings.TrimPrefix(string(kv.Key), realm)
-		seg, _, ok := strings.Cut(rest, "/")
-		if ok {
-			l := lockOf(seg)
-			l.Entries = append(l.Entries, parseEntry(kv))
-			continue
+	end := clientv3.GetPrefixRangeEnd(realm)
+	from, rev := realm, int64(0)
+	pageSize = max(pageSize, 1) // etcd takes a limit of 0 for none
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(pageSize))}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
 		}
-		if strings.Contains(rest, stoppingSuffix) {
-			recKVs = append(recKVs, kv)
+		pctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		resp, err := client.Get(pctx, from, opts...)
+		cancel()
+		if err != nil {
+			return err
 		}
-		// anything else is not a lock's key (the last-run record)
-	}
-	// Sorted by name, a lock's records are oldest first.
-	sort.Slice(recKVs, func(i, j int) bool { return string(recKVs[i].Key) < string(recKVs[j].Key) })
-	for _, kv := range recKVs {
-		seg, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), realm), stoppingSuffix)
-		sp := realm + seg + stoppingSuffix
-		if recs := parseStopping(sp, []*mvccpb.KeyValue{kv}); len(recs) > 0 {
-			l := lockOf(seg)
-			l.Stopping = append(l.Stopping, recs...)
+		if rev == 0 {
+			rev = resp.Header.Revision
 		}
+		for _, kv := range resp.Kvs {
+			key := string(kv.Key)
+			for len(open) > 0 && past(open[len(open)-1], key) {
+				closeLast()
+			}
+			rest := strings.TrimPrefix(key, realm)
+			if seg, _, ok := strings.Cut(rest, "/"); ok {
+				l := lockOf(seg)
+				l.Entries = append(l.Entries, parseEntry(kv))
+				continue
+			}
+			if seg, _, ok := strings.Cut(rest, stoppingSuffix); ok {
+				if recs := parseStopping(realm+seg+stoppingSuffix, []*mvccpb.KeyValue{kv}); len(recs) > 0 {
+					l := lockOf(seg)
+					l.Stopping = append(l.Stopping, recs...) // oldest first, as the names sort
+				}
+			}
+			// anything else is not a lock's key (the last-run record)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	sort.Strings(names)
-	locks := make([]Lock, 0, len(names))
-	for _, n := range names {
-		locks = append(locks, *byName[n])
+	for len(open) > 0 {
+		closeLast()
 	}
-	return locks, nil
+	return nil
 }

@@ -606,17 +606,18 @@ func TestStoppingRecordIsNoLock(t *testing.T) {
 	if entries, stopping := queue(t, client, lookalike); len(entries) != 1 || entries[0].Key != l.Key || len(stopping) != 0 {
 		t.Errorf("the lock %q: %+v, stopping %+v; want its own key alone", lookalike.Name, entries, stopping)
 	}
-	locks, err := List(context.Background(), client, req.Realm)
+	locks, err := listAll(client, req.Realm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(locks) != 2 || locks[0].Name != "rec" || locks[1].Name != "rec!stopping:" {
-		t.Fatalf("List: %+v; want the locks rec and rec!stopping:", locks)
+	// In the order of their keys: "rec%21stopping%3A/" before "rec/".
+	if len(locks) != 2 || locks[1].Name != "rec" || locks[0].Name != "rec!stopping:" {
+		t.Fatalf("List: %+v; want the locks rec!stopping: and rec", locks)
 	}
-	if rec := locks[0]; len(rec.Entries) != 0 || len(rec.Stopping) != 1 || rec.Stopping[0].CreateRevision != a.FencingToken {
+	if rec := locks[1]; len(rec.Entries) != 0 || len(rec.Stopping) != 1 || rec.Stopping[0].CreateRevision != a.FencingToken {
 		t.Errorf("List's rec: %+v; want no keys, one record of %s", rec, a.Key)
 	}
-	if lk := locks[1]; len(lk.Entries) != 1 || len(lk.Stopping) != 0 {
+	if lk := locks[0]; len(lk.Entries) != 1 || len(lk.Stopping) != 0 {
 		t.Errorf("List's %q: %+v; want its key alone", lk.Name, lk)
 	}
 }

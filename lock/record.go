@@ -9,6 +9,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/internal/untrusted"
 )
 
 // The record of a lock's last successful run lives beside the lock's queue,
@@ -77,7 +79,11 @@ func ReadLastRun(ctx context.Context, client *clientv3.Client, realm, name strin
 		Left:    time.Duration(ttl.TTL) * time.Second,
 	}
 	var run Run
-	if json.Unmarshal(kv.Value, &run) == nil && run.Host != "" {
+	ok := decodeLenient(kv.Value, map[string]any{
+		"host": &run.Host, "pid": &run.PID, "user": &run.User, "reason": &run.Reason,
+		"started": &run.Started, "ended": &run.Ended, "duration": &run.Duration,
+	})
+	if ok && run.Host != "" {
 		r.Run = &run
 	}
 	return r, nil
@@ -97,21 +103,21 @@ func (r *LastRun) Within(span time.Duration) bool {
 func (r *LastRun) Describe() string {
 	var b strings.Builder
 	if r.Run == nil {
-		fmt.Fprintf(&b, "key %s (no details: not written by distlock)", r.Key)
+		fmt.Fprintf(&b, "key %s (no details: not written by distlock)", untrusted.Word(r.Key, untrusted.MaxKey))
 	} else {
 		run := r.Run
-		fmt.Fprintf(&b, "host %s, pid %d", run.Host, run.PID)
+		fmt.Fprintf(&b, "host %s, pid %d", untrusted.Word(run.Host, untrusted.MaxWord), run.PID)
 		if run.User != "" {
-			fmt.Fprintf(&b, ", user %s", run.User)
+			fmt.Fprintf(&b, ", user %s", untrusted.Word(run.User, untrusted.MaxWord))
 		}
 		if !run.Ended.IsZero() {
 			fmt.Fprintf(&b, ", ended %s", run.Ended.Local().Format(time.RFC3339))
 		}
 		if run.Duration != "" {
-			fmt.Fprintf(&b, ", took %s", run.Duration)
+			fmt.Fprintf(&b, ", took %s", untrusted.Word(run.Duration, untrusted.MaxWord))
 		}
 		if run.Reason != "" {
-			fmt.Fprintf(&b, ", reason %q", run.Reason)
+			fmt.Fprintf(&b, ", reason %s", untrusted.Quote(run.Reason, untrusted.MaxReason))
 		}
 	}
 	fmt.Fprintf(&b, "; etcd keeps the record for %v more", r.Left)

@@ -57,7 +57,7 @@ func TestLastRunKeyIsNoLocksKey(t *testing.T) {
 	if err := h.Release(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	locks, err := List(context.Background(), client, req.Realm)
+	locks, err := listAll(client, req.Realm)
 	if err != nil || len(locks) != 0 {
 		t.Errorf("List = %+v, %v; want no locks", locks, err)
 	}
