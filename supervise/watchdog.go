@@ -3,7 +3,6 @@ package supervise
 import (
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -14,6 +13,7 @@ import (
 // command's group.
 type Watchdog struct {
 	started chan struct{} // closed once the start is over
+	pid     int           // the watchdog's, once started
 	pipe    *os.File      // the write end, or nil if it could not start
 	close   sync.Once
 }
@@ -27,7 +27,7 @@ type Watchdog struct {
 func StartWatchdog() *Watchdog {
 	w := &Watchdog{started: make(chan struct{})}
 	go func() {
-		w.pipe = startWatchdog()
+		w.pipe, w.pid = startWatchdog()
 		close(w.started)
 	}()
 	return w
@@ -44,17 +44,18 @@ func (w *Watchdog) ready() *os.File {
 }
 
 // startWatchdog starts the watchdog process, the shell's if there is one,
-// distlock itself otherwise, and returns the write end of its pipe, or nil.
-func startWatchdog() *os.File {
+// distlock itself otherwise, and returns the write end of its pipe and its
+// pid, or nil.
+func startWatchdog() (*os.File, int) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil
+		return nil, 0
 	}
 	defer r.Close()
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		w.Close()
-		return nil
+		return nil, 0
 	}
 	defer null.Close()
 	attr := &syscall.ProcAttr{
@@ -65,17 +66,20 @@ func startWatchdog() *os.File {
 	// distlock is the watchdog where there is no shell (a container built
 	// from scratch). Either shows "distlock (watchdog)" in ps. The shell's
 	// own name stays "sh": busybox picks what to run by it.
-	if _, err = syscall.ForkExec(shell, []string{"sh", "-c", shellWatchdog, watchdog.Arg0}, attr); err != nil {
+	pid, err := syscall.ForkExec(shell, []string{"sh", "-c", shellWatchdog, watchdog.Arg0}, attr)
+	if err != nil {
 		// /proc/self/exe is this very binary, even if a package upgrade
 		// has replaced the file since distlock started.
-		attr.Env = append(withoutVar(os.Environ(), watchdog.Env), watchdog.Env+"=1")
-		_, err = syscall.ForkExec("/proc/self/exe", []string{os.Args[0], watchdog.Arg}, attr)
+		// Its environment is the marker alone: distlock's holds the
+		// etcd password, perhaps, and the watchdog needs nothing.
+		attr.Env = []string{watchdog.Env + "=1"}
+		pid, err = syscall.ForkExec("/proc/self/exe", []string{os.Args[0], watchdog.Arg}, attr)
 	}
 	if err != nil {
 		w.Close()
-		return nil
+		return nil, 0
 	}
-	return w
+	return w, pid
 }
 
 // shell runs shellWatchdog (a variable for the tests of the fallback).
@@ -100,18 +104,6 @@ func (w *Watchdog) Close() {
 			}
 		})
 	}
-}
-
-// withoutVar is env without any setting of the variable name: the first of
-// several settings is the one a program sees.
-func withoutVar(env []string, name string) []string {
-	var out []string
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // guard tells the watchdog which process group to kill if distlock dies.

@@ -38,10 +38,17 @@ func TestWatchdog(t *testing.T) {
 
 			// distlock dies: the pipe ends after the group, without the
 			// all-clear.
+			t.Setenv("DISTLOCK_PASSWORD", "watchdog-sees-this")
 			group := startGroup(t)
 			wd := StartWatchdog()
 			if wd.ready() == nil {
 				t.Fatal("no watchdog started")
+			}
+			// It gets none of distlock's environment: no password.
+			if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", wd.pid)); err != nil {
+				t.Fatal(err)
+			} else if bytes.Contains(env, []byte("watchdog-sees-this")) {
+				t.Errorf("the watchdog's environment holds distlock's password: %q", env)
 			}
 			p := &Process{pid: group.Process.Pid, watchdog: wd}
 			p.guard()
