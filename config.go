@@ -547,6 +547,10 @@ func normalizeEndpoint(e string) (string, error) {
 	if e == "" {
 		return "", errors.New("empty endpoint")
 	}
+	// Never echoed: it may be a password.
+	if strings.Contains(e, "@") {
+		return "", errors.New("an endpoint holds a user name or password (NAME:PASSWORD@); give them with --user and DISTLOCK_PASSWORD instead")
+	}
 	if !strings.Contains(e, "://") {
 		if strings.ContainsAny(e, "/ ") {
 			return "", fmt.Errorf("%q is not a URL or host:port", e)

@@ -122,6 +122,8 @@ func TestPasswordNeverShown(t *testing.T) {
 		{"password as a mapping", auth, nil, []string{file("map.yaml", "user: root\npassword: {"+distinctPassword+": 1}\n")}, exitUsage},
 		{"password as a list of mappings", auth, nil, []string{file("list.yaml", "user: root\npassword: [{x: "+distinctPassword+"}]\n")}, exitUsage},
 		{"the password alone in the file", auth, nil, []string{file("alone.yaml", distinctPassword+"\n")}, exitUsage},
+		{"credentials in an endpoint URL", "http://root:" + distinctPassword + "@127.0.0.1:1/x", nil, nil, exitUsage},
+		{"credentials in a host:port endpoint", "root:" + distinctPassword + "@127.0.0.1:1", nil, nil, exitUsage},
 		{"bad YAML", auth, nil, []string{file("bad.yaml", "user: root\npassword: "+distinctPassword+"\n\t- x: [\n")}, exitUsage},
 	} {
 		args := append([]string{"--lock-name=pw", "--verbose"}, tc.args...)
