@@ -3,8 +3,11 @@ package lock
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
@@ -80,13 +83,13 @@ func parseEntry(kv *mvccpb.KeyValue) Entry {
 // "x" is held by host web1, pid 4711, since ..., reason "...".".
 func (e Entry) Describe() string {
 	if e.Info == nil {
-		return fmt.Sprintf("key %s (no details: not written by distlock)", e.Key) + e.StoppingNote()
+		return fmt.Sprintf("key %s (no details: not written by distlock)", shown(e.Key)) + e.StoppingNote()
 	}
 	i := e.Info
 	var b strings.Builder
-	fmt.Fprintf(&b, "host %s, pid %d", i.Host, i.PID)
+	fmt.Fprintf(&b, "host %s, pid %d", shown(i.Host), i.PID)
 	if i.User != "" {
-		fmt.Fprintf(&b, ", user %s", i.User)
+		fmt.Fprintf(&b, ", user %s", shown(i.User))
 	}
 	if !i.Since.IsZero() {
 		fmt.Fprintf(&b, ", since %s", i.Since.Local().Format(time.RFC3339))
@@ -101,6 +104,16 @@ func (e Entry) Describe() string {
 	}
 	b.WriteString(e.StoppingNote())
 	return b.String()
+}
+
+// shown is s as Describe writes it: as it is, or quoted if it is not
+// printable UTF-8, since anyone may have written it, newlines and terminal
+// escapes included.
+func shown(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // StoppingNote is what Describe adds for a holder that is being stopped,
