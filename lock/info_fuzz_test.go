@@ -40,3 +40,20 @@ func FuzzHolderValue(f *testing.F) {
 		}
 	})
 }
+
+// TestDescribeQuotesWhatIsNotPrintable: what FuzzHolderValue asks of
+// Describe, as a user sees it.
+func TestDescribeQuotesWhatIsNotPrintable(t *testing.T) {
+	tests := []struct{ value, key, want string }{
+		{`{"host":"web1","user":"ops","pid":7,"mode":"exec"}`, "k", `host web1, pid 7, user ops, no reason given`},
+		{`{"host":"web1\nFAKE","user":"\u001b[31m","pid":7,"mode":"exec"}`, "k", `host "web1\nFAKE", pid 7, user "\x1b[31m", no reason given`},
+		{`{"host":"h\u00a0","mode":"exec"}`, "k", `host "h\u00a0", pid 0, no reason given`},
+		{``, "/distlock/x/\x1b[2J", `key "/distlock/x/\x1b[2J" (no details: not written by distlock)`},
+	}
+	for _, tt := range tests {
+		e := parseEntry(&mvccpb.KeyValue{Key: []byte(tt.key), Value: []byte(tt.value)})
+		if got := e.Describe(); got != tt.want {
+			t.Errorf("%s: Describe() = %s, want %s", tt.value, got, tt.want)
+		}
+	}
+}
