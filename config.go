@@ -445,7 +445,16 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 		// read, which may be a password: say what is wrong without it.
 		return usagef("config file %s is not a YAML mapping of settings to values (setting: value, one a line)", path)
 	case errors.As(err, &yamlErr):
-		return usagef("config file %s is not valid YAML: %v", path, yamlErr.Inner)
+		// One line: the YAML parser lists its errors on lines of their own.
+		lines := strings.Split(strings.TrimSpace(yamlErr.Inner.Error()), "\n")
+		for i := range lines {
+			lines[i] = strings.TrimSpace(lines[i])
+		}
+		msg := lines[0]
+		if len(lines) > 1 {
+			msg += " " + strings.Join(lines[1:], "; ")
+		}
+		return usagef("config file %s is not valid YAML: %s", path, msg)
 	}
 	return usagef("config file %s: %v", path, err)
 }
@@ -552,7 +561,8 @@ func normalizeEndpoint(e string) (string, error) {
 		return "", errors.New("an endpoint holds a user name or password (NAME:PASSWORD@); give them with --user and DISTLOCK_PASSWORD instead")
 	}
 	if !strings.Contains(e, "://") {
-		if strings.ContainsAny(e, "/ ") {
+		// Nothing but a host and maybe a port: no path, query or user.
+		if u, err := url.Parse("http://" + e); err != nil || u.Host != e || u.Hostname() == "" {
 			return "", fmt.Errorf("%q is not a URL or host:port", e)
 		}
 		return e, nil
@@ -564,10 +574,11 @@ func normalizeEndpoint(e string) (string, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "", fmt.Errorf("%q: scheme must be http or https", e)
 	}
-	if u.Host == "" || (u.Path != "" && u.Path != "/") {
+	if u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
 		return "", fmt.Errorf("%q is not an etcd client URL", e)
 	}
-	return u.Scheme + "://" + u.Host, nil
+	// Built, not joined: the host is escaped again (an IPv6 zone's "%25").
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String(), nil
 }
 
 // parseWait reads a wait: seconds ("30", "1.5") or a Go duration ("90s").

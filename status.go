@@ -77,7 +77,9 @@ func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.
 			if n == 1 {
 				sep = "[\n  "
 			}
-			b, _ := json.MarshalIndent(lockStatus(l.Name, l.Entries, l.Stopping), "  ", "  ")
+			st := lockStatus(l.Name, l.Entries, l.Stopping)
+			st.Foreign = l.Foreign
+			b, _ := json.MarshalIndent(st, "  ", "  ")
 			io.WriteString(stdout, sep)
 			stdout.Write(untrusted.JSON(b))
 			return
@@ -87,7 +89,7 @@ func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.
 		if len(holders) > 1 {
 			held = fmt.Sprintf("%s, and %d more (--limit %d)", held, len(holders)-1, limit(l.Entries, l.Stopping))
 		}
-		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", shownName(l.Name), held, len(waiters))
+		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", listedName(l), held, len(waiters))
 	})
 	if err != nil {
 		out.about(evEtcdError).fail("%v", etcdError(c, err))
@@ -111,6 +113,16 @@ func shownName(name string) string {
 	return untrusted.Quote(name, untrusted.MaxKey)
 }
 
+// listedName is how --list shows a lock's name: a segment of keys that
+// distlock did not write is quoted and marked, so that it cannot pass for
+// the lock whose name it spells.
+func listedName(l lock.Lock) string {
+	if l.Foreign {
+		return untrusted.Quote(l.Name, untrusted.MaxKey) + " (not a distlock lock name: keys under it were written by another tool)"
+	}
+	return shownName(l.Name)
+}
+
 // split divides a lock's entries into its holders and its waiters. The
 // holders being stopped after --unlock are among the holders, which are
 // oldest first: by the create revision of their keys.
@@ -127,9 +139,12 @@ func limit(entries, stopping []lock.Entry) int {
 }
 
 type statusJSON struct {
-	Name  string `json:"name"`
-	Held  bool   `json:"held"` // Holder != nil
-	Limit int    `json:"limit"`
+	Name string `json:"name"`
+	// Foreign (--list): the name is a segment of keys that another tool
+	// wrote, not a distlock lock name (lock.Lock.Foreign).
+	Foreign bool `json:"foreign,omitempty"`
+	Held    bool `json:"held"` // Holder != nil
+	Limit   int  `json:"limit"`
 	// Holders are every holder, oldest first (by the create revision of
 	// its key), as the text shows them: the holders being stopped after
 	// --unlock among them, marked. Holder is the first of them.

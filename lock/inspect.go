@@ -336,7 +336,11 @@ type Lock struct {
 	Name     string
 	Entries  []Entry
 	Stopping []Entry
-	seg      string // the name as it is escaped in keys
+	// Foreign says that the keys' segment is not one that Escape makes
+	// (etcdctl lock on a name of its own under the realm): Name is the
+	// segment as found, which may read like another lock's name.
+	Foreign bool
+	seg     string // the name as it is escaped in keys
 }
 
 // List calls found with every lock in the realm that is taken, by a holder
@@ -372,11 +376,12 @@ func List(ctx context.Context, client *clientv3.Client, realm string, pageSize i
 				return open[i]
 			}
 		}
-		name, err := Unescape(seg)
-		if err != nil {
-			name = seg
+		l := &Lock{seg: seg}
+		if name, err := Unescape(seg); err == nil {
+			l.Name = name
+		} else {
+			l.Name, l.Foreign = seg, true
 		}
-		l := &Lock{Name: name, seg: seg}
 		open = append(open, l)
 		return l
 	}

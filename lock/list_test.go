@@ -163,6 +163,9 @@ func TestListNested(t *testing.T) {
 		{Prefix(realm, "a.b") + "1", value},
 		{LastRunKey(realm, "a"), value},
 		{realm + "not-a-lock", value},
+		// etcdctl lock REALM"a b": a segment Escape never makes, which
+		// spells the name of the lock "a b".
+		{realm + "a b/694d7a", ""},
 	})
 	for _, name := range []string{"a", "a-b", "only-stopping"} {
 		sp := StoppingPrefix(realm, name)
@@ -173,12 +176,16 @@ func TestListNested(t *testing.T) {
 	for _, pageSize := range []int{1, 2, 1000} {
 		var got []string
 		err := List(context.Background(), client, realm, pageSize, 10*time.Second, func(l Lock) {
-			got = append(got, fmt.Sprintf("%s:%d+%d", l.Name, len(l.Entries), len(l.Stopping)))
+			name := l.Name
+			if l.Foreign {
+				name = "foreign " + name
+			}
+			got = append(got, fmt.Sprintf("%s:%d+%d", name, len(l.Entries), len(l.Stopping)))
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := "[a b:1+0 a-b:1+1 a.b:1+0 a:1+1 only-stopping:0+1]"
+		want := "[foreign a b:1+0 a b:1+0 a-b:1+1 a.b:1+0 a:1+1 only-stopping:0+1]"
 		if fmt.Sprint(got) != want {
 			t.Errorf("pages of %d: %v, want %s", pageSize, got, want)
 		}

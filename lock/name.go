@@ -71,6 +71,10 @@ func Unescape(seg string) (string, error) {
 		if !ok1 || !ok2 {
 			return "", fmt.Errorf("bad escape %q in lock name", seg[i:i+3])
 		}
+		if isKept(hi<<4 | lo) {
+			// Escape writes it as it is: the segment names no lock.
+			return "", fmt.Errorf("needless escape %q in lock name", seg[i:i+3])
+		}
 		b.WriteByte(hi<<4 | lo)
 		i += 2
 	}

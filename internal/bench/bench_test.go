@@ -58,7 +58,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,9 +146,10 @@ func (e *env) close() {
 // build builds a command of the module without the race detector and
 // without cgo, as releases are built, into dir.
 func build(dir, pkg string) (string, error) {
+	// go test puts the go command that runs it first in PATH.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", err
 	}
 	bin := filepath.Join(dir, filepath.Base(pkg))
 	// Without cgo, as releases are built: a static binary starts without

@@ -74,23 +74,22 @@ func countSections(t *testing.T, path string) int {
 
 // report is what the checker found.
 type report struct {
-	duration  time.Duration
-	runs      int
-	sections  map[string]int // by lock
-	faults    map[string]int
-	statuses  map[int]int
-	losses    int // runs that said "lost lock"
-	killed    int // commands that did not end of their own accord
-	gap       time.Duration
-	gapRun    string
-	gaps      []time.Duration
-	silence   time.Duration
-	revoked   int
-	afterRev  time.Duration // the longest a command lived on after its lease was revoked by hand
-	overlaps  int
-	handoff   []time.Duration // from a command's exit to the next one's enter
-	problems  []string
-	etcdNotes string
+	duration time.Duration
+	runs     int
+	sections map[string]int // by lock
+	faults   map[string]int
+	statuses map[int]int
+	losses   int // runs that said "lost lock"
+	killed   int // commands that did not end of their own accord
+	gap      time.Duration
+	gapRun   string
+	gaps     []time.Duration
+	silence  time.Duration
+	revoked  int
+	afterRev time.Duration // the longest a command lived on after its lease was revoked by hand
+	overlaps int
+	handoff  []time.Duration // from a command's exit to the next one's enter
+	problems []string
 }
 
 func (rep *report) problem(format string, args ...any) {

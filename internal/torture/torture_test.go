@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -267,9 +266,10 @@ func (tt *torture) between(lo, hi time.Duration) time.Duration {
 // would run several times slower under the race detector.
 func build(t *testing.T, dir, name, pkg string) string {
 	t.Helper()
+	// go test puts the go command that runs it first in PATH.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, name)
 	cmd := exec.Command(goTool, "build", "-o", bin, pkg)
