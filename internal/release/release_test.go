@@ -400,6 +400,9 @@ func dockerImage(t *testing.T) image {
 func (img image) rootFS(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
+	if err := os.Chmod(root, 0o755); err != nil { // the image's user must get in
+		t.Fatal(err)
+	}
 	for dst, src := range img.files {
 		b, err := os.ReadFile(src)
 		if err != nil {
