@@ -23,10 +23,14 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/tinx/distlock/internal/etcdtest"
+	"github.com/tinx/distlock/internal/poll"
+	"github.com/tinx/distlock/lock"
+	"github.com/tinx/distlock/supervise/watchdog"
 )
 
 // repo is the root of the clone, seen from this package's folder (where go
@@ -471,7 +475,18 @@ func TestImageEntrypoint(t *testing.T) {
 	if uid == "" {
 		uid = "0"
 	}
-	out, status := run("--lock-name=job", "--", "/distlock", "--lock-name=job", "--status")
+	// The job: distlock again (the image has no other program), which
+	// waits for a lock the test holds, then shows the job's lock. While it
+	// waits, the entrypoint's watchdog runs; with no /bin/sh in the image,
+	// it is distlock itself.
+	gate := holdLock(t, realm, "gate")
+	cmd := exec.Command("unshare", append(append(unshare, img.entrypoint...),
+		"--lock-name=job", "--", "/distlock", "--lock-name=gate", "--", "/distlock", "--lock-name=job", "--status")...)
+	cmd.Env = env
+	wait := start(t, cmd)
+	poll.For(t, "the entrypoint's watchdog", time.Minute, func() bool { return watchdogIn(root) })
+	gate()
+	out, status := wait()
 	want := fmt.Sprintf(`lock "job" is held by host %s, pid 1, user %s, since `, hostname(t), uid)
 	if status != 0 || !strings.HasPrefix(out, want) {
 		t.Errorf("job under the image's entrypoint: exit status %d, output:\n%s\nwant status 0 and a line starting %q", status, out, want)
@@ -482,6 +497,43 @@ func TestImageEntrypoint(t *testing.T) {
 		t.Errorf("one-off --status: exit status %d, output:\n%s\nwant status 1 and %q", status, out, want)
 	}
 	noKeysLeft(t, realm)
+}
+
+// holdLock takes lock name in realm with etcd's own lock recipe (which
+// distlock's keys are compatible with) and returns the function that
+// lets go of it.
+func holdLock(t *testing.T, realm, name string) (release func()) {
+	t.Helper()
+	client, err := testEtcd.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := concurrency.NewSession(client, concurrency.WithTTL(30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := concurrency.NewMutex(s, strings.TrimSuffix(lock.Prefix(realm, name), "/")).Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return func() { s.Close() }
+}
+
+// watchdogIn reports whether a process whose root is root runs as
+// distlock's watchdog started from /proc/self/exe: "/distlock (watchdog)".
+func watchdogIn(root string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		if r, err := os.Readlink(p + "/root"); err != nil || r != root {
+			continue
+		}
+		if cmdline, err := os.ReadFile(p + "/cmdline"); err == nil && string(cmdline) == "/distlock\x00"+watchdog.Arg+"\x00" {
+			return true
+		}
+	}
+	return false
 }
 
 // zombieCheck, run under distlock as PID 1, leaves orphans that exit (with
@@ -535,9 +587,17 @@ func needPIDNamespace(t *testing.T) {
 }
 
 // runFor runs cmd, a minute at most, and returns its output (stdout and
-// stderr) and exit status. Under unshare --kill-child, killing unshare
-// kills the PID namespace's init, and so all in the namespace.
+// stderr) and exit status.
 func runFor(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
+	return start(t, cmd)()
+}
+
+// start starts cmd, to run a minute at most, and returns the function
+// that waits for it and returns its output (stdout and stderr) and exit
+// status. Under unshare --kill-child, killing unshare kills the PID
+// namespace's init, and so all in the namespace.
+func start(t *testing.T, cmd *exec.Cmd) (wait func() (string, int)) {
 	t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -548,13 +608,17 @@ func runFor(t *testing.T, cmd *exec.Cmd) (string, int) {
 	}
 	var timedOut atomic.Bool
 	timer := time.AfterFunc(time.Minute, func() { timedOut.Store(true); _ = cmd.Process.Kill() })
-	err := cmd.Wait()
-	timer.Stop()
-	var exit *exec.ExitError
-	if timedOut.Load() || (err != nil && !errors.As(err, &exit)) {
-		t.Fatalf("%s: %v (timed out: %v); output:\n%s", cmd, err, timedOut.Load(), out.String())
+	t.Cleanup(func() { timer.Stop(); _ = cmd.Process.Kill() })
+	return func() (string, int) {
+		t.Helper()
+		err := cmd.Wait()
+		timer.Stop()
+		var exit *exec.ExitError
+		if timedOut.Load() || (err != nil && !errors.As(err, &exit)) {
+			t.Fatalf("%s: %v (timed out: %v); output:\n%s", cmd, err, timedOut.Load(), out.String())
+		}
+		return out.String(), cmd.ProcessState.ExitCode()
 	}
-	return out.String(), cmd.ProcessState.ExitCode()
 }
 
 // noKeysLeft fails the test if anything is left under realm in etcd.
