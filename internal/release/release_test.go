@@ -463,11 +463,11 @@ func TestImageEntrypoint(t *testing.T) {
 		"DISTLOCK_ENDPOINTS=" + testEtcd.Endpoint(),
 		"DISTLOCK_PREFIX=" + realm,
 	}
-	run := func(args ...string) (string, int) {
-		t.Helper()
-		cmd := exec.Command("unshare", append(append(unshare, img.entrypoint...), args...)...)
+	// docker run IMAGE ARGS...
+	dockerRun := func(args ...string) *exec.Cmd {
+		cmd := exec.Command("unshare", slices.Concat(unshare, img.entrypoint, args)...)
 		cmd.Env = env
-		return runFor(t, cmd)
+		return cmd
 	}
 
 	// With no /etc/passwd, the holder's user is its number.
@@ -480,10 +480,8 @@ func TestImageEntrypoint(t *testing.T) {
 	// waits, the entrypoint's watchdog runs; with no /bin/sh in the image,
 	// it is distlock itself.
 	gate := holdLock(t, realm, "gate")
-	cmd := exec.Command("unshare", append(append(unshare, img.entrypoint...),
-		"--lock-name=job", "--", "/distlock", "--lock-name=gate", "--", "/distlock", "--lock-name=job", "--status")...)
-	cmd.Env = env
-	wait := start(t, cmd)
+	wait := start(t, dockerRun("--lock-name=job", "--",
+		"/distlock", "--lock-name=gate", "--", "/distlock", "--lock-name=job", "--status"))
 	poll.For(t, "the entrypoint's watchdog", time.Minute, func() bool { return watchdogIn(root) })
 	gate()
 	out, status := wait()
@@ -492,7 +490,7 @@ func TestImageEntrypoint(t *testing.T) {
 		t.Errorf("job under the image's entrypoint: exit status %d, output:\n%s\nwant status 0 and a line starting %q", status, out, want)
 	}
 
-	out, status = run("--lock-name=job", "--status")
+	out, status = runFor(t, dockerRun("--lock-name=job", "--status"))
 	if want := `lock "job" is free` + "\n"; status != 1 || out != want {
 		t.Errorf("one-off --status: exit status %d, output:\n%s\nwant status 1 and %q", status, out, want)
 	}
