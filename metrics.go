@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -107,6 +109,12 @@ func writeMetrics(c *config, f *runFacts, outcome string, status int, out *repor
 			return
 		}
 	}
+	// Only a regular file is replaced: a symbolic link or a device there
+	// (/dev/stdout, say) is someone's, and the rename would replace it.
+	if st, err := os.Lstat(c.metricsFile); err == nil && !st.Mode().IsRegular() {
+		out.about(evMetrics).warn("could not write the metrics file %s: it is not a regular file (%v); left as it is", c.metricsFile, st.Mode().Type())
+		return
+	}
 	if err := writeAtomically(c.metricsFile, b.Bytes()); err != nil {
 		var pathErr *fs.PathError
 		if errors.As(err, &pathErr) {
@@ -167,17 +175,23 @@ func metricFamilies(name, outcome string, status int, f *runFacts, end, lastSucc
 // label and its last successful run; zeros if there is no such file or it
 // does not parse.
 func readPreviousMetrics(path string) (name string, lastSuccess time.Time) {
-	// Not a FIFO or a device (/dev/stdout?): reading could block.
-	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
-		return "", time.Time{}
-	}
-	data, err := os.ReadFile(path)
+	// Opened without blocking, and looked at as opened: a FIFO or a
+	// device (/dev/stdout?) put there, even at the last moment, is not
+	// read, as reading it could block.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return "", time.Time{}
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(data))
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return "", time.Time{}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxMetricsFile))
 	if err != nil {
+		return "", time.Time{}
+	}
+	families, ok := parseMetrics(data)
+	if !ok {
 		return "", time.Time{}
 	}
 	if mf := families[metricLastRun]; mf != nil && len(mf.Metric) == 1 {
@@ -191,6 +205,25 @@ func readPreviousMetrics(path string) (name string, lastSuccess time.Time) {
 		}
 	}
 	return name, lastSuccess
+}
+
+// maxMetricsFile is as much of a previous file as is read: distlock's own
+// are a kilobyte or two.
+const maxMetricsFile = 1 << 20
+
+// parseMetrics reads the text format. Some inputs make the parser panic
+// (a line that starts with "{}" in prometheus/common up to v0.67): a file
+// that anyone may have written there must not cost the run its exit
+// status, so that is "does not parse" too.
+func parseMetrics(data []byte) (families map[string]*dto.MetricFamily, ok bool) {
+	defer func() {
+		if recover() != nil {
+			families, ok = nil, false
+		}
+	}()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(data))
+	return families, err == nil
 }
 
 func labelValue(m *dto.Metric, label string) string {

@@ -394,3 +394,67 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsFileNotOurs: what someone else left at the path costs the
+// run nothing. A previous file that makes Prometheus' parser panic is
+// taken for no file; a symbolic link or a FIFO there is left as it is,
+// with a warning, and distlock neither follows nor blocks on it.
+func TestMetricsFileNotOurs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+
+	// "{}" at the start of a line panicked in the parser.
+	file := filepath.Join(dir, "bad.prom")
+	if err := os.WriteFile(file, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	status, stderr := runHost(t, dir, nil, "--lock-name=n", "--metrics-file=bad.prom", "--", "true")
+	if status != 0 || stderr != "" {
+		t.Fatalf("a run after a file that is not the text format: exit %d, stderr %q", status, stderr)
+	}
+	checkOutcome(t, readMetrics(t, file), "n", "ran", 0)
+
+	// A symbolic link: not replaced, not written through.
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("keep\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.prom")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	status, stderr = runHost(t, dir, nil, "--lock-name=n", "--metrics-file=link.prom", "--", "sh", "-c", "exit 4")
+	if status != 4 || !strings.Contains(stderr, "could not write the metrics file link.prom: it is not a regular file") {
+		t.Errorf("a symbolic link at the path: exit %d, stderr %q", status, stderr)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symbolic link was replaced: %v %v", st, err)
+	}
+	if data, _ := os.ReadFile(target); string(data) != "keep\n" {
+		t.Errorf("written through the link: %q", data)
+	}
+
+	// A FIFO nobody writes to: reading it would block for good.
+	fifo := filepath.Join(dir, "fifo.prom")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		status, stderr = runHost(t, dir, nil, "--lock-name=n", "--metrics-file=fifo.prom", "--", "true")
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		// Let the run go: a writer ends the blocked read.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		<-done
+		t.Fatal("distlock blocked on a FIFO at the metrics file's path")
+	}
+	if status != 0 || !strings.Contains(stderr, "not a regular file") {
+		t.Errorf("a FIFO at the path: exit %d, stderr %q", status, stderr)
+	}
+}

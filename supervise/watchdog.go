@@ -71,8 +71,12 @@ func startWatchdog() (*os.File, int) {
 		// /proc/self/exe is this very binary, even if a package upgrade
 		// has replaced the file since distlock started.
 		// Its environment is the marker alone: distlock's holds the
-		// etcd password, perhaps, and the watchdog needs nothing.
+		// etcd password, perhaps, and the watchdog needs nothing else.
 		attr.Env = []string{watchdog.Env + "=1"}
+		if libs, ok := os.LookupEnv("LD_LIBRARY_PATH"); ok {
+			// A build with cgo may need it to start at all.
+			attr.Env = append(attr.Env, "LD_LIBRARY_PATH="+libs)
+		}
 		pid, err = syscall.ForkExec("/proc/self/exe", []string{os.Args[0], watchdog.Arg}, attr)
 	}
 	if err != nil {
