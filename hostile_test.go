@@ -199,7 +199,7 @@ func TestHostileValues(t *testing.T) {
 	check("--list", out)
 	for _, want := range []string{
 		"\"\\x1b[2J\"\thost h, pid 0, no reason given\t0 waiting\n",
-		"\"\\x1b[2Jraw\\u202e\"\thost h,",
+		"\"\\x1b[2Jraw\\u202e\" (not a distlock lock name: keys under it were written by another tool)\thost h,",
 		"\"\\xff\\xfe\"\thost h,",
 		"\"" + strings.Repeat("n", 1024) + "\"…(+3976 bytes)\thost h,",
 		"\"\\\"quoted\\\"\"\thost h,",
