@@ -1,19 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/tinx/distlock/lock"
 )
@@ -104,10 +102,7 @@ func writeMetrics(c *config, f *runFacts, outcome string, status int, out *repor
 
 	var b bytes.Buffer
 	for _, mf := range metricFamilies(name, outcome, status, f, end, lastSuccess) {
-		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
-			out.about(evMetrics).warn("could not write the metrics file %s: %v", c.metricsFile, err)
-			return
-		}
+		mf.writeTo(&b)
 	}
 	// Only a regular file is replaced: a symbolic link or a device there
 	// (/dev/stdout, say) is someone's, and the rename would replace it.
@@ -124,35 +119,71 @@ func writeMetrics(c *config, f *runFacts, outcome string, status int, out *repor
 	}
 }
 
+// family is one metric of the text format: its name, help, and samples,
+// all gauges. The format is written here rather than by Prometheus'
+// packages (which the tests read it with): they would cost every run of
+// distlock, --metrics-file or not, their start (a YAML library and
+// regular expressions among them) and a third of a MiB of memory, for a
+// dozen lines of text.
+type family struct {
+	name, help string
+	samples    []sample
+}
+
+// sample is one line of a family: its labels, in order, and its value.
+type sample struct {
+	labels [][2]string
+	value  float64
+}
+
+// writeTo writes f in the text exposition format (version 0.0.4).
+func (f family) writeTo(b *bytes.Buffer) {
+	b.WriteString("# HELP " + f.name + " " + helpEscaper.Replace(f.help) + "\n")
+	b.WriteString("# TYPE " + f.name + " gauge\n")
+	for _, s := range f.samples {
+		b.WriteString(f.name)
+		for i, l := range s.labels {
+			sep := ","
+			if i == 0 {
+				sep = "{"
+			}
+			b.WriteString(sep + l[0] + `="` + labelEscaper.Replace(l[1]) + `"`)
+		}
+		if len(s.labels) > 0 {
+			b.WriteString("}")
+		}
+		b.WriteString(" " + strconv.FormatFloat(s.value, 'g', -1, 64) + "\n")
+	}
+}
+
+// What the format escapes: in a label value a backslash, a double quote
+// and a newline; in help text a backslash and a newline.
+var (
+	labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+)
+
 // metricFamilies are the metrics of one run of lock name, in the order
 // they are written.
-func metricFamilies(name, outcome string, status int, f *runFacts, end, lastSuccess time.Time) []*dto.MetricFamily {
-	lockLabel := &dto.LabelPair{Name: ptr("lock"), Value: ptr(name)}
-	gauge := func(metric, help string, value float64) *dto.MetricFamily {
-		return &dto.MetricFamily{
-			Name: ptr(metric), Help: ptr(help), Type: dto.MetricType_GAUGE.Enum(),
-			Metric: []*dto.Metric{{Label: []*dto.LabelPair{lockLabel}, Gauge: &dto.Gauge{Value: ptr(value)}}},
-		}
+func metricFamilies(name, outcome string, status int, f *runFacts, end, lastSuccess time.Time) []family {
+	lockLabel := [2]string{"lock", name}
+	gauge := func(metric, help string, value float64) family {
+		return family{name: metric, help: help, samples: []sample{{labels: [][2]string{lockLabel}, value: value}}}
 	}
 
 	// One series per outcome, 1 for this run's: an alert on one of them
 	// never sees a series vanish.
-	byOutcome := &dto.MetricFamily{
-		Name: ptr("distlock_outcome"), Type: dto.MetricType_GAUGE.Enum(),
-		Help: ptr("What the last run came to: 1 for its outcome (ran, skipped, conflict, lost, unreachable, usage), 0 for the others."),
-	}
+	byOutcome := family{name: "distlock_outcome",
+		help: "What the last run came to: 1 for its outcome (ran, skipped, conflict, lost, unreachable, usage), 0 for the others."}
 	for _, o := range outcomes {
 		v := 0.0
 		if o == outcome {
 			v = 1
 		}
-		byOutcome.Metric = append(byOutcome.Metric, &dto.Metric{
-			Label: []*dto.LabelPair{lockLabel, {Name: ptr("outcome"), Value: ptr(o)}},
-			Gauge: &dto.Gauge{Value: ptr(v)},
-		})
+		byOutcome.samples = append(byOutcome.samples, sample{labels: [][2]string{lockLabel, {"outcome", o}}, value: v})
 	}
 
-	families := []*dto.MetricFamily{
+	families := []family{
 		byOutcome,
 		gauge("distlock_exit_status", "Exit status of the last run: the command's when it ran, else distlock's own.", float64(status)),
 		gauge("distlock_wait_seconds", "Seconds the last run waited for the lock.", seconds(f.waitFrom, f.waitUntil, end)),
@@ -190,19 +221,15 @@ func readPreviousMetrics(path string) (name string, lastSuccess time.Time) {
 	if err != nil {
 		return "", time.Time{}
 	}
-	families, ok := parseMetrics(data)
-	if !ok {
+	// The file is distlock's own, or is taken for none: the lines of
+	// the two metrics it needs, one sample each, for one lock.
+	run, runOK := findSample(data, metricLastRun)
+	if !runOK {
 		return "", time.Time{}
 	}
-	if mf := families[metricLastRun]; mf != nil && len(mf.Metric) == 1 {
-		name = labelValue(mf.Metric[0], "lock")
-	}
-	if mf := families[metricLastSuccess]; mf != nil && len(mf.Metric) == 1 {
-		m := mf.Metric[0]
-		if labelValue(m, "lock") == name && m.GetGauge() != nil {
-			secs := m.GetGauge().GetValue()
-			lastSuccess = time.Unix(0, int64(secs*1e9))
-		}
+	name = run.lock
+	if success, ok := findSample(data, metricLastSuccess); ok && success.lock == name {
+		lastSuccess = time.Unix(0, int64(success.value*1e9))
 	}
 	return name, lastSuccess
 }
@@ -211,35 +238,73 @@ func readPreviousMetrics(path string) (name string, lastSuccess time.Time) {
 // are a kilobyte or two.
 const maxMetricsFile = 1 << 20
 
-// parseMetrics reads the text format. Some inputs make the parser panic
-// (a line that starts with "{}" in prometheus/common up to v0.67): a file
-// that anyone may have written there must not cost the run its exit
-// status, so that is "does not parse" too.
-func parseMetrics(data []byte) (families map[string]*dto.MetricFamily, ok bool) {
-	defer func() {
-		if recover() != nil {
-			families, ok = nil, false
-		}
-	}()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(data))
-	return families, err == nil
+// lockSample is a sample of one of distlock's metrics: its lock label and
+// its value.
+type lockSample struct {
+	lock  string
+	value float64
 }
 
-func labelValue(m *dto.Metric, label string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == label {
-			return l.GetValue()
+// findSample finds the one sample of metric in data, written as writeTo
+// writes it: `metric{lock="..."} value`. ok is false if there is no such
+// line, more than one, or one that does not read so.
+func findSample(data []byte, metric string) (s lockSample, ok bool) {
+	found := 0
+	lines := bufio.NewScanner(bytes.NewReader(data))
+	for lines.Scan() {
+		rest, isIt := strings.CutPrefix(lines.Text(), metric+`{lock="`)
+		if !isIt {
+			continue
+		}
+		found++
+		name, rest, isIt := cutQuoted(rest)
+		if !isIt {
+			return s, false
+		}
+		rest, isIt = strings.CutPrefix(rest, "} ")
+		if !isIt {
+			return s, false
+		}
+		v, err := strconv.ParseFloat(rest, 64)
+		if err != nil {
+			return s, false
+		}
+		s = lockSample{lock: name, value: v}
+	}
+	return s, found == 1 && lines.Err() == nil
+}
+
+// cutQuoted reads a label value up to its closing quote, undoing the
+// format's escapes, and returns what follows the quote.
+func cutQuoted(s string) (value, rest string, ok bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"':
+			return b.String(), s[i+1:], true
+		case '\\':
+			if i+1 == len(s) {
+				return "", "", false
+			}
+			i++
+			switch s[i] {
+			case 'n':
+				b.WriteByte('\n')
+			case '\\', '"':
+				b.WriteByte(s[i])
+			default:
+				return "", "", false
+			}
+		default:
+			b.WriteByte(c)
 		}
 	}
-	return ""
+	return "", "", false
 }
 
 func unixSeconds(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // writeAtomically replaces the file at path with data: a temporary file in
 // the same directory, synced, renamed over it. A scrape reads the old file
