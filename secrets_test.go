@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -213,5 +214,58 @@ func TestConfigFilePermissions(t *testing.T) {
 		if status != exitFree || errOut != want {
 			t.Errorf("%q, mode %04o: exit %d, stderr:\n%s\nwant:\n%s", tc.content, tc.mode, status, errOut, want)
 		}
+	}
+}
+
+// TestPasswordNotInProcessList: while the command runs, no process on the
+// machine shows the password in its arguments (what ps shows anyone), and
+// none of distlock's children, the command and the watchdog, has it in
+// its environment.
+func TestPasswordNotInProcessList(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cmd := exec.Command("distlock", "--lock-name=ps", "--user=root", "--",
+		"sh", "-c", "echo ready > ready; while :; do sleep 0.05; done")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(), "DISTLOCK_PREFIX="+testRealm(t),
+		"DISTLOCK_CONFIG=/dev/null", "DISTLOCK_PASSWORD="+distinctPassword)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	waitFile(t, filepath.Join(dir, "ready"))
+
+	procs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	children := 0
+	for _, p := range procs {
+		if cmdline, err := os.ReadFile(p + "/cmdline"); err == nil && showsPassword(string(cmdline)) {
+			t.Errorf("%s's arguments show the password: %q", p, cmdline)
+		}
+		stat, err := os.ReadFile(p + "/stat")
+		if err != nil {
+			continue
+		}
+		// The parent's pid is the second field after the command's name.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) < 2 || fields[1] != fmt.Sprint(cmd.Process.Pid) {
+			continue
+		}
+		children++
+		environ, err := os.ReadFile(p + "/environ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if showsPassword(string(environ)) {
+			t.Errorf("distlock's child %s has the password in its environment", p)
+		}
+	}
+	if children < 2 {
+		t.Errorf("found %d children of distlock, want the command and the watchdog", children)
 	}
 }
