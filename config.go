@@ -423,6 +423,12 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 		if first, ok := keyFor[s.name]; ok && first != key {
 			return usagef("config file %s: key %q sets the same thing as %q", path, key, first)
 		}
+		// A YAML list comes as one call for each of its values: only
+		// the endpoints are a list, and another key's last value must
+		// not quietly win.
+		if _, again := keyFor[s.name]; again && s.name != "endpoints" {
+			return usagef("config file %s: key %q takes one value, not a list", path, key)
+		}
 		keyFor[s.name] = key
 		if given[s.name] {
 			return nil
@@ -454,9 +460,28 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 		if len(lines) > 1 {
 			msg += " " + strings.Join(lines[1:], "; ")
 		}
-		return usagef("config file %s is not valid YAML: %s", path, msg)
+		return usagef("config file %s is not valid YAML: %s", path, unquoted(msg))
 	}
 	return usagef("config file %s: %v", path, err)
+}
+
+// unquoted is a YAML parser's message without what it quotes of the file
+// (`...`): that may be the password. Where it is, the line number stays.
+func unquoted(msg string) string {
+	var b strings.Builder
+	for {
+		before, rest, ok := strings.Cut(msg, "`")
+		b.WriteString(before)
+		if !ok {
+			return b.String()
+		}
+		_, after, closed := strings.Cut(rest, "`")
+		b.WriteString("(a value)")
+		if !closed {
+			return b.String()
+		}
+		msg = after
+	}
 }
 
 // isSetting says whether name is a setting's name or alias.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -134,5 +135,30 @@ func TestDefaultConfigFileMayBeAbsent(t *testing.T) {
 	}
 	if c.configFile != defaultConfigFile || c.ttl != defaultTTL || c.timeout >= 0 || c.prefix != defaultPrefix {
 		t.Errorf("unexpected defaults: %+v", c)
+	}
+}
+
+// TestConfigFileOneValuePerKey: a list is for endpoints alone; for any
+// other key it is an error, not its last value quietly taken.
+func TestConfigFileOneValuePerKey(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ content, wantErr string }{
+		{"endpoints: [http://a:2379, http://b:2379]\n", ""},
+		{"reason: [first, second]\n", `key "reason" takes one value, not a list`},
+		{"ttl: [10s, 20s]\n", `key "ttl" takes one value, not a list`},
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := parseConfig([]string{"--config=" + path, "--lock-name=x", "--", "true"})
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%q: %v", tc.content, err)
+		case tc.wantErr == "" && len(c.endpoints) != 2:
+			t.Errorf("%q: endpoints %q, want both", tc.content, c.endpoints)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || exitStatus(err, 75) != exitUsage):
+			t.Errorf("%q: %v, want an error saying %s (64)", tc.content, err, tc.wantErr)
+		}
 	}
 }

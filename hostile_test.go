@@ -245,6 +245,22 @@ func TestHostileValues(t *testing.T) {
 	if status != exitConflict || strings.Count(errOut, "\n") != 2 || !strings.Contains(errOut, "bytes); waiting\n") {
 		t.Errorf("--timeout: exit %d, stderr %.3000q", status, errOut)
 	}
+	// The same lines as JSON: its fields from etcd cut and escaped too.
+	for _, args := range [][]string{{"--nowait"}, {"--timeout=0.2"}} {
+		_, errOut, status = runCaptured(t, ep, nil, append([]string{"--lock-name=h", "--log-format=json"}, append(args, "--", "true")...)...)
+		check("--log-format json "+args[0], errOut)
+		if status != exitConflict {
+			t.Errorf("--log-format json %s: exit %d", args[0], status)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(errOut, "\n"), "\n") {
+			var l struct{ Holder, Reason, Holder_Key string }
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Errorf("--log-format json %s: a line that is no JSON object (%v): %.300q", args[0], err, line)
+			} else if !strings.HasSuffix(l.Reason, reasonMark) || !strings.HasPrefix(l.Holder, "\x1b[2Jweb1") {
+				t.Errorf("--log-format json %s: holder %q, reason %.300q; want them from etcd, the reason cut", args[0], l.Holder, l.Reason)
+			}
+		}
+	}
 	_, errOut, status = runCaptured(t, ep, nil, "--lock-name=h", "--unlock")
 	check("--unlock", errOut)
 	if status != 0 || !strings.HasPrefix(errOut, `distlock: released lock "h", held by host "\x1b[2Jweb1, pid 1", pid 4711,`) {
@@ -336,6 +352,30 @@ func TestListHugeRealm(t *testing.T) {
 		if l.Name != fmt.Sprintf("lock-%05d", i) || l.Holder.Info.Host != "h0" || l.Holder.Info.Reason != fmt.Sprint("r", i) ||
 			len(l.Waiters) != perLock-1 || l.Waiters[perLock-2].Info.PID != perLock {
 			t.Fatalf("--list --json element %d: %+v", i, l)
+		}
+	}
+}
+
+// TestOwnLinesOneLine: distlock's own lines stay one line each, with
+// nothing a terminal would act on, whatever the user gave it to name (a
+// command, a path).
+func TestOwnLinesOneLine(t *testing.T) {
+	t.Parallel()
+	ep := testEtcd.Endpoint()
+	for _, tc := range []struct {
+		args   []string
+		status int
+	}{
+		{[]string{"--lock-name=own", "--", "no\nsuch\x1b[2J\u009bcommand\u202e"}, exitNotFound},
+		{[]string{"--lock-name=own", "--config=/nonexistent/\x1b[2J\nx.yaml", "--", "true"}, exitUsage},
+		{[]string{"--lock-name=own", "--log-format=json", "--", "no\nsuch\u009bcommand"}, exitNotFound},
+	} {
+		_, errOut, status := runCaptured(t, ep, nil, tc.args...)
+		if status != tc.status || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%q: exit %d (want %d), stderr not one line: %q", tc.args, status, tc.status, errOut)
+		}
+		if bad := terminalUnsafe(errOut); bad != "" {
+			t.Errorf("%q: stderr shows %s: %q", tc.args, bad, errOut)
 		}
 	}
 }

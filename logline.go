@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 )
 
@@ -65,12 +66,13 @@ func (n note) with(name string, value any) note {
 // holder says the line is about the holder (or waiter) e: host/pid, its
 // key and its reason.
 func (n note) holder(e lock.Entry) note {
+	// What etcd holds is cut as --status --json cuts it; logLine escapes.
 	if e.Info != nil {
-		n = n.with("holder", e.Info.Host+"/"+strconv.Itoa(e.Info.PID))
+		n = n.with("holder", untrusted.Cut(e.Info.Host, untrusted.MaxWord)+"/"+strconv.Itoa(e.Info.PID))
 	}
-	n = n.with("holder_key", e.Key)
+	n = n.with("holder_key", untrusted.Cut(e.Key, untrusted.MaxKey))
 	if e.Info != nil && e.Info.Reason != "" {
-		n = n.with("reason", e.Info.Reason)
+		n = n.with("reason", untrusted.Cut(e.Info.Reason, untrusted.MaxReason))
 	}
 	return n
 }
@@ -96,7 +98,9 @@ func (n note) debug(format string, args ...any) {
 }
 
 func (n note) say(level, format string, args ...any) {
-	text := fmt.Sprintf(format, args...)
+	// One line, and nothing in it that a terminal would act on, whatever
+	// a value in it held (a command's name, a path).
+	text := untrusted.Line(fmt.Sprintf(format, args...))
 	if !n.r.json {
 		n.r.send(message{line: "distlock: " + text + "\n"})
 		return
@@ -125,12 +129,14 @@ func logLine(t time.Time, level, lockName, event, msg string, fields []field) st
 	}
 	add("time", t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
 	add("level", level)
-	add("lock", lockName)
+	add("lock", untrusted.Cut(lockName, untrusted.MaxKey))
 	add("event", event)
 	for _, f := range fields {
 		add(f.name, f.value)
 	}
 	add("msg", msg)
-	b.WriteString("}\n")
-	return b.String()
+	b.WriteString("}")
+	// encoding/json escapes the C0 controls; the rest (C1, bidi, DEL)
+	// is escaped here, in the fields from etcd too.
+	return string(untrusted.JSON([]byte(b.String()))) + "\n"
 }

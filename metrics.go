@@ -311,11 +311,13 @@ func unixSeconds(t time.Time) float64 {
 // or the new one, never half of one; the temporary file's name ends in
 // .tmp, which the textfile collector (reading *.prom) passes over.
 func writeAtomically(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
+	dir := filepath.Dir(path)
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	// Not named after the file: a name near the length limit would not
+	// leave room for the rest.
+	tmp, err := os.CreateTemp(dir, ".distlock-metrics-*.tmp")
 	if err != nil {
 		return err
 	}

@@ -458,3 +458,16 @@ func TestMetricsFileNotOurs(t *testing.T) {
 		t.Errorf("a FIFO at the path: exit %d, stderr %q", status, stderr)
 	}
 }
+
+// TestMetricsFileLongName: a file name as long as the file system allows
+// (255 bytes) is written; the temporary file's name does not grow with it.
+func TestMetricsFileLongName(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	name := strings.Repeat("m", 250) + ".prom"
+	if status, stderr := runHost(t, dir, nil, "--lock-name=long", "--metrics-file="+name, "--", "true"); status != 0 || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", status, stderr)
+	}
+	checkOutcome(t, readMetrics(t, filepath.Join(dir, name)), "long", "ran", 0)
+	checkOnlyFiles(t, dir, name)
+}

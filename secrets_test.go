@@ -125,6 +125,8 @@ func TestPasswordNeverShown(t *testing.T) {
 		{"the password alone in the file", auth, nil, []string{file("alone.yaml", distinctPassword+"\n")}, exitUsage},
 		{"credentials in an endpoint URL", "http://root:" + distinctPassword + "@127.0.0.1:1/x", nil, nil, exitUsage},
 		{"credentials in a host:port endpoint", "root:" + distinctPassword + "@127.0.0.1:1", nil, nil, exitUsage},
+		{"password with a YAML tag", auth, nil, []string{file("tag.yaml", "user: root\npassword: !!int "+distinctPassword+"\n")}, exitUsage},
+		{"password as a list", auth, nil, []string{file("plist.yaml", "user: root\npassword: [x, "+distinctPassword+"]\n")}, exitUsage},
 		{"bad YAML", auth, nil, []string{file("bad.yaml", "user: root\npassword: "+distinctPassword+"\n\t- x: [\n")}, exitUsage},
 	} {
 		args := append([]string{"--lock-name=pw", "--verbose"}, tc.args...)

@@ -9,6 +9,7 @@ package untrusted
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -85,6 +86,40 @@ func mark(left int) string {
 		return ""
 	}
 	return fmt.Sprintf("…(+%d bytes)", left)
+}
+
+// Line returns s as one line that a terminal shows as it is: every
+// character that is not printable (a newline, a control, an escape
+// sequence's start, a bidi override) and every byte that is not UTF-8
+// written as Go writes it in a quoted string (\n, \x1b, \u202e, \xff), the
+// rest, tabs and spaces included, as it is. For distlock's own lines,
+// which may hold what someone typed or named: a command, a path.
+func Line(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || (r != '\t' && !unicode.IsPrint(r)) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\t', unicode.IsPrint(r):
+			b.WriteString(s[i : i+size])
+		default:
+			q := strconv.QuoteRune(r) // '\n', '\x1b', '\u202e'
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // JSON returns the encoded JSON b with every character that encoding/json

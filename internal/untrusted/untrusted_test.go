@@ -58,3 +58,19 @@ func TestJSON(t *testing.T) {
 		t.Errorf("read back %q, want %q", back["r"], in["r"])
 	}
 }
+
+// TestLine: one line, nothing a terminal acts on, the rest as it is.
+func TestLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain words, tabs\tand ü…", "plain words, tabs\tand ü…"},
+		{"two\nlines\r", `two\nlines\r`},
+		{"\x1b[31mred\x7f", `\x1b[31mred\x7f`},
+		{"c1 \u009b2J, bidi \u202e", `c1 \u009b2J, bidi \u202e`},
+		{"not utf-8 \xff\xfe", `not utf-8 \xff\xfe`},
+		{`a \ backslash stays`, `a \ backslash stays`},
+	} {
+		if got := Line(tc.in); got != tc.want {
+			t.Errorf("Line(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
