@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,6 +186,22 @@ func (e *discoveryError) Error() string {
 
 func (e *discoveryError) Unwrap() error { return e.err }
 
+// joined is errors.Join on one line: each different message once, "; "
+// between them.
+type joined []error
+
+func (j joined) Error() string {
+	var msgs []string
+	for _, err := range j {
+		if !slices.Contains(msgs, err.Error()) {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (j joined) Unwrap() []error { return j }
+
 // discoverEndpoints finds etcd's client URLs as etcdctl does: the SRV
 // records _etcd-client-ssl._tcp.DOMAIN give https endpoints, and
 // _etcd-client._tcp.DOMAIN http ones. Either may be missing, not both.
@@ -205,8 +222,8 @@ func discoverEndpoints(ctx context.Context, lookup func(ctx context.Context, ser
 		}
 	}
 	if len(endpoints) == 0 {
-		err := errors.Join(errs...)
-		if err == nil {
+		var err error = joined(errs)
+		if len(errs) == 0 {
 			err = errors.New("no records")
 		}
 		return nil, &discoveryError{domain, fmt.Errorf("%s: %w", strings.Join(looked, ", "), err)}

@@ -193,7 +193,11 @@ func (h *Holder) HoldFor(ctx context.Context, d time.Duration) (time.Duration, e
 	defer cancel()
 	lease, err := h.client.Grant(gctx, wholeSeconds(d))
 	if err != nil {
-		return 0, errors.Join(fmt.Errorf("hold the lock: %w", err), h.release(ctx))
+		// On one line, as distlock says it.
+		if rerr := h.release(ctx); rerr != nil {
+			return 0, fmt.Errorf("hold the lock: %w; and release it: %w", err, rerr)
+		}
+		return 0, fmt.Errorf("hold the lock: %w", err)
 	}
 	h.stopWatching(ctx)
 	h.lease.stopKeepAlive()
