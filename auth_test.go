@@ -32,35 +32,41 @@ func TestAuthUnreachableEtcd(t *testing.T) {
 	}
 }
 
-// TestAuthWrongPassword: an etcd with authentication on refuses a wrong
-// password (69, one line, no password in it) and lets the right one in.
-func TestAuthWrongPassword(t *testing.T) {
-	t.Parallel()
+// authCluster starts an etcd of its own, closed when the test ends, with
+// authentication on: the user root (password rootPW, role root) and the
+// user guest (guestPW), who may log in but not write, so that etcd refuses
+// guest at the first request, not while the client is made.
+func authCluster(t *testing.T, rootPW, guestPW string) *etcdtest.Cluster {
+	t.Helper()
 	cluster, err := etcdtest.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cluster.Close()
+	t.Cleanup(cluster.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin, err := cluster.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.UserAdd(ctx, "root", "s3cret"); err != nil {
-		t.Fatal(err)
+	for _, step := range []func() error{
+		func() error { _, err := admin.UserAdd(ctx, "root", rootPW); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := admin.UserAdd(ctx, "guest", guestPW); return err },
+		func() error { _, err := admin.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := admin.UserGrantRole(ctx, "root", "root"); err != nil {
-		t.Fatal(err)
-	}
-	// A user who may log in but not write: etcd refuses at the first
-	// request, not while the client is made.
-	if _, err := admin.UserAdd(ctx, "guest", "guest"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.AuthEnable(ctx); err != nil {
-		t.Fatal(err)
-	}
+	return cluster
+}
+
+// TestAuthWrongPassword: an etcd with authentication on refuses a wrong
+// password (69, one line, no password in it) and lets the right one in.
+func TestAuthWrongPassword(t *testing.T) {
+	t.Parallel()
+	cluster := authCluster(t, "s3cret", "guest")
 	root, err := clientv3.New(clientv3.Config{
 		Endpoints:   cluster.Endpoints(),
 		DialTimeout: 5 * time.Second,
@@ -105,6 +111,8 @@ func TestAuthWrongPassword(t *testing.T) {
 			t.Fatalf("%v: exit %d, want 0; stderr:\n%s", user, got, right.stderr)
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	resp, err := root.Get(ctx, testRealm(t), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tinx/distlock/internal/etcdtest"
 	"github.com/tinx/distlock/internal/poll"
+	"github.com/tinx/distlock/internal/reaptest"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
 )
@@ -67,7 +68,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("DISTLOCK_CONFIG", "/dev/null")
 			env.Setenv("LONG", strings.Repeat("x", 256))
 			env.Setenv("ORPHAN_CHECK", orphanCheck)
-			env.Setenv("ZOMBIE_CHECK", zombieCheck)
+			env.Setenv("ZOMBIE_CHECK", reaptest.ZombieCheck)
 			env.Setenv("TAB", "a\tb")
 			return nil
 		},
@@ -91,20 +92,6 @@ while read -r k v; do [ "$k" = PPid: ] && ppid=$v; done < /proc/$p/status
 i=0; while [ -e /proc/$p ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
 [ ! -e /proc/$p ] || { echo "orphan $p not reaped: $(cat /proc/$p/stat)"; exit 1; }
 echo reaped`
-
-// zombieCheck, run under distlock as PID 1, leaves orphans that exit, waits,
-// counts zombies in the PID namespace, and exits 3.
-const zombieCheck = `
-echo "pid of distlock: $PPID"
-sh -c 'sleep 0.1 & sleep 0.1 & sleep 0.2 &'
-sleep 1
-n=0
-for f in /proc/[0-9]*/stat; do
-  read -r pid comm state rest < $f 2>/dev/null || continue
-  [ "$state" = Z ] && n=$((n+1))
-done
-echo "zombies: $n"
-exit 3`
 
 // scriptCmds are what scripts cannot say with testscript's own commands.
 func scriptCmds(client *clientv3.Client) map[string]func(ts *testscript.TestScript, neg bool, args []string) {

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/tinx/distlock/internal/etcdtest"
 )
 
 // A password no message could hold by chance, and each 6 bytes of it.
@@ -70,28 +66,8 @@ func TestCommandEnvHasNoPassword(t *testing.T) {
 // stdout nor stderr shows the password, nor any 6 bytes of it.
 func TestPasswordNeverShown(t *testing.T) {
 	t.Parallel()
-	cluster, err := etcdtest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := cluster.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, step := range []func() error{
-		func() error { _, err := admin.UserAdd(ctx, "root", "right-pw"); return err },
-		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
-		// May log in, may not write: refused at the first request.
-		func() error { _, err := admin.UserAdd(ctx, "guest", distinctPassword); return err },
-		func() error { _, err := admin.AuthEnable(ctx); return err },
-	} {
-		if err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// guest may log in, may not write: refused at the first request.
+	cluster := authCluster(t, "right-pw", distinctPassword)
 	dir := t.TempDir()
 	file := func(name, content string) string {
 		path := filepath.Join(dir, name)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/tinx/distlock/internal/etcdtest"
 	"github.com/tinx/distlock/internal/poll"
+	"github.com/tinx/distlock/internal/reaptest"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/supervise/watchdog"
 )
@@ -545,21 +546,6 @@ func watchdogIn(root string) bool {
 	return false
 }
 
-// zombieCheck, run under distlock as PID 1, leaves orphans that exit (with
-// the shell that started them gone, they are distlock's to reap), waits,
-// counts the zombies in the PID namespace, and exits 3.
-const zombieCheck = `
-echo "pid of distlock: $PPID"
-sh -c 'sleep 0.1 & sleep 0.1 & sleep 0.2 &'
-sleep 1
-n=0
-for f in /proc/[0-9]*/stat; do
-  read -r pid comm state rest < $f 2>/dev/null || continue
-  [ "$state" = Z ] && n=$((n+1))
-done
-echo "zombies: $n"
-exit 3`
-
 // TestPID1 runs the static binary as PID 1 of a PID namespace, as in a
 // container whose entrypoint it is: it reaps the orphans that end in it,
 // and exits with the command's status, a signal's 128+N too.
@@ -575,7 +561,7 @@ func TestPID1(t *testing.T) {
 		return runFor(t, cmd)
 	}
 
-	out, status := run(zombieCheck)
+	out, status := run(reaptest.ZombieCheck)
 	if status != 3 || !strings.Contains(out, "pid of distlock: 1\n") || !strings.Contains(out, "zombies: 0\n") {
 		t.Errorf("zombie check: exit status %d, output:\n%s\nwant status 3, distlock as pid 1 and no zombies", status, out)
 	}
