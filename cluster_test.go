@@ -52,16 +52,7 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
-			cluster, err := etcdtest.StartProcessCluster(t.TempDir(), "etcd-member", 3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cluster.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			if err := cluster.MakeLeader(ctx, 1); err != nil {
-				t.Fatal(err)
-			}
+			cluster := processCluster(t, 1)
 			dirA, dirB := t.TempDir(), t.TempDir()
 			a := startDistlock(t, dirA, cluster.Endpoint(0), append([]string{"--lock-name=q",
 				fmt.Sprintf("--ttl=%v", ttl), "--kill-after=1s", "--dial-timeout=1s", "--"}, stampLoop(true)...)...)
@@ -109,6 +100,24 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 	}
 }
 
+// processCluster starts three etcd members as processes of their own,
+// which a test can freeze, with member leader as the leader; closed when
+// the test ends, after the distlocks it started.
+func processCluster(t *testing.T, leader int) *etcdtest.ProcessCluster {
+	t.Helper()
+	cluster, err := etcdtest.StartProcessCluster(t.TempDir(), "etcd-member", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cluster.MakeLeader(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	return cluster
+}
+
 // freeze stops the given members with SIGSTOP.
 func freeze(t *testing.T, c *etcdtest.ProcessCluster, members ...int) {
 	t.Helper()
@@ -139,17 +148,8 @@ func resume(t *testing.T, c *etcdtest.ProcessCluster, members ...int) {
 // one.
 func TestWaiterOutlivesFrozenMember(t *testing.T) {
 	t.Parallel()
-	cluster, err := etcdtest.StartProcessCluster(t.TempDir(), "etcd-member", 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	// The leader is the member no one freezes: no election muddles it.
-	if err := cluster.MakeLeader(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
+	cluster := processCluster(t, 2)
 	const n = 5
 	release := filepath.Join(t.TempDir(), "release")
 	type pair struct {
