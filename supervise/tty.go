@@ -1,11 +1,8 @@
 package supervise
 
 import (
-	"bytes"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -44,25 +41,12 @@ func ttyIfForeground() *os.File {
 // command) is in distlock's process group. A shell puts a whole pipeline
 // in one group: its other members would be sent to the background.
 func aloneInGroup() bool {
-	type proc struct{ ppid, pgrp int }
-	procs := map[int]proc{}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, name := range stats {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			continue // gone meanwhile
+	procs := map[int]procStat{}
+	everyProcess(func(st procStat) {
+		if !st.dead() { // the dead use no terminal
+			procs[st.pid] = st
 		}
-		// After the command name, which may contain anything: state,
-		// ppid, pgrp.
-		f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-		if len(f) < 3 || string(f[0]) == "Z" { // the dead use no terminal
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(name)))
-		ppid, _ := strconv.Atoi(string(f[1]))
-		pgrp, _ := strconv.Atoi(string(f[2]))
-		procs[pid] = proc{ppid, pgrp}
-	}
+	})
 	pgrp := unix.Getpgrp()
 	ours := map[int]bool{}
 	for pid := os.Getpid(); pid > 0 && !ours[pid]; pid = procs[pid].ppid {
@@ -168,14 +152,4 @@ func (p *Process) giveTTY(tty *os.File) bool {
 	}
 	p.tty = tty
 	return setForeground(int(tty.Fd()), p.pid) == nil
-}
-
-// stopped reports whether process pid is stopped.
-func stopped(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-	return len(f) > 0 && (string(f[0]) == "T" || string(f[0]) == "t")
 }

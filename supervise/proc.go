@@ -1,0 +1,84 @@
+package supervise
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// procStat is what distlock reads of a process in /proc/PID/stat.
+type procStat struct {
+	pid, ppid, pgrp int
+	state           byte // R, S, D, T, t, Z, ...
+}
+
+// readStat reads /proc/PID/stat of one process; ok is false if it is gone.
+func readStat(pid int) (st procStat, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return st, false
+	}
+	// After the command's name, which may contain anything: state, ppid,
+	// pgrp.
+	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+	if len(f) < 3 || len(f[0]) == 0 {
+		return st, false
+	}
+	st.pid = pid
+	st.state = f[0][0]
+	st.ppid, _ = strconv.Atoi(string(f[1]))
+	st.pgrp, _ = strconv.Atoi(string(f[2]))
+	return st, true
+}
+
+// everyProcess calls fn for every process in /proc.
+func everyProcess(fn func(procStat)) {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(dir))
+		if err != nil {
+			continue
+		}
+		if st, ok := readStat(pid); ok {
+			fn(st)
+		}
+	}
+}
+
+// dead reports whether a zombie has no thread left. The leader of a
+// process whose main thread ended alone shows as a zombie while its other
+// threads still run.
+func (st procStat) dead() bool {
+	if st.state != 'Z' {
+		return false
+	}
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(st.pid) + "/task/[0-9]*")
+	return len(tasks) <= 1
+}
+
+// onlyDeadInGroup reports whether the processes left in group pgid are all
+// zombies, and false when it cannot tell: no /proc, or a /proc of another
+// PID namespace, where group pgid would look empty.
+func onlyDeadInGroup(pgid int) bool {
+	if self, ok := readStat(os.Getpid()); !ok || self.ppid != os.Getppid() {
+		return false
+	}
+	dead, live := 0, 0
+	everyProcess(func(st procStat) {
+		switch {
+		case st.pgrp != pgid:
+		case st.dead():
+			dead++
+		default:
+			live++
+		}
+	})
+	return dead > 0 && live == 0
+}
+
+// stopped reports whether process pid is stopped.
+func stopped(pid int) bool {
+	st, ok := readStat(pid)
+	return ok && (st.state == 'T' || st.state == 't')
+}
