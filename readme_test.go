@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,36 @@ func TestDevelopmentMap(t *testing.T) {
 		if !mapped[name] {
 			t.Errorf("README.md's map of the files (Development) has no line for %s", name)
 		}
+	}
+}
+
+// TestExitStatusesInREADME: README.md's table of exit statuses has a row
+// for each status --help and the man page list, and no other.
+func TestExitStatusesInREADME(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n### Exit status\n")
+	var rows []string
+	for _, line := range strings.Split(section, "\n") {
+		if strings.HasPrefix(line, "| ") {
+			rows = append(rows, strings.TrimSpace(strings.Split(line, "|")[1]))
+		} else if len(rows) > 0 {
+			break
+		}
+	}
+	var want []string
+	for _, e := range exitStatuses {
+		want = append(want, e.status)
+	}
+	slices.Sort(want)
+	if len(rows) == 0 || rows[0] != "status" {
+		t.Fatalf("README.md's Exit status section has no table with a column \"status\"")
+	}
+	rows = rows[2:] // after the header and its --- line
+	slices.Sort(rows)
+	if !slices.Equal(rows, want) {
+		t.Errorf("README.md's exit statuses %q, --help's %q", rows, want)
 	}
 }
