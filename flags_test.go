@@ -203,15 +203,15 @@ func readmeFlagTable(t *testing.T, readme string) (map[string]readmeRow, int) {
 	return nil, -1
 }
 
-// TestConfigCommandLineOnly: the modes, --version and --config are never
-// read from the file, and the modes and --version never from the
-// environment.
+// TestConfigCommandLineOnly: the modes, --version, --completion, --holder
+// and --config are never read from the file, and but for --config never
+// from the environment.
 func TestConfigCommandLineOnly(t *testing.T) {
 	clearEnv(t)
 	// Set in the environment, they are ignored.
 	for _, env := range []string{"DISTLOCK_LOCK=true", "DISTLOCK_LOCK=yes", "DISTLOCK_UNLOCK=true",
 		"DISTLOCK_STATUS=1", "DISTLOCK_LIST=true", "DISTLOCK_VERSION=true", "DISTLOCK_HELP=true",
-		"DISTLOCK_COMPLETION=bash"} {
+		"DISTLOCK_COMPLETION=bash", "DISTLOCK_HOLDER=694d9a3c5e1e2a04"} {
 		t.Run(env, func(t *testing.T) {
 			name, value, _ := strings.Cut(env, "=")
 			t.Setenv(name, value)
@@ -219,8 +219,8 @@ func TestConfigCommandLineOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.mode != modeExec || c.version || c.completion != "" {
-				t.Errorf("mode %q, version %v, completion %q; want exec, false, none", c.mode, c.version, c.completion)
+			if c.mode != modeExec || c.version || c.completion != "" || c.holder != "" {
+				t.Errorf("mode %q, version %v, completion %q, holder %q; want exec, false, none, none", c.mode, c.version, c.completion, c.holder)
 			}
 		})
 	}
@@ -231,6 +231,7 @@ func TestConfigCommandLineOnly(t *testing.T) {
 		"status":     `key "status" can only be given on the command line$`,
 		"version":    `key "version" can only be given on the command line$`,
 		"completion": `key "completion" can only be given on the command line$`,
+		"holder":     `key "holder" can only be given on the command line$`,
 		"config":     `key "config" can only be given on the command line or DISTLOCK_CONFIG$`,
 		"help":       `key "help" is not a distlock setting$`,
 	} {
