@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffyaml"
+	"gopkg.in/yaml.v2"
 
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
@@ -364,7 +365,6 @@ func tieWait(given map[string]bool) {
 // readEnvironment sets from DISTLOCK_* what a source of higher precedence
 // left unset. An empty variable counts as unset; today's name beats the
 // original tool's (DISTLOCK_LOCK_NAME beats DISTLOCK_LOCKNAME).
-
 func readEnvironment(values map[string]flag.Value, given map[string]bool, origin map[string]string) error {
 	for _, s := range settings {
 		if s.from&fromEnvironment == 0 || given[s.name] {
@@ -441,12 +441,13 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 	})
 	var bad *usageError
 	var yamlErr ffyaml.ParseError
+	var typeErr *yaml.TypeError // ffyaml's parser is yaml.v2
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &bad):
 		return bad
-	case errors.As(err, &yamlErr) && strings.HasPrefix(yamlErr.Inner.Error(), "yaml: unmarshal errors:"):
+	case errors.As(err, &typeErr):
 		// The YAML parser's type errors quote what they could not
 		// read, which may be a password: say what is wrong without it.
 		return usagef("config file %s is not a YAML mapping of settings to values (setting: value, one a line)", path)

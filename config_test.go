@@ -162,3 +162,25 @@ func TestConfigFileOneValuePerKey(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFileNotAMapping: a file that is YAML but not a mapping of
+// settings says so in one line, without quoting what it holds (that may be
+// the password), and is a usage error.
+func TestConfigFileNotAMapping(t *testing.T) {
+	dir := t.TempDir()
+	for _, content := range []string{
+		"- hunter2\n- b\n",
+		"hunter2\n",
+		"? [hunter2]\n: b\n",
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := parseConfig([]string{"--config=" + path, "--lock-name=x", "--", "true"})
+		want := "config file " + path + " is not a YAML mapping of settings to values (setting: value, one a line)"
+		if err == nil || err.Error() != want || exitStatus(err, 75) != exitUsage {
+			t.Errorf("%q: %v, want %q (64)", content, err, want)
+		}
+	}
+}

@@ -36,6 +36,11 @@ func TestExitStatus(t *testing.T) {
 		{"etcd unreachable", context.DeadlineExceeded, 75, 69},
 		{"etcd refused", errors.New("etcdserver: permission denied"), 75, 69},
 		{"lease lost before the start", lock.ErrLeaseUnconfirmed, 75, 69},
+		{"lost after taking it, before the start", lostBeforeStart{lock.ErrLeaseUnconfirmed}, 75, 69},
+		{"lost before the start, key deleted", lostBeforeStart{lock.ErrKeyDeleted}, 75, 69},
+		{"--limit disagrees", &lock.LimitError{Name: "x", Ours: 2, Held: 3}, 75, 64},
+		{"--limit disagrees, wrapped", fmt.Errorf("waiting: %w", &lock.LimitError{Name: "x", Ours: 2, Held: 1, Foreign: true}), 75, 64},
+		{"lost, wrapped", fmt.Errorf("run: %w", lockLost{lock.ErrKeyDeleted}), 75, 70},
 	}
 	for _, tt := range tests {
 		if got := exitStatus(tt.err, tt.conflict); got != tt.want {

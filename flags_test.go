@@ -99,6 +99,60 @@ func TestFlagsInREADME(t *testing.T) {
 	}
 }
 
+// TestREADMELists holds the two lists that README.md's "Environment and
+// config file" spells out to the settings table: the settings that come
+// from the command line only (one bullet each, none missing), and every
+// DISTLOCK_ variable ("All of them: ..."), no more and no fewer.
+func TestREADMELists(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	between := func(from, to string) string {
+		_, rest, ok := strings.Cut(string(readme), from)
+		text, _, ok2 := strings.Cut(rest, to)
+		if !ok || !ok2 {
+			t.Fatalf("README.md has no text from %q to %q", from, to)
+		}
+		return text
+	}
+
+	var bullets []string
+	for _, line := range strings.Split(between("from the command line only, so that", "Such variables are ignored"), "\n") {
+		if strings.HasPrefix(line, "- ") {
+			bullets = append(bullets, line)
+		}
+	}
+	if len(bullets) == 0 {
+		t.Fatal("README.md lists nothing that comes from the command line only")
+	}
+	var env []string
+	for _, s := range settings {
+		if s.from&fromFile == 0 && !s.mode {
+			found := slices.ContainsFunc(bullets, func(b string) bool { return strings.Contains(b, "`--"+s.name+"`") })
+			if !found {
+				t.Errorf("README.md's list of what comes from the command line only has no bullet for --%s", s.name)
+			}
+		}
+		if s.from&fromEnvironment != 0 {
+			env = append(env, envName(s.name))
+		}
+	}
+	for _, s := range settings {
+		if s.mode && !strings.Contains(bullets[0], "`--"+s.name+"`") {
+			t.Errorf("README.md's first bullet of what comes from the command line only does not name the mode --%s", s.name)
+		}
+	}
+
+	listed := regexp.MustCompile(`DISTLOCK_[A-Z_]+`).FindAllString(between("All of them:", "the original tool's name"), -1)
+	listed = slices.DeleteFunc(listed, func(name string) bool { return name == "DISTLOCK_LOCKNAME" })
+	slices.Sort(env)
+	slices.Sort(listed)
+	if !slices.Equal(listed, env) {
+		t.Errorf("README.md's list of environment variables:\n%q\nthe settings table's:\n%q", listed, env)
+	}
+}
+
 // readmeRow is one row of the README's flag table.
 type readmeRow struct {
 	flags []string // the flags of its first cell, without "--"
@@ -149,15 +203,15 @@ func readmeFlagTable(t *testing.T, readme string) (map[string]readmeRow, int) {
 	return nil, -1
 }
 
-// TestConfigCommandLineOnly: the modes, --version and --config are never
-// read from the file, and the modes and --version never from the
-// environment.
+// TestConfigCommandLineOnly: the modes, --version, --completion, --holder
+// and --config are never read from the file, and but for --config never
+// from the environment.
 func TestConfigCommandLineOnly(t *testing.T) {
 	clearEnv(t)
 	// Set in the environment, they are ignored.
 	for _, env := range []string{"DISTLOCK_LOCK=true", "DISTLOCK_LOCK=yes", "DISTLOCK_UNLOCK=true",
 		"DISTLOCK_STATUS=1", "DISTLOCK_LIST=true", "DISTLOCK_VERSION=true", "DISTLOCK_HELP=true",
-		"DISTLOCK_COMPLETION=bash"} {
+		"DISTLOCK_COMPLETION=bash", "DISTLOCK_HOLDER=694d9a3c5e1e2a04"} {
 		t.Run(env, func(t *testing.T) {
 			name, value, _ := strings.Cut(env, "=")
 			t.Setenv(name, value)
@@ -165,8 +219,8 @@ func TestConfigCommandLineOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.mode != modeExec || c.version || c.completion != "" {
-				t.Errorf("mode %q, version %v, completion %q; want exec, false, none", c.mode, c.version, c.completion)
+			if c.mode != modeExec || c.version || c.completion != "" || c.holder != "" {
+				t.Errorf("mode %q, version %v, completion %q, holder %q; want exec, false, none, none", c.mode, c.version, c.completion, c.holder)
 			}
 		})
 	}
@@ -177,6 +231,7 @@ func TestConfigCommandLineOnly(t *testing.T) {
 		"status":     `key "status" can only be given on the command line$`,
 		"version":    `key "version" can only be given on the command line$`,
 		"completion": `key "completion" can only be given on the command line$`,
+		"holder":     `key "holder" can only be given on the command line$`,
 		"config":     `key "config" can only be given on the command line or DISTLOCK_CONFIG$`,
 		"help":       `key "help" is not a distlock setting$`,
 	} {

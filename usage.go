@@ -32,7 +32,7 @@ where one is named > default):
 var exitStatuses = []struct{ status, meaning string }{
 	{"0", "success: the command exited 0, or --min-interval skipped it"},
 	{"N", "the command exited N"},
-	{"128+N", "the command was killed by signal N"},
+	{"128+N", "the command was killed by signal N, or signal N ended the wait"},
 	{"1", "--status: the lock is free"},
 	{"64", "usage or configuration error"},
 	{"69", "etcd unreachable or refused us, before any command ran"},
