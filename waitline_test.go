@@ -154,7 +154,11 @@ func TestWaitLineGivingUpOnTerminal(t *testing.T) {
 			if got := waitCmd(t, cmd, term); got != exitConflict {
 				t.Fatalf("exit %d, want %d; terminal shows %q", got, exitConflict, term.output())
 			}
-			poll.For(t, "the giving up", 10*time.Second, func() bool { return strings.Contains(term.output(), "gave up") })
+			// The terminal may hand over a line in pieces: wait for its end.
+			poll.For(t, "the giving up", 10*time.Second, func() bool {
+				out := term.output()
+				return strings.Contains(out, "gave up") && strings.HasSuffix(out, "\n")
+			})
 			if out := term.output(); !tc.want.MatchString(out) {
 				t.Errorf("terminal shows %q, want it to match %q", out, tc.want)
 			}
@@ -278,7 +282,10 @@ wait $!; echo "status $?"`)
 	if got := waitCmd(t, cmd, term); got != 0 {
 		t.Fatalf("exit %d; terminal shows %q", got, term.output())
 	}
-	poll.For(t, "the status", 10*time.Second, func() bool { return strings.Contains(term.output(), "status") })
+	poll.For(t, "the status", 10*time.Second, func() bool {
+		out := term.output()
+		return strings.Contains(out, "status") && strings.HasSuffix(out, "\n")
+	})
 	want := regexp.MustCompile(`^distlock: lock "wl" is held by .*; gave up after 2s \(--timeout\)\r\nstatus 75\r\n$`)
 	if out := term.output(); !want.MatchString(out) {
 		t.Errorf("terminal shows %q, want it to match %q", out, want)
