@@ -41,8 +41,9 @@ func setColumns(t *testing.T, term *terminal, cols uint16) {
 // TestWaitLineOnTerminal: two waiters on terminals behind a running holder.
 // The first, on a wide terminal, shows one live line naming the holder,
 // its time going up and 1 ahead; the second, 60 columns wide, shows 2
-// ahead and never a line of 60 or more. When the holder is done, each line
-// is erased before its command runs.
+// ahead and never a line of 60 or more. When the first's window is made
+// narrower, its line is cut to the new width. When the holder is done,
+// each line is erased before its command runs.
 func TestWaitLineOnTerminal(t *testing.T) {
 	t.Setenv("TERM", "xterm")
 	client := testClient(t)
@@ -74,6 +75,19 @@ func TestWaitLineOnTerminal(t *testing.T) {
 	})
 	poll.For(t, "the narrow line to count 2 ahead", 30*time.Second, func() bool {
 		return strings.Contains(narrow.output(), `distlock: waiting for lock "wl", 2 ahead; held for `)
+	})
+
+	// The window of the first is made narrower while it waits: the
+	// lines drawn from then on fit the new width.
+	mark := len(wide.output())
+	setColumns(t, wide, 50)
+	poll.For(t, "the wide line to fit 50 columns", 30*time.Second, func() bool {
+		for _, p := range shown(wide.output()[mark:]) {
+			if strings.HasPrefix(p, "distlock: waiting for lock") && utf8.RuneCountInString(p) == 49 {
+				return true
+			}
+		}
+		return false
 	})
 
 	if err := os.WriteFile(filepath.Join(dir, "go-on"), nil, 0o644); err != nil {
