@@ -145,19 +145,23 @@ func TestWaitLineWithoutTerminal(t *testing.T) {
 
 // TestWaitLineGivingUpOnTerminal: a wait that times out on a terminal
 // erases its live line before it says it gave up; with --quiet there is no
-// live line at all, only the giving up.
+// live line at all, only the giving up; with TERM=dumb, the single line.
 func TestWaitLineGivingUpOnTerminal(t *testing.T) {
 	t.Setenv("TERM", "xterm")
 	gaveUp := `distlock: lock "wl" is held by .*reason "held" \(taken with --lock\); gave up after 2s \(--timeout\)\r\n`
 	for _, tc := range []struct {
 		name string
+		term string
 		args []string
 		want *regexp.Regexp
 	}{
-		{"live", nil, regexp.MustCompile(`^(\rdistlock: waiting for lock "wl"[^\r\n]*\x1b\[K)+\r\x1b\[K` + gaveUp + `$`)},
-		{"quiet", []string{"--quiet"}, regexp.MustCompile(`^` + gaveUp + `$`)},
+		{"live", "xterm", nil, regexp.MustCompile(`^(\rdistlock: waiting for lock "wl"[^\r\n]*\x1b\[K)+\r\x1b\[K` + gaveUp + `$`)},
+		{"quiet", "xterm", []string{"--quiet"}, regexp.MustCompile(`^` + gaveUp + `$`)},
+		// A terminal that cannot rewrite a line gets the single line.
+		{"dumb", "dumb", nil, regexp.MustCompile(`^distlock: lock "wl" is held by .*reason "held" \(taken with --lock\); waiting\r\n` + gaveUp + `$`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("TERM", tc.term)
 			dir := t.TempDir()
 			if got := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
 				t.Fatalf("--lock exit %d", got)
