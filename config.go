@@ -170,7 +170,7 @@ var settings = []setting{
 		bind: func(c *config) flag.Value { return (*intValue)(&c.limit) }},
 	{name: "holder", arg: "KEY", from: fromCommandLine,
 		help: "with --unlock: release this key (see --status) rather than the oldest holder",
-		bind: func(c *config) flag.Value { return (*stringValue)(&c.holder) }},
+		bind: func(c *config) flag.Value { return (*keyValue)(&c.holder) }},
 	{name: "kill-signal", arg: "SIG", def: "TERM", from: fromAnywhere, values: signalNames(),
 		help: "sent to the command's process group when the lock is lost",
 		bind: func(c *config) flag.Value { return (*signalValue)(&c.killSignal) }},
@@ -636,6 +636,25 @@ func (v *stringValue) String() string {
 
 func (v *stringValue) Set(s string) error {
 	*v = stringValue(s)
+	return nil
+}
+
+// keyValue is --holder's key. It may not be empty: no key means the
+// oldest holder, and a script's empty $KEY must not release that one.
+type keyValue string
+
+func (v *keyValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return string(*v)
+}
+
+func (v *keyValue) Set(s string) error {
+	if s == "" {
+		return errors.New("no key given: name the key to release as --status shows it, or leave out --holder to release the oldest holder")
+	}
+	*v = keyValue(s)
 	return nil
 }
 

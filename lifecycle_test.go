@@ -58,12 +58,19 @@ func startDistlock(t *testing.T, dir, endpoint string, args ...string) *job {
 // itself (a pipe the test controls, say) rather than to j.stderr.
 func startDistlockStderr(t *testing.T, dir, endpoint string, stderr *os.File, args ...string) *job {
 	t.Helper()
+	return startDistlockEnv(t, dir, endpoint, nil, stderr, args...)
+}
+
+// startDistlockEnv is startDistlockStderr with env added to distlock's
+// environment (another host's, say), winning over what is there.
+func startDistlockEnv(t *testing.T, dir, endpoint string, env []string, stderr *os.File, args ...string) *job {
+	t.Helper()
 	j := &job{cmd: exec.Command("distlock", args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	j.cmd.Dir = dir
-	j.cmd.Env = append(os.Environ(),
+	j.cmd.Env = append(append(os.Environ(),
 		"DISTLOCK_ENDPOINTS="+endpoint,
 		"DISTLOCK_PREFIX="+testRealm(t),
-		"DISTLOCK_CONFIG=/dev/null")
+		"DISTLOCK_CONFIG=/dev/null"), env...)
 	j.cmd.Stderr = j.stderr
 	if stderr != nil {
 		j.cmd.Stderr = stderr

@@ -104,6 +104,55 @@ func TestMinIntervalTimedByEtcd(t *testing.T) {
 	}
 }
 
+// TestMinIntervalHostsAtOnce: the cron recipe. Five hosts fire the same
+// job at the same moment and queue for the lock, each with an environment
+// of its own (the setting as a flag, from the environment, from a config
+// file; other time zones and reasons). The first runs the job; each of the
+// others, when its turn comes, finds that run recorded and exits 0 without
+// a word. The one run holds the lock until all five are in line, so a
+// distlock that looked for the record before its turn would run again.
+func TestMinIntervalHostsAtOnce(t *testing.T) {
+	t.Parallel()
+	client := testClient(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "distlock.yaml")
+	if err := os.WriteFile(file, []byte("min-interval: 1h\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hosts := [][]string{
+		{"TZ=UTC", "DISTLOCK_REASON=host-a"},
+		{"TZ=Pacific/Kiritimati", "DISTLOCK_REASON=host-b"},
+		{"TZ=America/Los_Angeles", "DISTLOCK_MIN_INTERVAL=1h"},
+		{"TZ=Asia/Kolkata", "DISTLOCK_CONFIG=" + file},
+		{"TZ=Europe/Berlin", "DISTLOCK_MIN_INTERVAL=3600"},
+	}
+	command := []string{"sh", "-c", "echo $DISTLOCK_FENCING_TOKEN >> runs; while [ ! -e go-on ]; do sleep 0.05; done"}
+	var jobs []*job
+	for i, env := range hosts {
+		args := []string{"--lock-name=hourly", "--quiet"}
+		if i < 2 {
+			args = append(args, "--min-interval=1h")
+		}
+		jobs = append(jobs, startDistlockEnv(t, dir, testEtcd.Endpoint(), env, nil, append(append(args, "--"), command...)...))
+	}
+	waitKeys(t, client, "hourly", len(hosts))
+	waitFile(t, filepath.Join(dir, "runs"))
+	if err := os.WriteFile(filepath.Join(dir, "go-on"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, j := range jobs {
+		if got := j.wait(t, 60*time.Second); got != 0 || j.stderr.String() != "" {
+			t.Errorf("host %d: exit %d, stderr %q; want 0 and silence", i, got, j.stderr)
+		}
+	}
+	if n := countLines(t, filepath.Join(dir, "runs")); n != 1 {
+		t.Errorf("five hosts in one window ran the job %d times, want once", n)
+	}
+	if key, there := lastRunKey(t, client, "hourly"); !there {
+		t.Errorf("no record at %s after the run", key)
+	}
+}
+
 // TestMinIntervalOnlyTheLeaseCounts: the times a record claims are the
 // recording host's and decide nothing. A record that says it ended in the
 // far past keeps runs away while its lease lives; one that says it ends in

@@ -157,7 +157,10 @@ exit $st`
 	if got := waitCmd(t, cmd, term); got != 0 {
 		t.Fatalf("exit %d; terminal shows:\n%s", got, term.output())
 	}
-	poll.For(t, "the shell's last words", 10*time.Second, func() bool { return strings.Contains(term.output(), "terminal") })
+	poll.For(t, "the shell's last words", 10*time.Second, func() bool {
+		out := term.output() // which may come in pieces: wait for the line's end
+		return strings.Contains(out, "terminal") && strings.HasSuffix(out, "\n")
+	})
 	out := term.output()
 	if !strings.Contains(out, "read: hello there") {
 		t.Errorf("the command did not read the terminal:\n%s", out)

@@ -172,6 +172,10 @@ func TestAuthRoleConfinedToRealm(t *testing.T) {
 		{"runs in its realm", app, []string{"--prefix=" + realm, "--lock-name=x", "--", "true"}, 0, ""},
 		{"status in its realm", app, []string{"--prefix=" + realm, "--lock-name=x", "--status"}, exitFree, ""},
 		{"lists its realm", app, []string{"--prefix=" + realm, "--list"}, 0, ""},
+		// The record of --min-interval and the key --min-hold leaves are in
+		// the realm too: a failed write would be a line on stderr.
+		{"records a run in its realm", app, []string{"--prefix=" + realm, "--lock-name=r", "--min-interval=1h", "--", "true"}, 0, ""},
+		{"holds at least in its realm", app, []string{"--prefix=" + realm, "--lock-name=h", "--min-hold=1s", "--", "true"}, 0, ""},
 		{"etcdctl's user:password", []string{"ETCDCTL_ENDPOINTS=" + ep, "ETCDCTL_USER=app:app-pw"}, []string{"--prefix=" + realm, "--lock-name=x", "--", "true"}, 0, ""},
 		{"runs elsewhere", app, []string{"--prefix=" + elsewhere, "--lock-name=x/y", "--", "true"}, exitUnavailable,
 			refused("write", elsewhere+"x%2Fy/")},

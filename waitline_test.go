@@ -41,8 +41,9 @@ func setColumns(t *testing.T, term *terminal, cols uint16) {
 // TestWaitLineOnTerminal: two waiters on terminals behind a running holder.
 // The first, on a wide terminal, shows one live line naming the holder,
 // its time going up and 1 ahead; the second, 60 columns wide, shows 2
-// ahead and never a line of 60 or more. When the holder is done, each line
-// is erased before its command runs.
+// ahead and never a line of 60 or more. When the first's window is made
+// narrower, its line is cut to the new width. When the holder is done,
+// each line is erased before its command runs.
 func TestWaitLineOnTerminal(t *testing.T) {
 	t.Setenv("TERM", "xterm")
 	client := testClient(t)
@@ -74,6 +75,19 @@ func TestWaitLineOnTerminal(t *testing.T) {
 	})
 	poll.For(t, "the narrow line to count 2 ahead", 30*time.Second, func() bool {
 		return strings.Contains(narrow.output(), `distlock: waiting for lock "wl", 2 ahead; held for `)
+	})
+
+	// The window of the first is made narrower while it waits: the
+	// lines drawn from then on fit the new width.
+	mark := len(wide.output())
+	setColumns(t, wide, 50)
+	poll.For(t, "the wide line to fit 50 columns", 30*time.Second, func() bool {
+		for _, p := range shown(wide.output()[mark:]) {
+			if strings.HasPrefix(p, "distlock: waiting for lock") && utf8.RuneCountInString(p) == 49 {
+				return true
+			}
+		}
+		return false
 	})
 
 	if err := os.WriteFile(filepath.Join(dir, "go-on"), nil, 0o644); err != nil {
@@ -131,19 +145,23 @@ func TestWaitLineWithoutTerminal(t *testing.T) {
 
 // TestWaitLineGivingUpOnTerminal: a wait that times out on a terminal
 // erases its live line before it says it gave up; with --quiet there is no
-// live line at all, only the giving up.
+// live line at all, only the giving up; with TERM=dumb, the single line.
 func TestWaitLineGivingUpOnTerminal(t *testing.T) {
 	t.Setenv("TERM", "xterm")
 	gaveUp := `distlock: lock "wl" is held by .*reason "held" \(taken with --lock\); gave up after 2s \(--timeout\)\r\n`
 	for _, tc := range []struct {
 		name string
+		term string
 		args []string
 		want *regexp.Regexp
 	}{
-		{"live", nil, regexp.MustCompile(`^(\rdistlock: waiting for lock "wl"[^\r\n]*\x1b\[K)+\r\x1b\[K` + gaveUp + `$`)},
-		{"quiet", []string{"--quiet"}, regexp.MustCompile(`^` + gaveUp + `$`)},
+		{"live", "xterm", nil, regexp.MustCompile(`^(\rdistlock: waiting for lock "wl"[^\r\n]*\x1b\[K)+\r\x1b\[K` + gaveUp + `$`)},
+		{"quiet", "xterm", []string{"--quiet"}, regexp.MustCompile(`^` + gaveUp + `$`)},
+		// A terminal that cannot rewrite a line gets the single line.
+		{"dumb", "dumb", nil, regexp.MustCompile(`^distlock: lock "wl" is held by .*reason "held" \(taken with --lock\); waiting\r\n` + gaveUp + `$`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("TERM", tc.term)
 			dir := t.TempDir()
 			if got := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
 				t.Fatalf("--lock exit %d", got)
@@ -154,7 +172,11 @@ func TestWaitLineGivingUpOnTerminal(t *testing.T) {
 			if got := waitCmd(t, cmd, term); got != exitConflict {
 				t.Fatalf("exit %d, want %d; terminal shows %q", got, exitConflict, term.output())
 			}
-			poll.For(t, "the giving up", 10*time.Second, func() bool { return strings.Contains(term.output(), "gave up") })
+			// The terminal may hand over a line in pieces: wait for its end.
+			poll.For(t, "the giving up", 10*time.Second, func() bool {
+				out := term.output()
+				return strings.Contains(out, "gave up") && strings.HasSuffix(out, "\n")
+			})
 			if out := term.output(); !tc.want.MatchString(out) {
 				t.Errorf("terminal shows %q, want it to match %q", out, tc.want)
 			}
@@ -278,7 +300,10 @@ wait $!; echo "status $?"`)
 	if got := waitCmd(t, cmd, term); got != 0 {
 		t.Fatalf("exit %d; terminal shows %q", got, term.output())
 	}
-	poll.For(t, "the status", 10*time.Second, func() bool { return strings.Contains(term.output(), "status") })
+	poll.For(t, "the status", 10*time.Second, func() bool {
+		out := term.output()
+		return strings.Contains(out, "status") && strings.HasSuffix(out, "\n")
+	})
 	want := regexp.MustCompile(`^distlock: lock "wl" is held by .*; gave up after 2s \(--timeout\)\r\nstatus 75\r\n$`)
 	if out := term.output(); !want.MatchString(out) {
 		t.Errorf("terminal shows %q, want it to match %q", out, want)
