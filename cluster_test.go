@@ -24,7 +24,7 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 	// The TTL is long enough that member 0 notices it has no leader (a few
 	// election timeouts) well before the holder's deadline passes: then a
 	// watch that waits for a leader is what the holder is doing.
-	const ttl = 12 * time.Second
+	const ttl, killAfter = 12 * time.Second, time.Second
 	tests := []struct {
 		name  string
 		fault func(t *testing.T, c *etcdtest.ProcessCluster, holder *job)
@@ -54,8 +54,12 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
 			cluster := processCluster(t, 1)
 			dirA, dirB := t.TempDir(), t.TempDir()
+			// The command notes when SIGTERM came, and runs on: only
+			// SIGKILL ends it.
+			cmd := stampLoop(false)
+			cmd[2] = `trap "date +%s%N > term.ns" TERM; ` + cmd[2]
 			a := startDistlock(t, dirA, cluster.Endpoint(0), append([]string{"--lock-name=q",
-				fmt.Sprintf("--ttl=%v", ttl), "--kill-after=1s", "--dial-timeout=1s", "--"}, stampLoop(true)...)...)
+				fmt.Sprintf("--ttl=%v", ttl), fmt.Sprintf("--kill-after=%v", killAfter), "--dial-timeout=1s", "--"}, cmd...)...)
 			cmdPID := int(readInt(t, filepath.Join(dirA, "cmd.pid")))
 			waitFile(t, filepath.Join(dirA, "last.ns"))
 			b := startDistlock(t, dirB, cluster.Endpoint(1)+","+cluster.Endpoint(2), "--lock-name=q", "--",
@@ -84,6 +88,15 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 				t.Errorf("the holder's command died %v after the fault, not within the TTL (%v); stderr:\n%s",
 					dead.Sub(start).Round(time.Millisecond), ttl, a.stderr)
 			}
+			// The kill sequence starts at distlock's own deadline, a
+			// whole --kill-after before SIGKILL is due (KillBy): a
+			// sequence started late, the loss heard of late, leaves less
+			// between SIGTERM and the death.
+			term := time.Unix(0, readInt(t, filepath.Join(dirA, "term.ns")))
+			if gap := dead.Sub(term); gap < killAfter*3/4 {
+				t.Errorf("SIGTERM came only %v before the command died by SIGKILL, not --kill-after (%v): the kill sequence started late; stderr:\n%s",
+					gap.Round(time.Millisecond), killAfter, a.stderr)
+			}
 			if got := a.wait(t, 30*time.Second); got != exitLockLost {
 				t.Errorf("holder exited %d, want %d; stderr:\n%s", got, exitLockLost, a.stderr)
 			}
@@ -94,8 +107,8 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 				resume(t, cluster, i)
 			}
 			_, startB := nextStartsAfter(t, b, dirA, dirB)
-			t.Logf("fault at +0; holder's command dead at +%v; waiter's started at +%v",
-				dead.Sub(start).Round(time.Millisecond), time.Unix(0, startB).Sub(start).Round(time.Millisecond))
+			t.Logf("fault at +0; SIGTERM at +%v; holder's command dead at +%v; waiter's started at +%v",
+				term.Sub(start).Round(time.Millisecond), dead.Sub(start).Round(time.Millisecond), time.Unix(0, startB).Sub(start).Round(time.Millisecond))
 		})
 	}
 }

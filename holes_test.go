@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -162,5 +164,69 @@ func revokeAndWaitDead(t *testing.T, client *clientv3.Client, name string, pid i
 	poll.For(t, "the command to die", 30*time.Second, func() bool { return !alive(pid) })
 	if took := time.Since(revoked); took > within {
 		t.Errorf("the command died %v after the lease was revoked; want within %v", took.Round(time.Millisecond), within)
+	}
+}
+
+// TestLateSignalOrLossStartsNothing: between taking the lock and starting
+// the command distlock may still wait on etcd (--min-interval reads the
+// last run), after the wait for the lock is over. A SIGTERM, or the loss of
+// the lease, in that moment still starts nothing: the last look before the
+// start sees both.
+func TestLateSignalOrLossStartsNothing(t *testing.T) {
+	tests := []struct {
+		name   string
+		hold   time.Duration // the read of the last run, and all after it, held back so long
+		signal bool          // SIGTERM to distlock as that read goes out
+		status int
+		said   string
+	}{
+		{"signal", time.Second, true, 128 + int(syscall.SIGTERM),
+			`distlock: not starting the command: got SIGTERM`},
+		// The lease's deadline is 2s (ttl - kill-after - 1s) after the
+		// last answered keepalive; the read's answer comes at 3.5s,
+		// well before its timeout.
+		{"lease lost", 3500 * time.Millisecond, false, exitUnavailable,
+			`distlock: lost lock "late" before the command started: etcd has not confirmed the lease in time`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			t.Parallel()
+			client, proxy := testClient(t), testProxy(t)
+			dir := t.TempDir()
+			pid := make(chan int, 1)
+			var hold sync.Once
+			held := make(chan struct{})
+			proxy.ModifyTx(func(b []byte) []byte {
+				if bytes.Contains(b, []byte("!last-run")) {
+					hold.Do(func() {
+						proxy.DelayTx(tt.hold, 0)
+						if tt.signal {
+							_ = syscall.Kill(<-pid, syscall.SIGTERM)
+						}
+						close(held)
+					})
+				}
+				return b
+			})
+			j := startDistlock(t, dir, proxy.URL(), "--lock-name=late", "--min-interval=1h",
+				"--ttl=6s", "--kill-after=3s", "--dial-timeout=5s", "--", "sh", "-c", "echo ran > ran")
+			pid <- j.cmd.Process.Pid
+			got := j.wait(t, 30*time.Second)
+			select {
+			case <-held:
+			default:
+				t.Fatalf("distlock never read the last run; it exited %d; stderr:\n%s", got, j.stderr)
+			}
+			if got != tt.status {
+				t.Errorf("exit %d, want %d; stderr:\n%s", got, tt.status, j.stderr)
+			}
+			if !strings.Contains(j.stderr.String(), tt.said) {
+				t.Errorf("stderr does not say %q:\n%s", tt.said, j.stderr)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+				t.Error("the command ran")
+			}
+			waitKeys(t, client, "late", 0)
+		})
 	}
 }

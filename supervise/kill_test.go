@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -52,5 +53,47 @@ func TestKillByBoundsSIGKILL(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		p.Signal(syscall.SIGKILL)
 		t.Fatal("no SIGKILL 10s into a kill sequence whose KillBy was 300ms away")
+	}
+}
+
+// TestKillBeforeStopping: when stop ends, the kill signal reaches the
+// command before Stopping is called. Stopping says the lock is lost, and
+// saying it may wait (on etcd, to learn why a key went; on stderr): none
+// of that may stand between a lost lock and the kill.
+func TestKillBeforeStopping(t *testing.T) {
+	dir := t.TempDir()
+	ready, gotTerm := filepath.Join(dir, "ready"), filepath.Join(dir, "got-term")
+	var termFirst bool
+	p, err := Start(Spec{
+		Args:       []string{"sh", "-c", `exec 2>/dev/null; trap "echo > ` + gotTerm + `; exit 0" TERM; echo > ` + ready + `; while :; do sleep 0.05; done`},
+		Env:        os.Environ(),
+		KillSignal: syscall.SIGTERM,
+		KillAfter:  20 * time.Second,
+		// Stopping waits (as long as it may) for the command to have
+		// the kill signal: it never comes if the kill is sent after it.
+		Stopping: func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			termFirst = poll.Until(ctx, func() bool {
+				_, err := os.Stat(gotTerm)
+				return err == nil
+			}) == nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.For(t, "the command to be ready", 30*time.Second, func() bool {
+		_, err := os.Stat(ready)
+		return err == nil
+	})
+	stop := make(chan struct{})
+	close(stop)
+	st, stopped := p.Wait(stop, nil)
+	if !stopped {
+		t.Errorf("Wait says stop did not end the command (%v)", st)
+	}
+	if !termFirst {
+		t.Errorf("Stopping was called before the command had the kill signal; the command ended with %v", st)
 	}
 }
