@@ -187,6 +187,10 @@ func TestLateSignalOrLossStartsNothing(t *testing.T) {
 		// well before its timeout.
 		{"lease lost", 3500 * time.Millisecond, false, exitUnavailable,
 			`distlock: lost lock "late" before the command started: etcd has not confirmed the lease in time`},
+		// No answer before --dial-timeout: the read ends with the lease,
+		// not at its own timeout, and says so.
+		{"lease lost, no answer", 20 * time.Second, false, exitUnavailable,
+			`distlock: lost lock "late" before the command started: etcd has not confirmed the lease in time`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {

@@ -44,7 +44,7 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 		letGo(c, h, holdUntil, out)
 		facts.released()
 	}()
-	skip, err := recentRun(ctx, c, client, out)
+	skip, err := recentRun(ctx, h, c, client, out)
 	if skip || err != nil {
 		facts.skipped = skip
 		return err

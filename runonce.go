@@ -15,14 +15,20 @@ import (
 // did a run of this lock succeed less than SPAN ago, by etcd's count? If
 // so, exec mode starts nothing and exits 0, saying so only with --verbose.
 // Without an answer from etcd nothing starts either (69).
-func recentRun(ctx context.Context, c *config, client *clientv3.Client, out *reporter) (bool, error) {
+// The read ends with the lock, as every etcd call of a holder does.
+func recentRun(ctx context.Context, h *lock.Holder, c *config, client *clientv3.Client, out *reporter) (bool, error) {
 	if c.minInterval == 0 {
 		return false, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
+	defer context.AfterFunc(h.Context(), cancel)()
 	last, err := lock.ReadLastRun(rctx, client, c.prefix, c.lockName)
 	if err != nil {
+		if lost := h.Check(); lost != nil {
+			out.about(evLost).fail("lost lock %q before the command started: %v", c.lockName, lost)
+			return false, lostBeforeStart{lost}
+		}
 		out.about(evEtcdError).fail("%v", etcdError(c, err))
 		return false, err
 	}
