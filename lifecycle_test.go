@@ -65,15 +65,25 @@ func startDistlockStderr(t *testing.T, dir, endpoint string, stderr *os.File, ar
 // environment (another host's, say), winning over what is there.
 func startDistlockEnv(t *testing.T, dir, endpoint string, env []string, stderr *os.File, args ...string) *job {
 	t.Helper()
-	j := &job{cmd: exec.Command("distlock", args...), stderr: &syncBuffer{}, done: make(chan struct{})}
-	j.cmd.Dir = dir
-	j.cmd.Env = append(append(os.Environ(),
+	cmd := exec.Command("distlock", args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(),
 		"DISTLOCK_ENDPOINTS="+endpoint,
 		"DISTLOCK_PREFIX="+testRealm(t),
 		"DISTLOCK_CONFIG=/dev/null"), env...)
-	j.cmd.Stderr = j.stderr
 	if stderr != nil {
-		j.cmd.Stderr = stderr
+		cmd.Stderr = stderr
+	}
+	return startJob(t, cmd)
+}
+
+// startJob starts cmd, a distlock, with its stderr in j.stderr unless cmd
+// has one, and kills it at the end of the test if it still runs.
+func startJob(t *testing.T, cmd *exec.Cmd) *job {
+	t.Helper()
+	j := &job{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	if j.cmd.Stderr == nil {
+		j.cmd.Stderr = j.stderr
 	}
 	if err := j.cmd.Start(); err != nil {
 		t.Fatal(err)

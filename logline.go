@@ -29,6 +29,7 @@ const (
 	evReleased      = "released"       // --unlock released a holder
 	evNotHeld       = "not_held"       // --unlock: nothing to release
 	evStopping      = "stopping"       // --unlock: the holder still stops its command
+	evCannotStop    = "cannot_stop"    // the command may not be signalled: it became another user
 	evReleaseFailed = "release_failed" // etcd will expire the lock instead
 	evMetrics       = "metrics"        // the metrics file could not be written
 	evSecret        = "secret"         // a password where others can read it

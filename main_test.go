@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 		"distlock":             main,
 		"distlock-late-signal": lateSignalMain,
 		"recordexit":           recordExitMain,
+		"become-root":          becomeRootMain,
 		"etcd-member":          etcdtest.MemberMain,
 	})
 }

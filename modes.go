@@ -75,6 +75,10 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 			out.about(evLost).fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
 				c.lockName, h.Err(), signals.Name(c.killSignal), c.killAfter)
 		},
+		CannotStop: func(err error) {
+			out.about(evCannotStop).fail("cannot stop the command: %v (it runs as another user); waiting for it to end by itself",
+				err)
+		},
 		SuspendRefused: func() {
 			out.info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", c.lockName)
 		},

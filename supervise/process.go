@@ -46,6 +46,10 @@ type Spec struct {
 	// right before the fork; an error from it starts nothing and is
 	// returned by Start.
 	Ready func() error
+	// CannotStop, if set, is called when the kill sequence could signal
+	// nothing in the command's group (EPERM: it became another user, as
+	// sudo does). Nothing more can be done; Wait goes on waiting.
+	CannotStop func(error)
 	// WaitsForTerminal, if set, is called when the command stopped to
 	// wait for the terminal while distlock is in the background (see
 	// awaitTerminal).
@@ -107,6 +111,7 @@ type Process struct {
 	tstp   chan os.Signal // Ctrl-Z for distlock itself, while the command runs
 
 	terminate sync.Once
+	refused   chan error // the kill signal's EPERM, if any; one slot
 }
 
 // Start runs the command in a new process group.
@@ -119,11 +124,12 @@ func Start(spec Spec) (*Process, error) {
 		return nil, err
 	}
 	p := &Process{
-		spec:   spec,
-		tty:    foregroundTTY(),
-		exited: make(chan struct{}),
-		done:   make(chan struct{}),
-		tstp:   make(chan os.Signal, 1),
+		spec:    spec,
+		tty:     foregroundTTY(),
+		exited:  make(chan struct{}),
+		done:    make(chan struct{}),
+		tstp:    make(chan os.Signal, 1),
+		refused: make(chan error, 1),
 	}
 	sys := &syscall.SysProcAttr{
 		Setpgid: true,
@@ -264,6 +270,7 @@ func (p *Process) mainExited(ws unix.WaitStatus) {
 func (p *Process) cleanUp() {
 	if groupAlive(p.pid) {
 		p.Terminate()
+		p.sayIfRefused()
 	}
 	waitGroupGone(p.pid)
 	p.dismissWatchdog()
@@ -291,7 +298,9 @@ func (p *Process) Forward(sig syscall.Signal) {
 // when it is over.
 func (p *Process) Terminate() {
 	p.terminate.Do(func() {
-		p.Signal(p.spec.KillSignal)
+		if err := unix.Kill(-p.pid, p.spec.KillSignal); errors.Is(err, unix.EPERM) {
+			p.refused <- err
+		}
 		// A stopped process (SIGSTOP, or reading from the terminal in
 		// the background) does not act on the kill signal until it is
 		// continued: continue it, or the grace period is spent waiting.
@@ -310,6 +319,18 @@ func (p *Process) Terminate() {
 			}
 		}()
 	})
+}
+
+// sayIfRefused calls Spec.CannotStop, once, if the kill signal reached
+// nothing in the group for lack of permission.
+func (p *Process) sayIfRefused() {
+	select {
+	case err := <-p.refused:
+		if p.spec.CannotStop != nil {
+			p.spec.CannotStop(err)
+		}
+	default:
+	}
 }
 
 // Wait is the command's life from distlock's side, as tini's loop is: it
@@ -334,6 +355,7 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 			if p.spec.Stopping != nil {
 				p.spec.Stopping()
 			}
+			p.sayIfRefused()
 		case <-p.done:
 			return p.status, stopped
 		}
