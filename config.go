@@ -84,9 +84,8 @@ type config struct {
 	discoverySrv          string // find the endpoints in DNS SRV records of this domain
 
 	// origin says where each setting that is not at its default got its
-	// value: "--endpoints", "DISTLOCK_ENDPOINTS", "the config file
-	// FILE", "ETCDCTL_ENDPOINTS".
-	origin map[string]string
+	// value.
+	origin origins
 	// warnings are said before distlock talks to etcd, even with --quiet:
 	// where the password is kept, others can read it.
 	warnings []string
@@ -325,11 +324,11 @@ func parseConfig(args []string) (*config, error) {
 	}
 
 	given := map[string]bool{} // settings a source of higher precedence set
-	c.origin = map[string]string{}
+	c.origin = origins{}
 	cmdLine.Visit(func(f *flag.Flag) {
 		s, _ := settingNamed(f.Name)
 		given[s.name] = true
-		c.origin[s.name] = "--" + f.Name
+		c.origin[s.name] = origin{rankFlag, "--" + f.Name}
 	})
 	tieWait(given)
 	if err := readEnvironment(values, given, c.origin); err != nil {
@@ -365,7 +364,7 @@ func tieWait(given map[string]bool) {
 // readEnvironment sets from DISTLOCK_* what a source of higher precedence
 // left unset. An empty variable counts as unset; today's name beats the
 // original tool's (DISTLOCK_LOCK_NAME beats DISTLOCK_LOCKNAME).
-func readEnvironment(values map[string]flag.Value, given map[string]bool, origin map[string]string) error {
+func readEnvironment(values map[string]flag.Value, given map[string]bool, from origins) error {
 	for _, s := range settings {
 		if s.from&fromEnvironment == 0 || given[s.name] {
 			continue
@@ -379,7 +378,7 @@ func readEnvironment(values map[string]flag.Value, given map[string]bool, origin
 				return usagef("environment variable %s has a bad value: %v", envName(name), err)
 			}
 			given[s.name] = true
-			origin[s.name] = envName(name)
+			from[s.name] = origin{rankEnv, envName(name)}
 			break
 		}
 	}
@@ -391,7 +390,7 @@ func readEnvironment(values map[string]flag.Value, given map[string]bool, origin
 // a setting twice, or one the file may not set, is an error even where
 // the command line or the environment would win. Only the default file
 // (not explicit) may be absent.
-func readConfigFile(path string, explicit bool, values map[string]flag.Value, given map[string]bool, origin map[string]string) error {
+func readConfigFile(path string, explicit bool, values map[string]flag.Value, given map[string]bool, from origins) error {
 	if path == "" {
 		return usagef("--config names no file; leave it out for the default, %s", defaultConfigFile)
 	}
@@ -436,7 +435,7 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 		if err := values[s.name].Set(value); err != nil {
 			return usagef("config file %s: key %q has a bad value: %v", path, key, err)
 		}
-		origin[s.name] = "the config file " + path
+		from[s.name] = origin{rankFile, "the config file " + path}
 		return nil
 	})
 	var bad *usageError

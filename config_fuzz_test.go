@@ -51,7 +51,7 @@ func FuzzSpan(f *testing.F) {
 
 		dial, _ := settingNamed("dial-timeout")
 		c := &config{}
-		if err := readEtcdctlValue(dial, s, c.bind(), map[string]string{}); err != nil {
+		if err := readEtcdctlValue(dial, s, c.bind(), origins{}); err != nil {
 			checkOneLine(t, "ETCDCTL_DIAL_TIMEOUT", err)
 		} else if c.dialTimeout <= 0 {
 			t.Fatalf("ETCDCTL_DIAL_TIMEOUT=%q gives %v", s, c.dialTimeout)
@@ -104,7 +104,7 @@ func FuzzEndpoint(f *testing.F) {
 		}
 
 		eps, _ := settingNamed("endpoints")
-		if err := readEtcdctlValue(eps, e, (&config{}).bind(), map[string]string{}); err != nil {
+		if err := readEtcdctlValue(eps, e, (&config{}).bind(), origins{}); err != nil {
 			checkOneLine(t, "ETCDCTL_ENDPOINTS", err)
 		}
 	})
@@ -128,7 +128,7 @@ func FuzzConfigFile(f *testing.F) {
 			t.Fatal(err)
 		}
 		c := &config{}
-		err := readConfigFile(path, true, c.bind(), map[string]bool{}, map[string]string{})
+		err := readConfigFile(path, true, c.bind(), map[string]bool{}, origins{})
 		if err == nil {
 			return
 		}

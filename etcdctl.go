@@ -20,17 +20,19 @@ import (
 // value is read as etcdctl reads it, and checked here, so that a bad one
 // is named. A certificate and its key, and a user and its password, are
 // pairs: etcdctl's are used only where no other source gave either half.
-func readEtcdctlEnvironment(values map[string]flag.Value, origin map[string]string) error {
-	higher := maps.Clone(origin)
+func readEtcdctlEnvironment(values map[string]flag.Value, from origins) error {
+	higher := maps.Clone(from)
 	for _, s := range settings {
 		if s.etcdctl == "" {
 			continue
 		}
 		value := os.Getenv(s.etcdctl)
-		if value == "" || higher[s.name] != "" || higher[pairedWith[s.name]] != "" {
+		_, set := higher[s.name]
+		_, pairSet := higher[pairedWith[s.name]]
+		if value == "" || set || pairSet {
 			continue
 		}
-		if err := readEtcdctlValue(s, value, values, origin); err != nil {
+		if err := readEtcdctlValue(s, value, values, from); err != nil {
 			return usagef("environment variable %s has a bad value: %v", s.etcdctl, err)
 		}
 	}
@@ -42,7 +44,7 @@ var pairedWith = map[string]string{"cert": "key", "key": "cert", "user": "passwo
 
 // readEtcdctlValue sets s from its etcdctl variable's value. Its errors
 // never show a value that may hold a password.
-func readEtcdctlValue(s setting, value string, values map[string]flag.Value, origin map[string]string) error {
+func readEtcdctlValue(s setting, value string, values map[string]flag.Value, from origins) error {
 	switch s.name {
 	case "endpoints":
 		n := 0
@@ -84,22 +86,22 @@ func readEtcdctlValue(s setting, value string, values map[string]flag.Value, ori
 				if err := values["password"].Set(password); err != nil {
 					return err
 				}
-				origin["password"] = s.etcdctl
+				from["password"] = origin{rankEtcdctl, s.etcdctl}
 			}
 		}
 	}
 	if err := values[s.name].Set(value); err != nil {
 		return err
 	}
-	origin[s.name] = s.etcdctl
+	from[s.name] = origin{rankEtcdctl, s.etcdctl}
 	return nil
 }
 
 // originOf says where setting name got its value: a flag, a variable, the
 // config file, or the default.
 func (c *config) originOf(name string) string {
-	if o := c.origin[name]; o != "" {
-		return o
+	if o, ok := c.origin[name]; ok {
+		return o.label
 	}
 	return "the default"
 }
@@ -110,7 +112,7 @@ func (c *config) originOf(name string) string {
 // source is an error. A user needs a password: distlock never prompts.
 func (c *config) checkConnection() error {
 	if c.discoverySrv != "" {
-		srv, eps := precedence(c.origin["discovery-srv"]), precedence(c.origin["endpoints"])
+		srv, eps := c.origin["discovery-srv"].rank, c.origin["endpoints"].rank
 		switch {
 		case srv == eps:
 			return usagef("--endpoints (%s) and --discovery-srv (%s) both say where etcd is; give one of them",
@@ -131,7 +133,7 @@ func (c *config) checkConnection() error {
 			return usagef("--user (from %s) has no user name before the \":\"", c.originOf("user"))
 		}
 		c.user, c.password = name, password
-		c.origin["password"] = c.originOf("user")
+		c.origin["password"] = c.origin["user"]
 	}
 	if c.originOf("password") == "--password" {
 		c.warnings = append(c.warnings, "--password on the command line can be read by other users in the process list; use DISTLOCK_PASSWORD or the config file")
@@ -169,9 +171,12 @@ func configFileWarnings(path string) []string {
 	if err != nil {
 		return nil
 	}
+	// The file's own contents count, even where a source of higher
+	// precedence set the password: so it is read once more.
 	secret := false
 	_ = ffyaml.Parser(bytes.NewReader(data), func(key, value string) error {
-		secret = secret || (key == "password" && value != "") || (key == "user" && strings.Contains(value, ":"))
+		s, _ := settingNamed(key)
+		secret = secret || (s.name == "password" && value != "") || (s.name == "user" && strings.Contains(value, ":"))
 		return nil
 	})
 	if !secret {
@@ -188,21 +193,25 @@ func configFileWarnings(path string) []string {
 		path, who, info.Mode().Perm(), path)}
 }
 
-// precedence orders the origins of settings: the command line highest,
-// the default lowest.
-func precedence(origin string) int {
-	switch {
-	case origin == "":
-		return 0
-	case strings.HasPrefix(origin, "ETCDCTL_"):
-		return 1
-	case strings.HasPrefix(origin, "DISTLOCK_"):
-		return 3
-	case strings.HasPrefix(origin, "--"):
-		return 4
-	}
-	return 2 // the config file
+// origin is where a setting got its value: its rank among the sources
+// (the higher wins) and its name in messages: "--endpoints",
+// "DISTLOCK_ENDPOINTS", "the config file FILE", "ETCDCTL_ENDPOINTS".
+type origin struct {
+	rank  int
+	label string
 }
+
+// origins holds the origin of every setting not at its default.
+type origins map[string]origin
+
+// The sources of settings, from the lowest precedence to the highest.
+const (
+	rankDefault = iota // the zero rank: a setting not in origins
+	rankEtcdctl
+	rankFile
+	rankEnv
+	rankFlag
+)
 
 // domainValue is --discovery-srv: a DNS domain.
 type domainValue string
