@@ -270,10 +270,14 @@ func (c *ProcessCluster) signal(i int, sig syscall.Signal) error {
 	return c.procs[i].cmd.Process.Signal(sig)
 }
 
-// CutPeers holds back everything member i sends to its peers, and they
-// send it through its peer port, until HealPeers: the others carry on
-// without it, while it still answers its clients (from what it knows). It
-// needs ProcessOptions.PeerProxies. The traffic is held, not dropped, as
+// CutPeers holds back all traffic through member i's peer port until
+// HealPeers: raft messages from it (they travel on streams its peers
+// opened to that port), and whatever the others send to it. It is a half
+// cut: requests member i makes of its peers' ports (a lease renewal it
+// passes on to the leader, pipelined raft messages) still get through,
+// and all members share 127.0.0.1, so a proxy cannot tell them apart. The
+// others carry on without its votes while it still answers its clients.
+// It needs ProcessOptions.PeerProxies. The traffic is held, not dropped, as
 // TCP holds it in a partition: raft's streams between members carry no
 // checksums, and bytes dropped from the middle of one make a member panic.
 func (c *ProcessCluster) CutPeers(i int) {
