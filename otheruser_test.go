@@ -38,6 +38,13 @@ func becomeRootMain() {
 // lost, distlock says, in one line, that it cannot stop it, and waits for
 // it to end.
 func TestCommandBecameAnotherUser(t *testing.T) {
+	t.Run("alone", func(t *testing.T) { testBecameAnotherUser(t, "sudo") })
+	// In a script, the shell takes the kill signal and ends; only SIGKILL,
+	// later, reaches nothing.
+	t.Run("in a script", func(t *testing.T) { testBecameAnotherUser(t, "script") })
+}
+
+func testBecameAnotherUser(t *testing.T, lockName string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to install a setuid-root program and to run distlock as nobody")
 	}
@@ -59,7 +66,11 @@ func TestCommandBecameAnotherUser(t *testing.T) {
 	becomeRoot := copyExecutable(t, self, filepath.Join(dir, "become-root"), 0o755|os.ModeSetuid)
 
 	ready := filepath.Join(dir, "ready")
-	cmd := exec.Command(distlock, "--lock-name=sudo", "--ttl=6s", "--kill-after=1s", "--", becomeRoot, ready)
+	command := []string{becomeRoot, ready}
+	if lockName == "script" {
+		command = []string{"sh", "-c", `"$0" "$1"; echo not reached`, becomeRoot, ready}
+	}
+	cmd := exec.Command(distlock, append([]string{"--lock-name=" + lockName, "--ttl=6s", "--kill-after=1s", "--"}, command...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(),
@@ -72,7 +83,7 @@ func TestCommandBecameAnotherUser(t *testing.T) {
 
 	// Take the lock away, as an operator with etcdctl could.
 	client := testClient(t)
-	entries := waitKeys(t, client, "sudo", 1)
+	entries := waitKeys(t, client, lockName, 1)
 	if _, err := client.Revoke(context.Background(), clientv3.LeaseID(entries[0].Lease)); err != nil {
 		t.Fatal(err)
 	}

@@ -46,9 +46,11 @@ type Spec struct {
 	// right before the fork; an error from it starts nothing and is
 	// returned by Start.
 	Ready func() error
-	// CannotStop, if set, is called when the kill sequence could signal
-	// nothing in the command's group (EPERM: it became another user, as
-	// sudo does). Nothing more can be done; Wait goes on waiting.
+	// CannotStop, if set, is called once when a signal of the kill
+	// sequence, the kill signal or SIGKILL, could reach nothing in the
+	// command's group (EPERM: what is left of it became another user, as
+	// sudo does, maybe under a shell that the kill signal did end).
+	// Nothing more can be done; Wait goes on waiting.
 	CannotStop func(error)
 	// WaitsForTerminal, if set, is called when the command stopped to
 	// wait for the terminal while distlock is in the background (see
@@ -111,7 +113,8 @@ type Process struct {
 	tstp   chan os.Signal // Ctrl-Z for distlock itself, while the command runs
 
 	terminate sync.Once
-	refused   chan error // the kill signal's EPERM, if any; one slot
+	refuse    sync.Once
+	refused   chan error // the first EPERM of the kill sequence; one slot
 }
 
 // Start runs the command in a new process group.
@@ -298,9 +301,7 @@ func (p *Process) Forward(sig syscall.Signal) {
 // when it is over.
 func (p *Process) Terminate() {
 	p.terminate.Do(func() {
-		if err := unix.Kill(-p.pid, p.spec.KillSignal); errors.Is(err, unix.EPERM) {
-			p.refused <- err
-		}
+		p.kill(p.spec.KillSignal)
 		// A stopped process (SIGSTOP, or reading from the terminal in
 		// the background) does not act on the kill signal until it is
 		// continued: continue it, or the grace period is spent waiting.
@@ -315,14 +316,23 @@ func (p *Process) Terminate() {
 			select {
 			case <-p.done:
 			case <-t.C:
-				p.Signal(syscall.SIGKILL)
+				p.kill(syscall.SIGKILL)
 			}
 		}()
 	})
 }
 
-// sayIfRefused calls Spec.CannotStop, once, if the kill signal reached
-// nothing in the group for lack of permission.
+// kill sends a signal of the kill sequence to the group and keeps the
+// first refusal for sayIfRefused or Wait to tell.
+func (p *Process) kill(sig syscall.Signal) {
+	if err := unix.Kill(-p.pid, sig); errors.Is(err, unix.EPERM) {
+		p.refuse.Do(func() { p.refused <- err })
+	}
+}
+
+// sayIfRefused calls Spec.CannotStop if a signal of the kill sequence
+// reached nothing in the group for lack of permission and it was not said
+// yet.
 func (p *Process) sayIfRefused() {
 	select {
 	case err := <-p.refused:
@@ -356,6 +366,11 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 				p.spec.Stopping()
 			}
 			p.sayIfRefused()
+		case err := <-p.refused:
+			// SIGKILL, after the grace period, reached nothing.
+			if p.spec.CannotStop != nil {
+				p.spec.CannotStop(err)
+			}
 		case <-p.done:
 			return p.status, stopped
 		}
