@@ -57,26 +57,6 @@ func (st procStat) dead() bool {
 	return len(tasks) <= 1
 }
 
-// onlyDeadInGroup reports whether the processes left in group pgid are all
-// zombies, and false when it cannot tell: no /proc, or a /proc of another
-// PID namespace, where group pgid would look empty.
-func onlyDeadInGroup(pgid int) bool {
-	if self, ok := readStat(os.Getpid()); !ok || self.ppid != os.Getppid() {
-		return false
-	}
-	dead, live := 0, 0
-	everyProcess(func(st procStat) {
-		switch {
-		case st.pgrp != pgid:
-		case st.dead():
-			dead++
-		default:
-			live++
-		}
-	})
-	return dead > 0 && live == 0
-}
-
 // stopped reports whether process pid is stopped.
 func stopped(pid int) bool {
 	st, ok := readStat(pid)

@@ -382,19 +382,15 @@ func groupAlive(pgid int) bool {
 	return unix.Kill(-pgid, 0) != unix.ESRCH
 }
 
-// waitGroupGone returns once nothing in the process group runs. Its
-// members die and are reaped (they are orphans of ours), but nothing tells
-// us when the last one is gone, so look often. A zombie whose parent is
-// outside the group (it joined the group from elsewhere) stays until that
-// parent reaps it, maybe never; it runs nothing, so every quarter second
-// the group is read from /proc, and a group of such zombies is gone.
+// waitGroupGone returns once the process group is empty. Its members die
+// and are reaped (they are orphans of ours), but nothing tells us when the
+// last one is gone, so look often. Only the kernel's answer counts: /proc,
+// read one process after another, can miss a process that forks as it is
+// read, and the lock must not go while anything in the group may run.
 func waitGroupGone(pgid int) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for n := 1; groupAlive(pgid); n++ {
-		if n%25 == 0 && onlyDeadInGroup(pgid) {
-			return
-		}
+	for groupAlive(pgid) {
 		<-tick.C
 	}
 }
