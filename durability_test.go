@@ -222,9 +222,11 @@ func TestDurabilityWaitersKeepTheirPlaceAcrossLeaderChanges(t *testing.T) {
 	dir := t.TempDir()
 	start := time.Now()
 
-	// A TTL short enough that every process sends keepalives (one a second)
-	// while the leader moves, long enough for a loaded machine.
-	lease := []string{"--lock-name=q", "--ttl=6s", "--kill-after=1s"}
+	// A TTL short enough that every process sends keepalives (every two
+	// seconds) while the leader moves, long enough that a waiter, which
+	// gives up after TTL - kill-after - 1s without an answer, rides out the
+	// restart of the leader on a loaded machine (6s was seen too short).
+	lease := []string{"--lock-name=q", "--ttl=10s", "--kill-after=1s"}
 	// Every command appends a line to one file: the order in it is the order
 	// in which they ran. A waiter's command works for a moment (the sleep),
 	// so that two running at once would overlap.
@@ -249,7 +251,23 @@ func TestDurabilityWaitersKeepTheirPlaceAcrossLeaderChanges(t *testing.T) {
 
 	moveLeaderAround(t, cluster)
 
-	after := waitKeys(t, client, "q", 3)
+	// Three keys still, and if not, what each distlock said.
+	var after []lock.Entry
+	var readErr error
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := poll.Until(ctx, func() bool {
+		// Each read on its own short deadline: one that hangs on a
+		// connection to the restarted member must not use up the wait.
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer rcancel()
+		after, readErr = lock.Entries(rctx, client, testRealm(t), "q")
+		return readErr == nil && len(after) == 3
+	})
+	cancel()
+	if err != nil {
+		t.Fatalf("%d keys for lock q after the leader moved, not 3 (last read: %v); holder's stderr:\n%s\nfirst waiter's:\n%s\nsecond waiter's:\n%s",
+			len(after), readErr, holder.stderr, w1.stderr, w2.stderr)
+	}
 	for i, name := range []string{"holder", "first waiter", "second waiter"} {
 		if after[i].Key != before[i].Key || after[i].CreateRevision != before[i].CreateRevision {
 			t.Errorf("%s: key %s (revision %d) before the leader moved, %s (revision %d) after",
