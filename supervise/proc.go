@@ -46,17 +46,6 @@ func everyProcess(fn func(procStat)) {
 	}
 }
 
-// dead reports whether a zombie has no thread left. The leader of a
-// process whose main thread ended alone shows as a zombie while its other
-// threads still run.
-func (st procStat) dead() bool {
-	if st.state != 'Z' {
-		return false
-	}
-	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(st.pid) + "/task/[0-9]*")
-	return len(tasks) <= 1
-}
-
 // stopped reports whether process pid is stopped.
 func stopped(pid int) bool {
 	st, ok := readStat(pid)

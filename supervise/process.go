@@ -273,7 +273,6 @@ func (p *Process) mainExited(ws unix.WaitStatus) {
 func (p *Process) cleanUp() {
 	if groupAlive(p.pid) {
 		p.Terminate()
-		p.sayIfRefused()
 	}
 	waitGroupGone(p.pid)
 	p.dismissWatchdog()
@@ -323,23 +322,10 @@ func (p *Process) Terminate() {
 }
 
 // kill sends a signal of the kill sequence to the group and keeps the
-// first refusal for sayIfRefused or Wait to tell.
+// first refusal for Wait to tell.
 func (p *Process) kill(sig syscall.Signal) {
 	if err := unix.Kill(-p.pid, sig); errors.Is(err, unix.EPERM) {
 		p.refuse.Do(func() { p.refused <- err })
-	}
-}
-
-// sayIfRefused calls Spec.CannotStop if a signal of the kill sequence
-// reached nothing in the group for lack of permission and it was not said
-// yet.
-func (p *Process) sayIfRefused() {
-	select {
-	case err := <-p.refused:
-		if p.spec.CannotStop != nil {
-			p.spec.CannotStop(err)
-		}
-	default:
 	}
 }
 
@@ -365,9 +351,9 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 			if p.spec.Stopping != nil {
 				p.spec.Stopping()
 			}
-			p.sayIfRefused()
 		case err := <-p.refused:
-			// SIGKILL, after the grace period, reached nothing.
+			// The kill signal, or SIGKILL after the grace period,
+			// reached nothing: said after Stopping, whichever it was.
 			if p.spec.CannotStop != nil {
 				p.spec.CannotStop(err)
 			}

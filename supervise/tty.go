@@ -43,7 +43,7 @@ func ttyIfForeground() *os.File {
 func aloneInGroup() bool {
 	procs := map[int]procStat{}
 	everyProcess(func(st procStat) {
-		if !st.dead() { // the dead use no terminal
+		if st.state != 'Z' { // the dead use no terminal
 			procs[st.pid] = st
 		}
 	})
