@@ -14,10 +14,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/peterbourgon/ff/v3/ffyaml"
 	"gopkg.in/yaml.v2"
 
+	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
 )
@@ -492,6 +495,22 @@ func isSetting(name string) bool {
 
 var errHelp = errors.New("help requested")
 
+// checkRealm refuses a realm that cannot be meant as written, rather than
+// guess: realms nest, and a repaired one could be another's.
+func checkRealm(realm string) error {
+	switch {
+	case realm == "":
+		return errors.New("must not be empty")
+	case !strings.HasPrefix(realm, "/"):
+		return fmt.Errorf("%s does not start with /", untrusted.Quote(realm, untrusted.MaxKey))
+	case strings.Contains(realm, "//"):
+		return fmt.Errorf("%s has an empty part (//)", untrusted.Quote(realm, untrusted.MaxKey))
+	case !utf8.ValidString(realm) || strings.IndexFunc(realm, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return fmt.Errorf("%s is not printable UTF-8", untrusted.Quote(realm, untrusted.MaxKey))
+	}
+	return nil
+}
+
 // check validates the values no flag type can check alone.
 func (c *config) check() error {
 	if c.version {
@@ -552,8 +571,8 @@ func (c *config) check() error {
 		return usagef("--ttl %v is too short for --kill-after %v: the command could outlive the lock; use --ttl %v or more",
 			c.ttl, c.killAfter, c.killAfter+killMargin+minSlack)
 	}
-	if c.prefix == "" {
-		return usagef("--prefix must not be empty")
+	if err := checkRealm(c.prefix); err != nil {
+		return usagef("--prefix: %v", err)
 	}
 	if !strings.HasSuffix(c.prefix, "/") {
 		c.prefix += "/"

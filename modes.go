@@ -141,31 +141,28 @@ func runLock(ctx context.Context, c *config, client *clientv3.Client, out *repor
 func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
 	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
+	var done *lock.Unlocked
+	var err error
+	key := ""
 	if c.holder != "" {
-		key, err := lock.KeyOf(c.prefix, c.lockName, c.holder)
-		if err != nil {
-			err = usagef("--holder: %v", err)
+		var kerr error
+		key, kerr = lock.KeyOf(c.prefix, c.lockName, c.holder)
+		if kerr != nil {
+			err = usagef("--holder: %v", kerr)
 			out.about(evUsage).fail("%v", err)
 			return err
 		}
-		done, err := lock.UnlockKey(rctx, client, c.prefix, c.lockName, key)
-		switch {
-		case err != nil:
-			out.about(evEtcdError).fail("%v", etcdError(c, err))
-			return err
-		case done.Removed == nil:
-			out.about(evNotHeld).info("lock %q has no key %s; nothing to unlock", c.lockName, untrusted.Word(key, untrusted.MaxKey))
-		default:
-			out.about(evReleased).holder(*done.Removed).info("released key %s of lock %q: %s", untrusted.Word(key, untrusted.MaxKey), c.lockName, describeUnlocked(*done.Removed))
-			sayStopping(c, done, out)
-		}
-		return nil
+		done, err = lock.UnlockKey(rctx, client, c.prefix, c.lockName, key)
+	} else {
+		done, err = lock.Unlock(rctx, client, c.prefix, c.lockName)
 	}
-	done, err := lock.Unlock(rctx, client, c.prefix, c.lockName)
 	switch {
 	case err != nil:
 		out.about(evEtcdError).fail("%v", etcdError(c, err))
 		return err
+	case done.Removed != nil && c.holder != "":
+		out.about(evReleased).holder(*done.Removed).info("released key %s of lock %q: %s", untrusted.Word(key, untrusted.MaxKey), c.lockName, describeUnlocked(*done.Removed))
+		sayStopping(c, done, out)
 	case done.Removed != nil:
 		out.about(evReleased).holder(*done.Removed).info("released lock %q, held by %s", c.lockName, describeUnlocked(*done.Removed))
 		sayStopping(c, done, out)
@@ -173,6 +170,8 @@ func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *rep
 		for _, e := range done.Pending {
 			out.about(evStopping).holder(e).info("lock %q was unlocked already; the next holder starts once this one has stopped its command: %s", c.lockName, describeUnlocked(e))
 		}
+	case c.holder != "":
+		out.about(evNotHeld).info("lock %q has no key %s; nothing to unlock", c.lockName, untrusted.Word(key, untrusted.MaxKey))
 	default:
 		out.about(evNotHeld).info("lock %q is not held; nothing to unlock", c.lockName)
 	}

@@ -51,6 +51,8 @@ func recordRun(c *config, h *lock.Holder, started time.Time, out *reporter) {
 	switch {
 	case errors.Is(err, lock.ErrNotHeld):
 		out.about(evLost).fail("lock %q was lost as the command ended; its run is not recorded for --min-interval", c.lockName)
+	case errors.Is(err, lock.ErrMaybeRecorded):
+		out.about(evEtcdError).fail("could not learn whether the run was recorded for --min-interval (%v); if it was, runs of lock %q are skipped until etcd drops the record, within %v", etcdError(c, err), c.lockName, c.minInterval)
 	case err != nil:
 		out.about(evEtcdError).fail("could not record the run for --min-interval (%v); the next run of lock %q will not be skipped", etcdError(c, err), c.lockName)
 	default:

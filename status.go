@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -21,7 +22,8 @@ import (
 func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *reporter) error {
 	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
-	entries, stopping, err := lock.Queue(rctx, client, c.prefix, c.lockName)
+	q, err := lock.ReadQueue(rctx, client, c.prefix, c.lockName)
+	entries, stopping := q.Entries, q.Stopping
 	if err != nil {
 		out.about(evEtcdError).fail("%v", etcdError(c, err))
 		return err
@@ -35,22 +37,26 @@ func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout i
 	if c.json {
 		s := lockStatus(c.lockName, entries, stopping)
 		s.LastRun = lastRunStatus(last)
+		s.ForeignKeys = foreignJSON(c.prefix, c.lockName, q.Foreign)
 		writeJSON(stdout, s)
 	} else if free {
-		fmt.Fprintf(stdout, "lock %q is free\n", c.lockName)
+		fmt.Fprintf(stdout, "lock %s is free\n", lockLabel(c.lockName))
 	} else if holders, waiters := split(entries, stopping); len(holders) == 1 && limit(entries, stopping) == 1 {
-		fmt.Fprintf(stdout, "lock %q is held by %s\n", c.lockName, holders[0].Describe())
+		fmt.Fprintf(stdout, "lock %s is held by %s\n", lockLabel(c.lockName), holders[0].Describe())
 		for i, e := range waiters {
 			fmt.Fprintf(stdout, "  waiter %d: %s\n", i+1, e.Describe())
 		}
 	} else {
-		fmt.Fprintf(stdout, "lock %q (--limit %d) is held by %d:\n", c.lockName, limit(entries, stopping), len(holders))
+		fmt.Fprintf(stdout, "lock %s (--limit %d) is held by %d:\n", lockLabel(c.lockName), limit(entries, stopping), len(holders))
 		for i, e := range holders {
 			fmt.Fprintf(stdout, "  holder %d: %s: %s\n", i+1, untrusted.Word(e.Key, untrusted.MaxKey), e.Describe())
 		}
 		for i, e := range waiters {
 			fmt.Fprintf(stdout, "  waiter %d: %s: %s\n", i+1, untrusted.Word(e.Key, untrusted.MaxKey), e.Describe())
 		}
+	}
+	if !c.json {
+		sayForeign(stdout, c.prefix, c.lockName, q.Foreign)
 	}
 	if last != nil && !c.json {
 		fmt.Fprintf(stdout, "last successful run: %s\n", last.Describe())
@@ -113,6 +119,53 @@ func shownName(name string) string {
 	return untrusted.Quote(name, untrusted.MaxKey)
 }
 
+// lockLabel is a lock's name as --status shows it: quoted, and for a name
+// beyond ASCII, which another name may look like (Cyrillic "а" and Latin
+// "a"), with the segment its keys spell it as.
+func lockLabel(name string) string {
+	return fmt.Sprintf("%q", name) + segmentNote(name, lock.Escape(name))
+}
+
+// segmentNote is what a name beyond ASCII is shown with: its keys' segment.
+func segmentNote(name, seg string) string {
+	for _, r := range name {
+		if r >= utf8.RuneSelf {
+			return fmt.Sprintf(" (keys %s/)", untrusted.Word(seg, untrusted.MaxKey))
+		}
+	}
+	return ""
+}
+
+// maxForeignShown is how many foreign keys --status names one by one.
+const maxForeignShown = 5
+
+// sayForeign tells which keys under the lock's prefix take no part in it,
+// so that nobody reads one as a holder. A key named PREFIX/ID is etcd's
+// recipe's under the name with the trailing slash, a lock of its own.
+func sayForeign(w io.Writer, realm, name string, foreign []lock.Entry) {
+	for i, e := range foreign {
+		if i == maxForeignShown {
+			fmt.Fprintf(w, "  not counted: %d more keys that are not this lock's\n", len(foreign)-i)
+			return
+		}
+		fmt.Fprintf(w, "  not counted: key %s %s\n", untrusted.Word(e.Key, untrusted.MaxKey), foreignWhose(realm, name, e.Key))
+	}
+}
+
+// foreignWhose says whose a foreign key under the lock's prefix is.
+func foreignWhose(realm, name, key string) string {
+	pfx := lock.Prefix(realm, name)
+	other, ok := lock.EtcdctlLock(key)
+	switch {
+	case ok && other == pfx:
+		return fmt.Sprintf("belongs to etcdctl lock %s, a lock of its own (etcdctl lock %s shares this one)",
+			untrusted.Quote(other, untrusted.MaxKey), untrusted.Quote(strings.TrimSuffix(pfx, "/"), untrusted.MaxKey))
+	case ok:
+		return fmt.Sprintf("belongs to another lock: of a realm below this one, or etcdctl lock %s", untrusted.Quote(other, untrusted.MaxKey))
+	}
+	return "is not a holder's or waiter's: it does not end in a lease ID"
+}
+
 // listedName is how --list shows a lock's name: a segment of keys that
 // distlock did not write is quoted and marked, so that it cannot pass for
 // the lock whose name it spells.
@@ -120,7 +173,7 @@ func listedName(l lock.Lock) string {
 	if l.Foreign {
 		return untrusted.Quote(l.Name, untrusted.MaxKey) + " (not a distlock lock name: keys under it were written by another tool)"
 	}
-	return shownName(l.Name)
+	return shownName(l.Name) + segmentNote(l.Name, l.Segment())
 }
 
 // split divides a lock's entries into its holders and its waiters. The
@@ -157,6 +210,23 @@ type statusJSON struct {
 	Stopping []entryJSON `json:"stopping"`
 	// LastRun is --status's alone, and only when there is a record.
 	LastRun *lastRunJSON `json:"last_run,omitempty"`
+	// ForeignKeys (--status) are the keys under the lock's prefix that
+	// take no part in it (lock.Queue.Foreign).
+	ForeignKeys []foreignKeyJSON `json:"foreign_keys,omitempty"`
+}
+
+type foreignKeyJSON struct {
+	Key            string `json:"key"`
+	CreateRevision int64  `json:"create_revision"`
+	Whose          string `json:"whose"`
+}
+
+func foreignJSON(realm, name string, foreign []lock.Entry) []foreignKeyJSON {
+	var js []foreignKeyJSON
+	for _, e := range foreign {
+		js = append(js, foreignKeyJSON{Key: untrusted.Cut(e.Key, untrusted.MaxKey), CreateRevision: e.CreateRevision, Whose: foreignWhose(realm, name, e.Key)})
+	}
+	return js
 }
 
 type entryJSON struct {

@@ -142,8 +142,8 @@ func (w *waitLine) look(looked chan<- queueView) {
 	ctx, cancel := context.WithTimeout(w.ctx, w.c.dialTimeout)
 	defer cancel()
 	var v queueView // not ok
-	if entries, stopping, err := lock.Queue(ctx, w.client, w.c.prefix, w.c.lockName); err == nil {
-		v = w.find(entries, stopping)
+	if q, err := lock.ReadQueue(ctx, w.client, w.c.prefix, w.c.lockName); err == nil {
+		v = w.find(q.Entries, q.Stopping)
 	}
 	looked <- v // never blocks: one look at a time, and room for it
 }

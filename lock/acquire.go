@@ -161,7 +161,7 @@ type place struct {
 // of a key created before ours, so all of them count.
 func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease) (place, error) {
 	pfx, sp := Prefix(req.Realm, req.Name), StoppingPrefix(req.Realm, req.Name)
-	p := place{key: fmt.Sprintf("%s%x", pfx, l.id)}
+	p := place{key: queueKey(pfx, int64(l.id))}
 	rctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
 	defer cancel()
 	resp, err := client.Txn(rctx).
@@ -178,9 +178,18 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		return p, fmt.Errorf("queue for the lock: key %s exists already", p.key)
 	}
 	p.rev = resp.Header.Revision
+	kvs := resp.Responses[1].GetResponseRange().Kvs
+	if !allInQueue(pfx, kvs) {
+		// Foreign keys took some of the places read: read every key
+		// created before ours, as of the same revision.
+		if kvs, err = keysBefore(rctx, client, pfx, p.rev, p.rev, clientv3.SortAscend); err != nil {
+			return p, fmt.Errorf("queue for the lock: %w", err)
+		}
+		kvs = append(onlyQueue(pfx, kvs), &mvccpb.KeyValue{Key: []byte(p.key), CreateRevision: p.rev})
+	}
 	var ahead []Entry
 	ours := false
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+	for _, kv := range kvs {
 		if kv.CreateRevision == p.rev {
 			ours = true
 			continue
@@ -284,10 +293,11 @@ var errTimedOut = errors.New("timed out waiting for the lock")
 func conflict(ctx context.Context, client *clientv3.Client, req Request) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), req.RPCTimeout)
 	defer cancel()
-	entries, stopping, err := Queue(rctx, client, req.Realm, req.Name)
+	q, err := ReadQueue(rctx, client, req.Realm, req.Name)
 	if err != nil {
 		return &ConflictError{Name: req.Name}
 	}
+	entries, stopping := q.Entries, q.Stopping
 	if holders, _ := Split(entries, stopping); len(holders) > 0 {
 		return &ConflictError{Name: req.Name, Holder: &holders[0]}
 	}
@@ -328,6 +338,18 @@ func waitForTurn(ctx context.Context, client *clientv3.Client, key, pfx, sp stri
 			return 0, ErrPlaceLost
 		}
 		ahead := resp.Responses[0].GetResponseRange().Kvs
+		if !allInQueue(pfx, ahead) {
+			// The newest key before ours is foreign: the predecessor,
+			// if any, is further back.
+			kvs, err := keysBefore(ctx, client, pfx, myRev, resp.Header.Revision, clientv3.SortDescend, clientv3.WithKeysOnly())
+			if err != nil {
+				if !retry.wait(ctx) {
+					return 0, ctx.Err()
+				}
+				continue
+			}
+			ahead = onlyQueue(pfx, kvs)
+		}
 		from := resp.Header.Revision + 1
 		var moved bool
 		switch {
@@ -381,7 +403,7 @@ func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx, sp str
 		if err != nil {
 			return err
 		}
-		ahead := resp.Kvs
+		ahead := onlyQueue(pfx, resp.Kvs)
 		entries := make([]Entry, 0, len(ahead))
 		for _, kv := range ahead {
 			entries = append(entries, parseEntry(kv))
@@ -420,6 +442,17 @@ func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx, sp str
 			return ctx.Err()
 		}
 	}
+}
+
+// keysBefore reads, as of revision rev, every key under pfx created
+// before myRev, in order of creation.
+func keysBefore(ctx context.Context, client *clientv3.Client, pfx string, myRev, rev int64, order clientv3.SortOrder, opts ...clientv3.OpOption) ([]*mvccpb.KeyValue, error) {
+	resp, err := client.Get(ctx, pfx, append(opts, clientv3.WithPrefix(), clientv3.WithRev(rev),
+		clientv3.WithMaxCreateRev(myRev-1), clientv3.WithSort(clientv3.SortByCreateRevision, order))...)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Kvs, nil
 }
 
 // getRetrying reads key with opts, retrying etcd's hiccups (a leader

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,52 +16,18 @@ import (
 	"github.com/tinx/distlock/internal/untrusted"
 )
 
-// Entries lists the keys of a lock, holder first, then the waiters in the
-// order they will get it.
+// Entries lists the holders and waiters of a lock, holder first, then the
+// waiters in the order they will get it. Foreign keys under its prefix
+// are left out.
 func Entries(ctx context.Context, client *clientv3.Client, realm, name string) ([]Entry, error) {
-	resp, err := client.Get(ctx, Prefix(realm, name),
+	pfx := Prefix(realm, name)
+	resp, err := client.Get(ctx, pfx,
 		clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 	if err != nil {
 		return nil, err
 	}
-	entries := make([]Entry, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		entries = append(entries, parseEntry(kv))
-	}
+	entries, _ := sortQueue(pfx, resp.Kvs)
 	return entries, nil
-}
-
-// A distlock holder whose key --unlock deleted still runs its command
-// until it has stopped it, and only then revokes its lease. So that nobody
-// takes its place before that, the key is deleted in one transaction with
-// a stopping record: the key's value, on the key's lease, which etcd
-// deletes when that holder releases or its lease expires. Every waiter
-// counts each record as a slot taken. The record is named after the
-// deleted key's create revision (zero-padded, so that the names sort as
-// the numbers do), then its lease: a waiter counts only the records of
-// keys that were ahead of its own, one key range, so it never waits for a
-// key that queued after it; and whoever must free a dead machine's lock
-// at once sees which lease to revoke.
-// Records live beside the lock's prefix, as the last-run record does:
-// etcd's recipe takes every key under the prefix for a holder or a
-// waiter, and since Escape writes neither "!" nor ":", no lock's keys
-// start with another lock's stopping prefix.
-const stoppingSuffix = "!stopping:"
-
-// StoppingPrefix is where the stopping records of the lock named name live.
-func StoppingPrefix(realm, name string) string {
-	return realm + Escape(name) + stoppingSuffix
-}
-
-// stoppingKey is the record of the deleted key created at rev on lease.
-func stoppingKey(sp string, rev, lease int64) string {
-	return fmt.Sprintf("%s-%x", stoppingBefore(sp, rev), lease)
-}
-
-// stoppingBefore is the end (exclusive) of the range of records of keys
-// created before rev.
-func stoppingBefore(sp string, rev int64) string {
-	return fmt.Sprintf("%s%019d", sp, rev)
 }
 
 // parseStopping returns the records among kvs (read under a stopping
@@ -76,10 +41,8 @@ func stoppingBefore(sp string, rev int64) string {
 func parseStopping(sp string, kvs []*mvccpb.KeyValue) []Entry {
 	var recs []Entry
 	for _, kv := range kvs {
-		name, _ := strings.CutPrefix(string(kv.Key), sp)
-		digits, lease, _ := strings.Cut(name, "-")
-		rev, err := strconv.ParseInt(digits, 10, 64)
-		if err != nil || len(digits) != 19 || kv.Lease == 0 || lease != fmt.Sprintf("%x", kv.Lease) {
+		rev, ok := stoppingOf(sp, kv)
+		if !ok {
 			continue
 		}
 		e := parseEntry(kv)
@@ -100,19 +63,31 @@ func opQueue(pfx string) clientv3.Op {
 	return clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 }
 
-// Queue lists a lock's keys as Entries does, and the stopping records of
-// holders that --unlock removed and that are still stopping their
-// commands, both as of one revision.
-func Queue(ctx context.Context, client *clientv3.Client, realm, name string) (entries, stopping []Entry, err error) {
-	sp := StoppingPrefix(realm, name)
-	resp, err := client.Txn(ctx).Then(opQueue(Prefix(realm, name)), opStopping(sp)).Commit()
+// Queue is a lock as one read found it.
+type Queue struct {
+	// Entries are the holders and waiters, oldest first.
+	Entries []Entry
+	// Stopping are the records of holders that --unlock removed and that
+	// are still stopping their commands.
+	Stopping []Entry
+	// Foreign are the other keys under the lock's prefix, oldest first:
+	// another realm's, another tool's, or written by hand. They take no
+	// part in the lock.
+	Foreign []Entry
+}
+
+// ReadQueue reads a lock's keys and its stopping records, as of one
+// revision.
+func ReadQueue(ctx context.Context, client *clientv3.Client, realm, name string) (Queue, error) {
+	pfx, sp := Prefix(realm, name), StoppingPrefix(realm, name)
+	resp, err := client.Txn(ctx).Then(opQueue(pfx), opStopping(sp)).Commit()
 	if err != nil {
-		return nil, nil, err
+		return Queue{}, err
 	}
-	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		entries = append(entries, parseEntry(kv))
-	}
-	return entries, parseStopping(sp, resp.Responses[1].GetResponseRange().Kvs), nil
+	var q Queue
+	q.Entries, q.Foreign = sortQueue(pfx, resp.Responses[0].GetResponseRange().Kvs)
+	q.Stopping = parseStopping(sp, resp.Responses[1].GetResponseRange().Kvs)
+	return q, nil
 }
 
 // Split divides a lock's entries, oldest first, into those that hold it
@@ -170,16 +145,22 @@ func Unlock(ctx context.Context, client *clientv3.Client, realm, name string) (*
 }
 
 // KeyOf turns what --holder names, a key as --status shows it or its last
-// part (the lease ID in hex), into a key of lock name, or says why not.
+// part (the lease ID in hex), into a key of lock name, or says why not:
+// a holder's or waiter's key, or the stopping record of a holder that
+// --unlock removed already.
 func KeyOf(realm, name, key string) (string, error) {
-	pfx := Prefix(realm, name)
+	pfx, sp := Prefix(realm, name), StoppingPrefix(realm, name)
 	if !strings.Contains(key, "/") {
 		key = pfx + key
 	}
-	if rest, ok := strings.CutPrefix(key, pfx); !ok || rest == "" || strings.Contains(rest, "/") {
-		return "", fmt.Errorf("%s is not a key of lock %q (they start with %s)", key, name, pfx)
+	if inQueue(pfx, key) || isStoppingKey(sp, key) {
+		return key, nil
 	}
-	return key, nil
+	shown := untrusted.Word(key, untrusted.MaxKey)
+	if other, ok := EtcdctlLock(key); ok && strings.HasPrefix(key, pfx) {
+		return "", fmt.Errorf("%s is not a key of lock %q: it belongs to etcdctl lock %s, a lock of its own", shown, name, untrusted.Quote(other, untrusted.MaxKey))
+	}
+	return "", fmt.Errorf("%s is not a key of lock %q: its keys are %s followed by a lease ID in lower-case hex", shown, name, untrusted.Word(pfx, untrusted.MaxKey))
 }
 
 // UnlockKey deletes one key of the lock, a holder's or a waiter's (see
@@ -208,8 +189,11 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		if err != nil {
 			return nil, err
 		}
-		kvs := resp.Responses[0].GetResponseRange().Kvs
+		kvs := onlyQueue(pfx, resp.Responses[0].GetResponseRange().Kvs)
 		recs := parseStopping(sp, resp.Responses[1].GetResponseRange().Kvs)
+		if isStoppingKey(sp, key) {
+			return stoppingAlready(recs, key), nil
+		}
 		entries := make([]Entry, 0, len(kvs))
 		for _, kv := range kvs {
 			entries = append(entries, parseEntry(kv))
@@ -264,6 +248,18 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 	return nil, fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked; try again", untrusted.Word(target.Key, untrusted.MaxKey), name)
 }
 
+// stoppingAlready is what unlocking key, the stopping record of a holder
+// that --unlock removed before, comes to: nothing more to do, and the
+// lock is as good as unlocked if the record is still there.
+func stoppingAlready(recs []Entry, key string) *Unlocked {
+	for _, r := range recs {
+		if r.Key == key {
+			return &Unlocked{Pending: []Entry{r}}
+		}
+	}
+	return &Unlocked{}
+}
+
 // deleteHolder deletes a holder's key kv, as long as it is the same key
 // (create revision) on the same lease. If that lease is the one the key
 // is named after and the value is distlock's, a live distlock keeps it,
@@ -277,8 +273,7 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *mvccpb.KeyValue) (ok, stopping bool, err error) {
 	key := string(kv.Key)
 	ops := []clientv3.Op{clientv3.OpDelete(key)}
-	stopping = kv.Lease != 0 && key[strings.LastIndexByte(key, '/')+1:] == fmt.Sprintf("%x", kv.Lease) &&
-		parseEntry(kv).Info != nil
+	stopping = named(key, kv.Lease) && parseEntry(kv).Info != nil
 	if stopping {
 		ops = append(ops, clientv3.OpPut(stoppingKey(sp, kv.CreateRevision, kv.Lease), string(kv.Value), clientv3.WithLease(clientv3.LeaseID(kv.Lease))))
 	}
@@ -343,6 +338,10 @@ type Lock struct {
 	seg     string // the name as it is escaped in keys
 }
 
+// Segment is the lock's name as its keys spell it (Escape(Name) for a
+// lock that is not Foreign): two names that print alike differ here.
+func (l Lock) Segment() string { return l.seg }
+
 // List calls found with every lock in the realm that is taken, by a holder
 // or by a holder that --unlock removed and that is still stopping. It reads
 // the realm in pages of at most pageSize keys, each request bounded by
@@ -377,7 +376,7 @@ func List(ctx context.Context, client *clientv3.Client, realm string, pageSize i
 			}
 		}
 		l := &Lock{seg: seg}
-		if name, err := Unescape(seg); err == nil {
+		if name, err := Unescape(seg); err == nil && ValidateName(name) == nil {
 			l.Name = name
 		} else {
 			l.Name, l.Foreign = seg, true
@@ -409,9 +408,11 @@ func List(ctx context.Context, client *clientv3.Client, realm string, pageSize i
 			}
 			rest := strings.TrimPrefix(key, realm)
 			if seg, _, ok := strings.Cut(rest, "/"); ok {
-				l := lockOf(seg)
-				l.Entries = append(l.Entries, parseEntry(kv))
-				continue
+				if inQueue(realm+seg+"/", key) {
+					l := lockOf(seg)
+					l.Entries = append(l.Entries, parseEntry(kv))
+				}
+				continue // else foreign: another realm's below, another tool's
 			}
 			if seg, _, ok := strings.Cut(rest, stoppingSuffix); ok {
 				if recs := parseStopping(realm+seg+stoppingSuffix, []*mvccpb.KeyValue{kv}); len(recs) > 0 {

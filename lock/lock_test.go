@@ -401,11 +401,11 @@ func nowHolds(t *testing.T, got <-chan acquired) *Holder {
 // queue reads req's lock: its keys and its stopping records.
 func queue(t *testing.T, client *clientv3.Client, req Request) (entries, stopping []Entry) {
 	t.Helper()
-	entries, stopping, err := Queue(context.Background(), client, req.Realm, req.Name)
+	q, err := ReadQueue(context.Background(), client, req.Realm, req.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return entries, stopping
+	return q.Entries, q.Stopping
 }
 
 // TestUnlockWaitsForHolderToStop: after --unlock, the next waiter gets the

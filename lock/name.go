@@ -6,13 +6,15 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // MaxNameLen is the longest lock name, in bytes.
 const MaxNameLen = 255
 
 // ValidateName reports whether name can name a lock: 1 to MaxNameLen bytes of
-// printable UTF-8.
+// printable UTF-8 in Unicode NFC.
 func ValidateName(name string) error {
 	switch {
 	case name == "":
@@ -26,6 +28,12 @@ func ValidateName(name string) error {
 		if !unicode.IsPrint(r) {
 			return fmt.Errorf("lock name contains the unprintable character %q", r)
 		}
+	}
+	if !norm.NFC.IsNormalString(name) {
+		// Two spellings of one text would be two locks. Normalising
+		// here would move the keys of an older distlock's lock.
+		nfc := norm.NFC.String(name)
+		return fmt.Errorf("lock name %+q is not in Unicode NFC, and another spelling of the same text would be another lock; in NFC it is %q (%+q)", name, nfc, nfc)
 	}
 	return nil
 }
@@ -94,10 +102,4 @@ func unhex(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
-}
-
-// Prefix is the key prefix under which the lock named name lives in realm:
-// realm + Escape(name) + "/". The realm is expected to end in "/".
-func Prefix(realm, name string) string {
-	return realm + Escape(name) + "/"
 }

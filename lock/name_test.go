@@ -54,16 +54,26 @@ func TestUnescapeRejectsForeignSegments(t *testing.T) {
 }
 
 func TestValidateName(t *testing.T) {
-	good := []string{"x", "db upgrade", "a/b/c", "ünïcödé", "tab-free: yes!", strings.Repeat("n", 255)}
+	good := []string{"x", "db upgrade", "a/b/c", "ünïcödé", "caf\u00e9", "tab-free: yes!", strings.Repeat("n", 255)}
 	for _, n := range good {
 		if err := ValidateName(n); err != nil {
 			t.Errorf("ValidateName(%q) = %v, want nil", n, err)
 		}
 	}
-	bad := []string{"", strings.Repeat("n", 256), "tab\there", "new\nline", "\x00", "bad\xffutf8", "esc\x1b"}
+	// "cafe\u0301" is café in NFD: another spelling, so another lock.
+	bad := []string{"", strings.Repeat("n", 256), "tab\there", "new\nline", "\x00", "bad\xffutf8", "esc\x1b", "cafe\u0301", "\u212b"}
 	for _, n := range bad {
 		if err := ValidateName(n); err == nil {
 			t.Errorf("ValidateName(%q) = nil, want an error", n)
 		}
+	}
+}
+
+// TestValidateNameShowsNFC: a name in another normal form is refused with
+// the NFC spelling, which is what to type instead.
+func TestValidateNameShowsNFC(t *testing.T) {
+	err := ValidateName("cafe\u0301")
+	if err == nil || !strings.Contains(err.Error(), "NFC") || !strings.Contains(err.Error(), `"caf\u00e9"`) {
+		t.Errorf("ValidateName(NFD café) = %v; want it to name NFC and show \"caf\u00e9\"", err)
 	}
 }

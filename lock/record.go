@@ -13,19 +13,6 @@ import (
 	"github.com/tinx/distlock/internal/untrusted"
 )
 
-// The record of a lock's last successful run lives beside the lock's queue,
-// never in it: etcd's recipe takes every key under Prefix(realm, name) for
-// a holder or a waiter. Escape writes neither "!" nor "/", so realm +
-// Escape(name) + "!last-run" is under no lock's prefix, and List, which
-// looks only at keys with a "/" after the escaped name, passes it by.
-const lastRunSuffix = "!last-run"
-
-// LastRunKey is the key of the record of the last successful run of the
-// lock named name in realm.
-func LastRunKey(realm, name string) string {
-	return realm + Escape(name) + lastRunSuffix
-}
-
 // ErrNotHeld means the lock's key is no longer ours (deleted, or its lease
 // gone), so nothing may be written in its name.
 var ErrNotHeld = errors.New("the lock is no longer ours")
@@ -150,6 +137,7 @@ func (h *Holder) RecordRun(ctx context.Context, span time.Duration, started time
 	if err != nil {
 		return fmt.Errorf("record the run: %w", err)
 	}
+	recordGranted()
 	tctx, cancel := context.WithTimeout(ctx, h.req.RPCTimeout)
 	defer cancel()
 	resp, err := h.client.Txn(tctx).
@@ -160,13 +148,25 @@ func (h *Holder) RecordRun(ctx context.Context, span time.Duration, started time
 		return nil
 	}
 	// Nothing written, or nothing known: a record on a lease that is gone
-	// is no record at all.
-	h.revoke(ctx, lease.ID)
-	if err != nil {
+	// is no record at all, whichever of the two etcd applied first.
+	rerr := h.revoke(ctx, lease.ID)
+	switch {
+	case err != nil && rerr != nil:
+		return fmt.Errorf("record the run: %w: %w", ErrMaybeRecorded, err)
+	case err != nil:
 		return fmt.Errorf("record the run: %w", err)
 	}
 	return ErrNotHeld
 }
+
+// recordGranted is a seam for tests: RecordRun calls it once the
+// record's lease is granted.
+var recordGranted = func() {}
+
+// ErrMaybeRecorded means that etcd did not answer whether it wrote the
+// record of a run, nor whether it revoked the record's lease afterwards:
+// the record may be there, until its lease expires.
+var ErrMaybeRecorded = errors.New("etcd did not answer whether the record was written")
 
 // HoldFor keeps the lock taken for d more after this process has gone,
 // without it: the key moves onto a new lease of d (whole seconds, rounded
@@ -231,10 +231,11 @@ func (h *Holder) release(ctx context.Context) error {
 
 // revoke revokes a lease of ours that holds nothing we want, if etcd
 // answers in time; otherwise it expires by itself.
-func (h *Holder) revoke(ctx context.Context, id clientv3.LeaseID) {
+func (h *Holder) revoke(ctx context.Context, id clientv3.LeaseID) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.req.RPCTimeout)
 	defer cancel()
-	_, _ = h.client.Revoke(rctx, id)
+	_, err := h.client.Revoke(rctx, id)
+	return err
 }
 
 // wholeSeconds is d as a lease TTL: whole seconds, rounded up.

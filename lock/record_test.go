@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tinx/distlock/internal/etcdtest"
 	"github.com/tinx/distlock/internal/poll"
 )
 
@@ -209,5 +210,34 @@ func TestHoldForNotHeld(t *testing.T) {
 	resp, err := client.Get(context.Background(), req.Realm, clientv3.WithPrefix())
 	if err != nil || len(resp.Kvs) != 0 {
 		t.Errorf("keys left: %v, %v", resp.Kvs, err)
+	}
+}
+
+// TestRecordRunLostReply: when neither the answer to the record's write
+// nor the one to the revoke of its lease arrives, RecordRun cannot know
+// whether a record stands, and says so (ErrMaybeRecorded) rather than
+// that the next run will not be skipped.
+func TestRecordRunLostReply(t *testing.T) {
+	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	req := request(t, "rec-lost")
+	req.RPCTimeout = time.Second
+	h, err := Acquire(context.Background(), newClient(t, proxy.URL()), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordGranted = proxy.BlackholeRx // requests reach etcd, answers are dropped
+	defer func() { recordGranted = func() {} }()
+	err = h.RecordRun(context.Background(), time.Hour, time.Now())
+	proxy.Heal()
+	// The connection may stay stuck after the cut; the lease expires.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	defer h.Release(ctx)
+	if !errors.Is(err, ErrMaybeRecorded) {
+		t.Errorf("RecordRun with its answers lost = %v, want ErrMaybeRecorded", err)
 	}
 }
