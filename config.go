@@ -140,7 +140,7 @@ var settings = []setting{
 	{name: modeList, help: "show every lock in the realm", from: fromCommandLine, mode: true, bind: switchesTo(modeList)},
 
 	{name: "lock-name", alias: "lockname", arg: "NAME", from: fromAnywhere,
-		help: "the lock: 1-255 bytes of printable UTF-8 (required for every mode but --list)",
+		help: "the lock: 1-255 bytes of printable UTF-8 in Unicode NFC (required for every mode but --list)",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.lockName) }},
 	{name: "reason", arg: "TEXT", from: fromAnywhere,
 		help: "why; shown to everyone who finds the lock taken",
@@ -158,7 +158,7 @@ var settings = []setting{
 		help: "find etcd's client URLs in the DNS SRV records of DOMAIN, as etcdctl does",
 		bind: func(c *config) flag.Value { return (*domainValue)(&c.discoverySrv) }},
 	{name: "prefix", arg: "PREFIX", def: defaultPrefix, from: fromAnywhere,
-		help: "the realm every key lives under",
+		help: "the realm every key lives under: it starts with / and has no //; etcdctl lock PREFIX+NAME (NAME escaped, no / after it) is the same lock, any other name another",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.prefix) }},
 	// The config file cannot name another one; DISTLOCK_CONFIG can.
 	{name: "config", arg: "FILE", def: defaultConfigFile, from: fromCommandLine | fromEnvironment,
