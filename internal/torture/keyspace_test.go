@@ -43,6 +43,9 @@ const (
 	ksLockWait  = 4 * time.Second  // --timeout of --lock
 	ksRecipeTTL = 3                // seconds: the lease of etcd's recipe's session
 	ksProcLimit = 60 * time.Second // no process the test starts lives longer
+	// ksRecipeWait bounds a wait of etcd's recipe: it waits for every
+	// older key under its prefix, whoever's, as etcdctl lock does.
+	ksRecipeWait = 3 * time.Second
 	// ksBound is how long a run may take to get its lock once none of the
 	// lock's own holders and waiters stands ahead of it: process start,
 	// dial, queue, the --min-interval read, the worker's start. Any wait
@@ -356,6 +359,14 @@ func TestKeySpaceTorture(t *testing.T) {
 	spawn(&work, func() { ks.plainUnlocks(workCtx) })
 	spawn(&work, func() { ks.handKeys(workCtx) })
 	spawn(&sampling, func() { ks.sampleShapes(sampleCtx) })
+	// On every way out, even a failed one: no goroutine outlives the
+	// test (each of their processes ends within ksProcLimit).
+	defer func() {
+		stopWork()
+		stopSampling()
+		work.Wait()
+		sampling.Wait()
+	}()
 
 	// The workload goes on until there are enough sections, for at
 	// least run.least and at most run.most.
@@ -405,7 +416,7 @@ wait:
 			t.Error(err)
 		}
 	}
-	for _, p := range rep.problems {
+	for _, p := range rep.errors() {
 		t.Error(p)
 	}
 }
@@ -767,7 +778,7 @@ func (ks *keyspace) recipeHold(ctx context.Context, rh *recipeHold) {
 	ks.recipeEver[rh.key] = true
 	ks.mu.Unlock()
 	m := concurrency.NewMutex(s, pfx)
-	lctx, cancel := context.WithTimeout(ctx, ksWait)
+	lctx, cancel := context.WithTimeout(ctx, ksRecipeWait)
 	lockFrom := Mono()
 	err = m.Lock(lctx)
 	cancel()
@@ -848,13 +859,30 @@ func oddValue(n int, id string) string {
 	return `{"host":"odd","pid":1,"mode":"exec","limit":2,"reason":"odd ` + id + `"}`
 }
 
+// holderOf is the lock whose holder or waiter key is by the grammar,
+// or nil. The names "a" and "b" are hex digits: realm+"a/"+"b" is a key
+// beside the lock "b" of the realm B+"a/", and a holder of the lock "a"
+// of B (the rest of it after B+"a/" is the lease ID "b").
+func (ks *keyspace) holderOf(key string) *ksLock {
+	for _, l := range ks.locks {
+		if rest, ok := strings.CutPrefix(key, l.prefix()); ok && isLeaseHex(rest) {
+			return l
+		}
+	}
+	return nil
+}
+
 // writePersistentKeys writes the keys that stay beside every lock's
-// prefix for the whole run.
+// prefix for the whole run; none that is a holder of another lock by the
+// grammar, which would block that lock for the whole run.
 func (ks *keyspace) writePersistentKeys() []*handKey {
 	var keys []*handKey
 	for _, l := range ks.locks {
 		for i, rest := range besideRests {
 			hk := &handKey{id: fmt.Sprintf("k%d", len(ks.hand)), key: l.realm + l.seg() + rest, lk: l, persistent: true}
+			if ks.holderOf(hk.key) != nil {
+				continue
+			}
 			if !ks.putHand(hk, oddValue(i, hk.id)) {
 				ks.t.Fatalf("write %s by hand: it exists already", hk.key)
 			}
@@ -960,7 +988,8 @@ func (ks *keyspace) handKeys(ctx context.Context) {
 		hk.id = fmt.Sprintf("k%d", len(ks.hand))
 		ks.mu.Unlock()
 		var value string
-		life := ks.between(300*time.Millisecond, 2*time.Second)
+		// Long enough that a wait for one shows past ksBound.
+		life := ks.between(500*time.Millisecond, 3*time.Second)
 		if ks.intn(3) == 0 {
 			hk.hex = true
 			hk.key = fmt.Sprintf("%s%x", l.prefix(), 1+ks.intn(1<<30)*ks.intn(1<<30))
@@ -977,6 +1006,9 @@ func (ks *keyspace) handKeys(ctx context.Context) {
 			hk.key = l.prefix() + oddRests[ks.intn(len(oddRests))]
 			hk.leased = ks.intn(4) == 0
 			value = oddValue(ks.intn(4), hk.id)
+			if ks.holderOf(hk.key) != nil {
+				continue // foreign to l, a holder of a lock it is nested in: not odd
+			}
 		}
 		if ks.putHand(hk, value) {
 			pending = append(pending, due{hk, time.Now().Add(life)})
@@ -984,8 +1016,8 @@ func (ks *keyspace) handKeys(ctx context.Context) {
 	}
 }
 
-// checkPersistent: every key written by hand for the whole run is still
-// there, as written.
+// checkPersistent marks every key written by hand for the whole run that
+// is not there as written (gone), for the checker to blame.
 func (ks *keyspace) checkPersistent(keys []*handKey) {
 	now, err := ks.snapshot()
 	if err != nil {
@@ -994,7 +1026,7 @@ func (ks *keyspace) checkPersistent(keys []*handKey) {
 	}
 	for _, hk := range keys {
 		if got, ok := now[hk.key]; !ok || got.rev != hk.rev {
-			ks.note("the key %s, written by hand beside lock %s for the whole run, is gone", hk.key, hk.lk.label())
+			hk.gone = true
 		}
 	}
 }
