@@ -256,22 +256,7 @@ func TestKeySpaceTorture(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the key-space torture test is not short")
 	}
-	run := short
-	switch v := os.Getenv("DISTLOCK_TORTURE"); v {
-	case "", "short":
-	case "long":
-		run = long
-	default:
-		t.Fatalf("DISTLOCK_TORTURE=%q: want short or long", v)
-	}
-	seed := time.Now().UnixNano()
-	if v := os.Getenv("DISTLOCK_TORTURE_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
-			t.Fatalf("DISTLOCK_TORTURE_SEED: %v", err)
-		}
-	}
-	t.Logf("%s run, seed %d (DISTLOCK_TORTURE_SEED=%d repeats the choices)", run.name, seed, seed)
+	run, seed := round(t)
 
 	dir := t.TempDir()
 	cluster, err := etcdtest.FromEnv(filepath.Join(dir, "etcd"))

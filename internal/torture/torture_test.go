@@ -62,22 +62,7 @@ func TestTorture(t *testing.T) {
 	if os.Getenv("DISTLOCK_TEST_ETCD") != "" {
 		t.Skip("the torture test runs a cluster of its own; DISTLOCK_TEST_ETCD is for the others")
 	}
-	run := short
-	switch v := os.Getenv("DISTLOCK_TORTURE"); v {
-	case "", "short":
-	case "long":
-		run = long
-	default:
-		t.Fatalf("DISTLOCK_TORTURE=%q: want short or long", v)
-	}
-	seed := time.Now().UnixNano()
-	if v := os.Getenv("DISTLOCK_TORTURE_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
-			t.Fatalf("DISTLOCK_TORTURE_SEED: %v", err)
-		}
-	}
-	t.Logf("%s run, seed %d (DISTLOCK_TORTURE_SEED=%d repeats the choices)", run.name, seed, seed)
+	run, seed := round(t)
 
 	dir := t.TempDir()
 	tt := &torture{
@@ -184,6 +169,30 @@ wait:
 	for _, p := range report.problems {
 		t.Error(p)
 	}
+}
+
+// round is the run that DISTLOCK_TORTURE asks for (short, the default, or
+// long) and the seed of its random choices, new each time unless
+// DISTLOCK_TORTURE_SEED repeats one.
+func round(t *testing.T) (length, int64) {
+	t.Helper()
+	run := short
+	switch v := os.Getenv("DISTLOCK_TORTURE"); v {
+	case "", "short":
+	case "long":
+		run = long
+	default:
+		t.Fatalf("DISTLOCK_TORTURE=%q: want short or long", v)
+	}
+	seed := time.Now().UnixNano()
+	if v := os.Getenv("DISTLOCK_TORTURE_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
+			t.Fatalf("DISTLOCK_TORTURE_SEED: %v", err)
+		}
+	}
+	t.Logf("%s run, seed %d (DISTLOCK_TORTURE_SEED=%d repeats the choices)", run.name, seed, seed)
+	return run, seed
 }
 
 // hosts is how many simulated machines contend; injectors is how many
