@@ -71,6 +71,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("ORPHAN_CHECK", orphanCheck)
 			env.Setenv("ZOMBIE_CHECK", reaptest.ZombieCheck)
 			env.Setenv("TAB", "a\tb")
+			env.Setenv("COMBINING_ACUTE", "\u0301")
 			return nil
 		},
 		Cmds: scriptCmds(client),
