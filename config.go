@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/peterbourgon/ff/v3/ffyaml"
+	"golang.org/x/text/unicode/norm"
 	"gopkg.in/yaml.v2"
 
 	"github.com/tinx/distlock/internal/untrusted"
@@ -507,6 +508,10 @@ func checkRealm(realm string) error {
 		return fmt.Errorf("%s has an empty part (//)", untrusted.Quote(realm, untrusted.MaxKey))
 	case !utf8.ValidString(realm) || strings.IndexFunc(realm, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
 		return fmt.Errorf("%s is not printable UTF-8", untrusted.Quote(realm, untrusted.MaxKey))
+	case !norm.NFC.IsNormalString(realm):
+		// As for lock names: two spellings would be two realms.
+		nfc := norm.NFC.String(realm)
+		return fmt.Errorf("%+q is not in Unicode NFC, and another spelling of the same text would be another realm; in NFC it is %q (%+q)", realm, nfc, nfc)
 	}
 	return nil
 }

@@ -284,7 +284,8 @@ func TestKeySpaceRealmSpelling(t *testing.T) {
 		{realm + "/", 64},
 		{realm + "a//b/", 64},
 		{"distlock/", 64},
-		{realm, 69}, // a good realm: distlock goes on to etcd, which does not answer
+		{realm + "cafe\u0301/", 64}, // NFD: the NFC spelling would be another realm
+		{realm, 69},                 // a good realm: distlock goes on to etcd, which does not answer
 	} {
 		status, _, stderr := runHandoff(t, "--prefix="+tc.prefix, "--endpoints=http://127.0.0.1:1", "--dial-timeout=1s",
 			"--lock-name=x", "--status")

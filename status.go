@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
@@ -170,6 +171,10 @@ func foreignWhose(realm, name, key string) string {
 // distlock did not write is quoted and marked, so that it cannot pass for
 // the lock whose name it spells.
 func listedName(l lock.Lock) string {
+	if name, err := lock.Unescape(l.Segment()); l.Foreign && err == nil && !norm.NFC.IsNormalString(name) {
+		return untrusted.Quote(name, untrusted.MaxKey) + segmentNote(name, l.Segment()) +
+			" (not in Unicode NFC: an older distlock's lock, which --lock-name cannot name now; free it with etcdctl del)"
+	}
 	if l.Foreign {
 		return untrusted.Quote(l.Name, untrusted.MaxKey) + " (not a distlock lock name: keys under it were written by another tool)"
 	}

@@ -157,8 +157,9 @@ type place struct {
 // the first Limit keys (the holders) and the stopping records in the same
 // round trip: if ours is among the keys and fewer than Limit keys and
 // records are ahead of it, we hold the lock already. For a plain lock that
-// read is the first key alone, as in etcd's recipe. Every record there is
-// of a key created before ours, so all of them count.
+// read is the first key alone, as in etcd's recipe. A record there can
+// only be of a key created before ours (the key exists before its record
+// does), but a forged one may say otherwise: only those before ours count.
 func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease) (place, error) {
 	pfx, sp := Prefix(req.Realm, req.Name), StoppingPrefix(req.Realm, req.Name)
 	p := place{key: queueKey(pfx, int64(l.id))}
@@ -182,7 +183,10 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	if !allInQueue(pfx, kvs) {
 		// Foreign keys took some of the places read: read every key
 		// created before ours, as of the same revision.
-		if kvs, err = keysBefore(rctx, client, pfx, p.rev, p.rev, clientv3.SortAscend); err != nil {
+		fctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
+		kvs, err = keysBefore(fctx, client, pfx, p.rev, p.rev, clientv3.SortAscend)
+		cancel()
+		if err != nil {
 			return p, fmt.Errorf("queue for the lock: %w", err)
 		}
 		kvs = append(onlyQueue(pfx, kvs), &mvccpb.KeyValue{Key: []byte(p.key), CreateRevision: p.rev})
@@ -196,7 +200,9 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		}
 		ahead = append(ahead, parseEntry(kv))
 	}
-	recs := parseStopping(sp, resp.Responses[2].GetResponseRange().Kvs)
+	// Only the records of keys created before ours count, as they do
+	// for waitForTurn and Split; a later one can only have been forged.
+	recs := recordsBefore(p.rev, parseStopping(sp, resp.Responses[2].GetResponseRange().Kvs))
 	p.holds = ours && len(ahead)+len(recs) < req.limit()
 	if holders, _ := Split(ahead, recs); len(holders) > 0 {
 		p.ahead = &holders[0]

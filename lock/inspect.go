@@ -98,21 +98,26 @@ func ReadQueue(ctx context.Context, client *clientv3.Client, realm, name string)
 func Split(entries, stopping []Entry) (holders, waiters []Entry) {
 	n := Limit(append(entries[:len(entries):len(entries)], stopping...))
 	i := 0
-	for i < len(entries) && i+recordsBefore(stopping, entries[i].CreateRevision) < n {
+	for i < len(entries) && i+countBefore(stopping, entries[i].CreateRevision) < n {
 		i++
 	}
 	return entries[:i], entries[i:]
 }
 
-// recordsBefore counts the records of keys created before rev.
-func recordsBefore(stopping []Entry, rev int64) int {
-	n := 0
+// countBefore counts the records of keys created before rev.
+func countBefore(stopping []Entry, rev int64) int {
+	return len(recordsBefore(rev, stopping))
+}
+
+// recordsBefore is the records of keys created before rev.
+func recordsBefore(rev int64, stopping []Entry) []Entry {
+	var before []Entry
 	for _, r := range stopping {
 		if r.CreateRevision < rev {
-			n++
+			before = append(before, r)
 		}
 	}
-	return n
+	return before
 }
 
 // Unlocked is what Unlock or UnlockKey did.
@@ -183,11 +188,20 @@ const maxUnlockTries = 20
 // still so; if not, it reads again.
 func unlock(ctx context.Context, client *clientv3.Client, realm, name, key string) (*Unlocked, error) {
 	pfx, sp := Prefix(realm, name), StoppingPrefix(realm, name)
-	var target *Entry // the key to delete, once chosen
+	var target *Entry         // the key to delete, once chosen
+	budget := 5 * time.Second // for settling a lost delete: as long as the caller gave us
+	if d, ok := ctx.Deadline(); ok {
+		budget = time.Until(d)
+	}
+	var lost *lostDelete
+	defer func() { lost.end() }()
 	for try := 0; try < maxUnlockTries; try++ {
-		resp, err := client.Txn(ctx).Then(opQueue(pfx), opStopping(sp)).Commit()
+		resp, err := client.Txn(lost.bound(ctx)).Then(opQueue(pfx), opStopping(sp)).Commit()
+		if err != nil && lost.retry() {
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, lost.wrap(err)
 		}
 		kvs := onlyQueue(pfx, resp.Responses[0].GetResponseRange().Kvs)
 		recs := parseStopping(sp, resp.Responses[1].GetResponseRange().Kvs)
@@ -230,22 +244,77 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		}
 		target = &e
 		var ok, stopping bool
+		unlockStep("delete")
 		if i < len(holders) {
-			ok, stopping, err = deleteHolder(ctx, client, sp, kv)
+			ok, stopping, err = deleteHolder(lost.bound(ctx), client, sp, kv)
 		} else {
-			ok, err = deleteWaiter(ctx, client, kv, entries[:i], recs, Limit(append(entries[:len(entries):len(entries)], recs...)))
+			ok, err = deleteWaiter(lost.bound(ctx), client, kv, entries[:i], recs, Limit(append(entries[:len(entries):len(entries)], recs...)))
 		}
 		switch {
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			continue // the lease went meanwhile, and the key with it or off it: look again
+		case err != nil && lost == nil:
+			// No answer, but etcd may have applied the delete: an error
+			// now would have the operator unlock again, and free the
+			// next holder. Look again, on time of our own.
+			lost = settle(ctx, budget, fmt.Errorf("delete %s: %w", untrusted.Word(e.Key, untrusted.MaxKey), err))
+			continue
 		case err != nil:
-			return nil, fmt.Errorf("delete %s: %w", untrusted.Word(e.Key, untrusted.MaxKey), err)
+			return nil, lost.wrap(err)
 		case ok:
 			e.Stopping = stopping
 			return &Unlocked{Removed: &e, Stopping: stopping}, nil
 		}
 	}
 	return nil, fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked; try again", untrusted.Word(target.Key, untrusted.MaxKey), name)
+}
+
+// unlockStep is a seam for tests: unlock calls it with "delete" before
+// each delete, and with "settle" when one went unanswered.
+var unlockStep = func(step string) {}
+
+// lostDelete is an unlock whose delete went unanswered: it looks again,
+// with time of its own, to learn whether the key went. On a nil one, its
+// methods leave unlock as it is.
+type lostDelete struct {
+	err    error // the delete's, with the key
+	ctx    context.Context
+	cancel context.CancelFunc
+	wait   backoff
+}
+
+// settle starts looking again after err, for budget.
+func settle(ctx context.Context, budget time.Duration, err error) *lostDelete {
+	unlockStep("settle")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
+	return &lostDelete{err: err, ctx: sctx, cancel: cancel}
+}
+
+// bound is the context of unlock's next call to etcd.
+func (l *lostDelete) bound(ctx context.Context) context.Context {
+	if l == nil {
+		return ctx
+	}
+	return l.ctx
+}
+
+// retry reports, after a read failed, whether to read again: while
+// settling, as long as its time lasts.
+func (l *lostDelete) retry() bool { return l != nil && l.wait.wait(l.ctx) }
+
+// wrap is the error unlock returns: while settling, the delete's, and
+// that it may have been applied.
+func (l *lostDelete) wrap(err error) error {
+	if l == nil {
+		return err
+	}
+	return fmt.Errorf("%w; etcd may have deleted it all the same: see --status before unlocking again", l.err)
+}
+
+func (l *lostDelete) end() {
+	if l != nil {
+		l.cancel()
+	}
 }
 
 // stoppingAlready is what unlocking key, the stopping record of a holder
@@ -408,7 +477,9 @@ func List(ctx context.Context, client *clientv3.Client, realm string, pageSize i
 			}
 			rest := strings.TrimPrefix(key, realm)
 			if seg, _, ok := strings.Cut(rest, "/"); ok {
-				if inQueue(realm+seg+"/", key) {
+				// An empty segment is no lock of this realm: etcdctl
+				// lock REALM, with its trailing slash, writes there.
+				if seg != "" && inQueue(realm+seg+"/", key) {
 					l := lockOf(seg)
 					l.Entries = append(l.Entries, parseEntry(kv))
 				}

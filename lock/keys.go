@@ -37,19 +37,15 @@ func queueKey(pfx string, id int64) string {
 }
 
 // leaseOf returns the lease that rest, a key's part after a lock's
-// prefix, names if it is exactly a lease ID as etcd's recipe writes it
-// (fmt's %x of a positive ID).
+// prefix, names if it is exactly a lease ID as etcd's recipe writes it:
+// fmt's %x of a lease ID other than 0 (etcd grants positive ones; a
+// client may choose a negative one, and the recipe writes "-" and hex).
 func leaseOf(rest string) (int64, bool) {
-	if rest == "" || len(rest) > 16 || rest[0] == '0' {
+	if rest == "" || len(rest) > len("-8000000000000000") {
 		return 0, false
 	}
-	for i := 0; i < len(rest); i++ {
-		if c := rest[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return 0, false
-		}
-	}
 	id, err := strconv.ParseInt(rest, 16, 64)
-	return id, err == nil
+	return id, err == nil && id != 0 && strconv.FormatInt(id, 16) == rest
 }
 
 // inQueue reports whether key is a holder's or waiter's key under pfx.

@@ -25,7 +25,11 @@ func TestKeyGrammar(t *testing.T) {
 		{pfx + "01f", false}, // %x writes no leading zero
 		{pfx + "1F", false},
 		{pfx + "+1f", false},
-		{pfx + "-1f", false},
+		{pfx + "-1f", true}, // a lease a client chose, negative: the recipe writes it so
+		{pfx + "-01f", false},
+		{pfx + "-0", false},
+		{pfx + "-8000000000000000", true},
+		{pfx + "-8000000000000001", false},
 		{pfx + "zz", false},
 		{pfx, false},
 		{pfx + "/694d", false},           // etcdctl lock /distlock/staging/

@@ -812,3 +812,75 @@ func TestDeleteWaiterPastChangingHolders(t *testing.T) {
 		t.Fatal("the deleted waiter did not give up")
 	}
 }
+
+// TestUnlockWithLostReply: a delete that etcd applied but whose answer
+// never came is not reported as a failure (after which the operator
+// unlocks again, and frees the next holder too): unlock looks again and
+// says what etcd did. If it cannot look again either, it says that the
+// key may be gone all the same.
+func TestUnlockWithLostReply(t *testing.T) {
+	for _, heals := range []bool{true, false} {
+		t.Run(fmt.Sprintf("heals=%v", heals), func(t *testing.T) {
+			proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer proxy.Close()
+			client, lossy := newClient(t, testEtcd.Endpoint()), newClient(t, proxy.URL())
+			defer lossy.Close() // before the proxy: a stuck link keeps it from closing
+			req := request(t, "unlock-lost")
+			a := mustAcquire(t, client, req)
+			if err := a.Detach(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			b := acquireAsync(client, req)
+			waitEntries(t, client, req, 2)
+
+			unlockStep = func(step string) {
+				switch {
+				case step == "delete":
+					proxy.BlackholeRx() // the delete reaches etcd, its answer is dropped
+				case step == "settle" && heals:
+					proxy.Heal()
+				}
+			}
+			defer func() { unlockStep = func(string) {} }()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			done, err := Unlock(ctx, lossy, req.Realm, req.Name)
+			proxy.Heal()
+			if heals {
+				if err != nil || done.Removed == nil || done.Removed.Key != a.Key {
+					t.Fatalf("Unlock with its answer lost = %+v, %v; want %s removed", done, err, a.Key)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), "may have deleted it all the same") {
+				t.Fatalf("Unlock with every answer lost = %+v, %v; want an error that says the key may be gone", done, err)
+			}
+			nowHolds(t, b) // etcd applied the delete either way
+		})
+	}
+}
+
+// TestLaterRecordTakesNoSlot: a stopping record that names a key created
+// after ours (only a forged one can: a key exists before its record)
+// takes no slot from us, when we queue as when we wait.
+func TestLaterRecordTakesNoSlot(t *testing.T) {
+	client := newClient(t, testEtcd.Endpoint())
+	req := request(t, "later-record")
+	ctx := context.Background()
+	lease, err := client.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Revoke(ctx, lease.ID)
+	forged := stoppingKey(StoppingPrefix(req.Realm, req.Name), 1<<50, int64(lease.ID))
+	if _, err := client.Put(ctx, forged, `{"host":"forger","pid":1,"mode":"exec"}`, clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	req.Timeout = 0 // --nowait
+	h, err := Acquire(ctx, client, req)
+	if err != nil {
+		t.Fatalf("Acquire beside a record of a later key = %v; want the lock", err)
+	}
+	h.Release(ctx)
+}

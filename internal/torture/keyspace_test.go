@@ -117,18 +117,11 @@ func escape(name string) string {
 }
 
 // isLeaseHex reports whether s is a lease ID as etcd's recipe writes it:
-// %x of a positive int64, lower case, no leading zero, nothing else.
+// fmt's %x of a nonzero int64 (a client may choose a negative one), and
+// nothing else.
 func isLeaseHex(s string) bool {
-	if s == "" || len(s) > 16 || s[0] == '0' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	v, err := strconv.ParseUint(s, 16, 64)
-	return err == nil && v <= 1<<63-1
+	v, err := strconv.ParseInt(s, 16, 64)
+	return err == nil && v != 0 && fmt.Sprintf("%x", v) == s
 }
 
 // keyspace is one run of the key-space torture test.
@@ -821,8 +814,10 @@ func (ks *keyspace) hold(id, label string, token int64, d time.Duration) {
 
 // oddRests follow a lock's prefix in keys that are no holder or waiter by
 // the grammar: not hex, a "/" in it, upper case, a leading zero, nothing
-// at all, zero, a trailing "/", past int64, a sign.
-var oddRests = []string{"zz", "x/1f", "1F", "01f", "", "0", "1f/", "8000000000000000", "-1f", "g1"}
+// at all, zero, a trailing "/", past int64, a plus sign, a negative ID
+// with a leading zero. ("-1f" is a negative lease ID, which a client may
+// choose, as etcd's recipe writes it: a holder.)
+var oddRests = []string{"zz", "x/1f", "1F", "01f", "", "0", "1f/", "8000000000000000", "+1f", "-01f", "g1"}
 
 // besideRests follow realm+escape(name) in keys beside a lock's prefix,
 // written for the whole run: the bare segment, another segment that
