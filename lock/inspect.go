@@ -212,29 +212,9 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		for _, kv := range kvs {
 			entries = append(entries, parseEntry(kv))
 		}
-		i := -1
-		for j, e := range entries {
-			if (target == nil && (key == "" || e.Key == key)) || (target != nil && e.Key == target.Key && e.CreateRevision == target.CreateRevision) {
-				i = j
-				break
-			}
-		}
-		switch {
-		case i < 0 && target != nil:
-			// It went while we were at it (released, expired, or
-			// unlocked by someone else, who may have left a record):
-			// the lock we were asked to free is free of it, and the
-			// next one in the queue is left alone.
-			for _, r := range recs {
-				if r.CreateRevision == target.CreateRevision {
-					target.Stopping = true
-				}
-			}
-			return &Unlocked{Removed: target, Stopping: target.Stopping}, nil
-		case i < 0 && key != "":
-			return &Unlocked{}, nil
-		case i < 0:
-			return &Unlocked{Pending: recs}, nil // free, or only stopping
+		i := find(entries, key, target)
+		if i < 0 {
+			return notThere(target, key, recs), nil
 		}
 		kv, e := kvs[i], entries[i]
 		holders, _ := Split(entries, recs)
@@ -267,6 +247,44 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		}
 	}
 	return nil, fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked; try again", untrusted.Word(target.Key, untrusted.MaxKey), name)
+}
+
+// find is the index among entries of the key to delete: the one chosen
+// before (target: the same key, created at the same revision), else key,
+// else the oldest; -1 if there is none.
+func find(entries []Entry, key string, target *Entry) int {
+	for i, e := range entries {
+		switch {
+		case target != nil:
+			if e.Key == target.Key && e.CreateRevision == target.CreateRevision {
+				return i
+			}
+		case key == "" || e.Key == key:
+			return i
+		}
+	}
+	return -1
+}
+
+// notThere is what unlock comes to when find finds nothing.
+func notThere(target *Entry, key string, recs []Entry) *Unlocked {
+	switch {
+	case target != nil:
+		// It went while we were at it (released, expired, deleted by
+		// our own delete whose answer was lost, or unlocked by someone
+		// else, who may have left a record): the lock we were asked to
+		// free is free of it, and the next one in the queue is left
+		// alone.
+		for _, r := range recs {
+			if r.CreateRevision == target.CreateRevision {
+				target.Stopping = true
+			}
+		}
+		return &Unlocked{Removed: target, Stopping: target.Stopping}
+	case key != "":
+		return &Unlocked{}
+	}
+	return &Unlocked{Pending: recs} // free, or only stopping
 }
 
 // unlockStep is a seam for tests: unlock calls it with "delete" before
@@ -421,38 +439,7 @@ func (l Lock) Segment() string { return l.seg }
 // in memory. The locks come in the order of their keys: by escaped name,
 // each followed by "/" (so "a-b" comes before "a").
 func List(ctx context.Context, client *clientv3.Client, realm string, pageSize int, rpcTimeout time.Duration, found func(Lock)) error {
-	// A lock's keys are realm+seg+"/...", all together in etcd's order.
-	// Its stopping records, realm+seg+"!stopping:...", come before them,
-	// and between the two come only the keys of locks whose escaped names
-	// start with seg and go on with a byte below "/" ("%", "-", "."):
-	// open is that nest of locks whose keys are still being read,
-	// innermost last.
-	var open []*Lock
-	// past reports whether key comes after every key of l.
-	past := func(l *Lock, key string) bool { return key >= realm+l.seg+"0" } // "0" follows "/"
-	closeLast := func() {
-		l := open[len(open)-1]
-		open = open[:len(open)-1]
-		slices.SortStableFunc(l.Entries, func(a, b Entry) int { return cmp.Compare(a.CreateRevision, b.CreateRevision) })
-		if len(l.Entries) > 0 || len(l.Stopping) > 0 {
-			found(*l)
-		}
-	}
-	lockOf := func(seg string) *Lock {
-		for i := len(open) - 1; i >= 0; i-- {
-			if open[i].seg == seg {
-				return open[i]
-			}
-		}
-		l := &Lock{seg: seg}
-		if name, err := Unescape(seg); err == nil && ValidateName(name) == nil {
-			l.Name = name
-		} else {
-			l.Name, l.Foreign = seg, true
-		}
-		open = append(open, l)
-		return l
-	}
+	ls := &lister{realm: realm, found: found}
 	end := clientv3.GetPrefixRangeEnd(realm)
 	from, rev := realm, int64(0)
 	pageSize = max(pageSize, 1) // etcd takes a limit of 0 for none
@@ -471,35 +458,79 @@ func List(ctx context.Context, client *clientv3.Client, realm string, pageSize i
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
-			key := string(kv.Key)
-			for len(open) > 0 && past(open[len(open)-1], key) {
-				closeLast()
-			}
-			rest := strings.TrimPrefix(key, realm)
-			if seg, _, ok := strings.Cut(rest, "/"); ok {
-				// An empty segment is no lock of this realm: etcdctl
-				// lock REALM, with its trailing slash, writes there.
-				if seg != "" && inQueue(realm+seg+"/", key) {
-					l := lockOf(seg)
-					l.Entries = append(l.Entries, parseEntry(kv))
-				}
-				continue // else foreign: another realm's below, another tool's
-			}
-			if seg, _, ok := strings.Cut(rest, stoppingSuffix); ok {
-				if recs := parseStopping(realm+seg+stoppingSuffix, []*mvccpb.KeyValue{kv}); len(recs) > 0 {
-					l := lockOf(seg)
-					l.Stopping = append(l.Stopping, recs...) // oldest first, as the names sort
-				}
-			}
-			// anything else is not a lock's key (the last-run record)
+			ls.add(kv)
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	for len(open) > 0 {
-		closeLast()
+	for len(ls.open) > 0 {
+		ls.closeLast()
 	}
 	return nil
+}
+
+// lister sorts a realm's keys, read in etcd's order, into locks. A lock's
+// keys are realm+seg+"/...", all together in that order. Its stopping
+// records, realm+seg+"!stopping:...", come before them, and between the
+// two come only the keys of locks whose escaped names start with seg and
+// go on with a byte below "/" ("%", "-", "."): open is that nest of locks
+// whose keys are still being read, innermost last.
+type lister struct {
+	realm string
+	found func(Lock)
+	open  []*Lock
+}
+
+// add takes the next key of the realm.
+func (ls *lister) add(kv *mvccpb.KeyValue) {
+	key := string(kv.Key)
+	for len(ls.open) > 0 && key >= ls.realm+ls.open[len(ls.open)-1].seg+"0" { // "0" follows "/"
+		ls.closeLast() // key comes after every key of it
+	}
+	rest := strings.TrimPrefix(key, ls.realm)
+	if seg, _, ok := strings.Cut(rest, "/"); ok {
+		// An empty segment is no lock of this realm: etcdctl lock
+		// REALM, with its trailing slash, writes there.
+		if seg != "" && inQueue(ls.realm+seg+"/", key) {
+			l := ls.lockOf(seg)
+			l.Entries = append(l.Entries, parseEntry(kv))
+		}
+		return // else foreign: another realm's below, another tool's
+	}
+	if seg, _, ok := strings.Cut(rest, stoppingSuffix); ok {
+		if recs := parseStopping(ls.realm+seg+stoppingSuffix, []*mvccpb.KeyValue{kv}); len(recs) > 0 {
+			l := ls.lockOf(seg)
+			l.Stopping = append(l.Stopping, recs...) // oldest first, as the names sort
+		}
+	}
+	// anything else is not a lock's key (the last-run record)
+}
+
+// closeLast hands on the innermost open lock, if it is taken.
+func (ls *lister) closeLast() {
+	l := ls.open[len(ls.open)-1]
+	ls.open = ls.open[:len(ls.open)-1]
+	slices.SortStableFunc(l.Entries, func(a, b Entry) int { return cmp.Compare(a.CreateRevision, b.CreateRevision) })
+	if len(l.Entries) > 0 || len(l.Stopping) > 0 {
+		ls.found(*l)
+	}
+}
+
+// lockOf is the open lock of segment seg, opened now if need be.
+func (ls *lister) lockOf(seg string) *Lock {
+	for i := len(ls.open) - 1; i >= 0; i-- {
+		if ls.open[i].seg == seg {
+			return ls.open[i]
+		}
+	}
+	l := &Lock{seg: seg}
+	if name, err := Unescape(seg); err == nil && ValidateName(name) == nil {
+		l.Name = name
+	} else {
+		l.Name, l.Foreign = seg, true
+	}
+	ls.open = append(ls.open, l)
+	return l
 }
