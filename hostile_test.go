@@ -105,7 +105,8 @@ func TestHostileValues(t *testing.T) {
 	}
 	for i, v := range values {
 		// One transaction each: the queue's order is the order written.
-		if _, err := client.Put(ctx, lock.Prefix(realm, "h")+string(rune('a'+i)), v); err != nil {
+		// Named as leases are (1, 2, ... b): other keys are foreign.
+		if _, err := client.Put(ctx, lock.Prefix(realm, "h")+strconv.FormatInt(int64(i+1), 16), v); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -152,7 +153,7 @@ func TestHostileValues(t *testing.T) {
 		`"…(+4907 bytes), since 2024-01-01T`,
 		`reason "\x1b[31mred\x1b[0m \x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\ \u009b2J\a\b\b\rfake \u202eexe.txt xxx`,
 		`x"` + reasonMark + "\n",
-		"  waiter 1: key " + realm + "h/b (no details: not written by distlock)\n",
+		"  waiter 1: key " + realm + "h/2 (no details: not written by distlock)\n",
 		"  waiter 9: host \"h2\\a\", pid 0, no reason given\n",
 		`last successful run: host "\x1b[1mbuild", pid 9, took "1s\x1b[8m", reason "\x1b[31mred`,
 	} {
@@ -200,7 +201,7 @@ func TestHostileValues(t *testing.T) {
 	for _, want := range []string{
 		"\"\\x1b[2J\"\thost h, pid 0, no reason given\t0 waiting\n",
 		"\"\\x1b[2Jraw\\u202e\" (not a distlock lock name: keys under it were written by another tool)\thost h,",
-		"\"\\xff\\xfe\"\thost h,",
+		"\"\\xff\\xfe\" (keys %FF%FE/)\thost h,", // beyond ASCII: the segment too
 		"\"" + strings.Repeat("n", 1024) + "\"…(+3976 bytes)\thost h,",
 		"\"\\\"quoted\\\"\"\thost h,",
 		"h\thost \"\\x1b[2Jweb1, pid 1\", pid 4711,",

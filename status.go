@@ -171,8 +171,8 @@ func foreignWhose(realm, name, key string) string {
 // distlock did not write is quoted and marked, so that it cannot pass for
 // the lock whose name it spells.
 func listedName(l lock.Lock) string {
-	if name, err := lock.Unescape(l.Segment()); l.Foreign && err == nil && !norm.NFC.IsNormalString(name) {
-		return untrusted.Quote(name, untrusted.MaxKey) + segmentNote(name, l.Segment()) +
+	if !l.Foreign && utf8.ValidString(l.Name) && !norm.NFC.IsNormalString(l.Name) {
+		return untrusted.Quote(l.Name, untrusted.MaxKey) + segmentNote(l.Name, l.Segment()) +
 			" (not in Unicode NFC: an older distlock's lock, which --lock-name cannot name now; free it with etcdctl del)"
 	}
 	if l.Foreign {

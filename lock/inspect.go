@@ -526,7 +526,7 @@ func (ls *lister) lockOf(seg string) *Lock {
 		}
 	}
 	l := &Lock{seg: seg}
-	if name, err := Unescape(seg); err == nil && ValidateName(name) == nil {
+	if name, err := Unescape(seg); err == nil {
 		l.Name = name
 	} else {
 		l.Name, l.Foreign = seg, true
