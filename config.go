@@ -116,7 +116,7 @@ const (
 
 // setting is one flag. The table below is the only list of them: the
 // command line, the environment, the config file and --help are all read
-// from it, and a test holds the README to it.
+// from it, and a test holds docs/reference.md to it.
 type setting struct {
 	name  string
 	alias string // the original tool's name, still read wherever name is

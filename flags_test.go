@@ -61,12 +61,16 @@ func modeFlagNames() []string {
 	return modes
 }
 
-// TestFlagsInREADME holds README.md to the settings table: every flag and
-// every DISTLOCK_ name appears in it, every flag but the modes has a row
-// in its flag table, every flag in that table exists, and the defaults
-// shown are the defaults.
-func TestFlagsInREADME(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+// referencePage is where the flags, the environment and the config file
+// are described, for people.
+const referencePage = "docs/reference.md"
+
+// TestFlagsInReference holds docs/reference.md to the settings table:
+// every flag and every DISTLOCK_ name appears in it, every flag but the
+// modes has a row in its flag table, every flag in that table exists, and
+// the defaults shown are the defaults.
+func TestFlagsInReference(t *testing.T) {
+	readme, err := os.ReadFile(referencePage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,12 +78,12 @@ func TestFlagsInREADME(t *testing.T) {
 
 	for _, s := range settings {
 		if !regexp.MustCompile(`--` + regexp.QuoteMeta(s.name) + `([^a-z0-9-]|$)`).Match(readme) {
-			t.Errorf("README.md never mentions --%s", s.name)
+			t.Errorf(referencePage+" never mentions --%s", s.name)
 		}
 		if s.from&fromEnvironment != 0 {
 			for _, n := range []string{s.name, s.alias} {
 				if env := envName(n); n != "" && !regexp.MustCompile(`\b`+env+`\b`).Match(readme) {
-					t.Errorf("README.md never mentions %s", env)
+					t.Errorf(referencePage+" never mentions %s", env)
 				}
 			}
 		}
@@ -87,24 +91,25 @@ func TestFlagsInREADME(t *testing.T) {
 		switch {
 		case s.mode:
 		case !ok:
-			t.Errorf("README.md's flag table has no row for --%s", s.name)
+			t.Errorf(referencePage+"'s flag table has no row for --%s", s.name)
 		case defaultColumn >= 0 && len(row.flags) == 1 && s.def != "" && !strings.Contains(row.cells[defaultColumn], "`"+s.def+"`"):
-			t.Errorf("README.md's flag table gives --%s the default %q, want `%s`", s.name, row.cells[defaultColumn], s.def)
+			t.Errorf(referencePage+"'s flag table gives --%s the default %q, want `%s`", s.name, row.cells[defaultColumn], s.def)
 		}
 	}
 	for name := range rows {
 		if s, ok := settingNamed(name); !ok || s.name != name {
-			t.Errorf("README.md's flag table has --%s, which distlock does not declare", name)
+			t.Errorf(referencePage+"'s flag table has --%s, which distlock does not declare", name)
 		}
 	}
 }
 
-// TestREADMELists holds the two lists that README.md's "Environment and
-// config file" spells out to the settings table: the settings that come
-// from the command line only (one bullet each, none missing), and every
-// DISTLOCK_ variable ("All of them: ..."), no more and no fewer.
-func TestREADMELists(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+// TestReferenceLists holds the two lists that docs/reference.md's
+// "Environment and config file" spells out to the settings table: the
+// settings that come from the command line only (one bullet each, none
+// missing), and every DISTLOCK_ variable ("All of them: ..."), no more
+// and no fewer.
+func TestReferenceLists(t *testing.T) {
+	readme, err := os.ReadFile(referencePage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +117,7 @@ func TestREADMELists(t *testing.T) {
 		_, rest, ok := strings.Cut(string(readme), from)
 		text, _, ok2 := strings.Cut(rest, to)
 		if !ok || !ok2 {
-			t.Fatalf("README.md has no text from %q to %q", from, to)
+			t.Fatalf(referencePage+" has no text from %q to %q", from, to)
 		}
 		return text
 	}
@@ -124,14 +129,14 @@ func TestREADMELists(t *testing.T) {
 		}
 	}
 	if len(bullets) == 0 {
-		t.Fatal("README.md lists nothing that comes from the command line only")
+		t.Fatal(referencePage + " lists nothing that comes from the command line only")
 	}
 	var env []string
 	for _, s := range settings {
 		if s.from&fromFile == 0 && !s.mode {
 			found := slices.ContainsFunc(bullets, func(b string) bool { return strings.Contains(b, "`--"+s.name+"`") })
 			if !found {
-				t.Errorf("README.md's list of what comes from the command line only has no bullet for --%s", s.name)
+				t.Errorf(referencePage+"'s list of what comes from the command line only has no bullet for --%s", s.name)
 			}
 		}
 		if s.from&fromEnvironment != 0 {
@@ -140,7 +145,7 @@ func TestREADMELists(t *testing.T) {
 	}
 	for _, s := range settings {
 		if s.mode && !strings.Contains(bullets[0], "`--"+s.name+"`") {
-			t.Errorf("README.md's first bullet of what comes from the command line only does not name the mode --%s", s.name)
+			t.Errorf(referencePage+"'s first bullet of what comes from the command line only does not name the mode --%s", s.name)
 		}
 	}
 
@@ -149,11 +154,11 @@ func TestREADMELists(t *testing.T) {
 	slices.Sort(env)
 	slices.Sort(listed)
 	if !slices.Equal(listed, env) {
-		t.Errorf("README.md's list of environment variables:\n%q\nthe settings table's:\n%q", listed, env)
+		t.Errorf(referencePage+"'s list of environment variables:\n%q\nthe settings table's:\n%q", listed, env)
 	}
 }
 
-// readmeRow is one row of the README's flag table.
+// readmeRow is one row of the reference's flag table.
 type readmeRow struct {
 	flags []string // the flags of its first cell, without "--"
 	cells []string
@@ -188,7 +193,7 @@ func readmeFlagTable(t *testing.T, readme string) (map[string]readmeRow, int) {
 				row.flags = append(row.flags, m[1])
 			}
 			if len(row.flags) == 0 {
-				t.Errorf("README.md's flag table: no `--flag` in %q", line)
+				t.Errorf(referencePage+"'s flag table: no `--flag` in %q", line)
 			}
 			if len(row.cells) < len(header) {
 				row.cells = append(row.cells, make([]string, len(header)-len(row.cells))...)
@@ -199,7 +204,7 @@ func readmeFlagTable(t *testing.T, readme string) (map[string]readmeRow, int) {
 		}
 		return rows, defaultColumn
 	}
-	t.Fatal("README.md has no table whose first column is \"flag\"")
+	t.Fatal(referencePage + " has no table whose first column is \"flag\"")
 	return nil, -1
 }
 

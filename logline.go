@@ -12,7 +12,7 @@ import (
 )
 
 // Events say what one of distlock's lines is about, in the "event" field of
-// --log-format json. They are part of the interface (README.md lists
+// --log-format json. They are part of the interface (docs/reference.md lists
 // them): a log query may select on them where it cannot on the wording.
 const (
 	evMessage       = "message"        // any line without an event of its own

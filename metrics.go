@@ -16,7 +16,7 @@ import (
 	"github.com/tinx/distlock/lock"
 )
 
-// What a run came to, the outcome label of distlock_outcome. README.md
+// What a run came to, the outcome label of distlock_outcome. docs/reference.md
 // says which exit statuses each one covers.
 const (
 	outcomeRan         = "ran"         // did what it was asked; the command ran (or could not start)

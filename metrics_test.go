@@ -360,7 +360,7 @@ func startHost(t *testing.T, dir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// TestOutcome is the README's table of outcomes, from what a mode returns,
+// TestOutcome is docs/reference.md's table of outcomes, from what a mode returns,
 // next to the exit status each comes with.
 func TestOutcome(t *testing.T) {
 	tests := []struct {

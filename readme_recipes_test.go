@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// TestREADMERecipesParse holds the README's examples to today's flags:
-// every distlock command line in its code blocks (shell, cron, systemd's
+// TestREADMERecipesParse holds the examples of the README and the pages
+// under docs/ to today's flags: every distlock command line in their code
+// blocks (shell, cron, systemd's
 // ExecStart, Puppet, Salt, and the JSON arrays of a Dockerfile or a
 // Kubernetes manifest) is accepted by distlock's own parser, so a flag
 // renamed or a check added later cannot leave a recipe that fails as
@@ -22,11 +23,14 @@ func TestREADMERecipesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("DISTLOCK_CONFIG", empty)
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
+	var calls [][]string
+	for _, page := range docPages(t) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls = append(calls, readmeCalls(string(text))...)
 	}
-	calls := readmeCalls(string(readme))
 	seen := map[string]bool{}
 	for _, args := range calls {
 		for _, a := range args {
@@ -34,13 +38,13 @@ func TestREADMERecipesParse(t *testing.T) {
 			seen[name] = true
 		}
 		if _, err := parseConfig(args); err != nil {
-			t.Errorf("README: distlock %s: %v", strings.Join(args, " "), err)
+			t.Errorf("docs: distlock %s: %v", strings.Join(args, " "), err)
 		}
 	}
 	// The recipes the README promises, each found at least once.
 	for _, flag := range []string{"--min-interval", "--min-hold", "--limit", "--nowait", "--conflict-exit-code", "--lock", "--unlock", "--status"} {
 		if !seen[flag] {
-			t.Errorf("found no README command line with %s among %d", flag, len(calls))
+			t.Errorf("found no command line in the docs with %s among %d", flag, len(calls))
 		}
 	}
 }

@@ -176,7 +176,7 @@ exit $st`
 //
 // The command waits in a builtin, on a FIFO: a shell that starts programs
 // in a loop (sleep) can take Ctrl-Z while it forks, which stops the child
-// before it runs while the shell waits on it, unstopped (README, "The
+// before it runs while the shell waits on it, unstopped (docs/how-it-works.md, "The
 // command's life"); one run in six failed so on a loaded machine.
 func TestTerminalCtrlZDoesNotSuspend(t *testing.T) {
 	term := openTerminal(t)
