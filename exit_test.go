@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -45,6 +49,35 @@ func TestExitStatus(t *testing.T) {
 	for _, tt := range tests {
 		if got := exitStatus(tt.err, tt.conflict); got != tt.want {
 			t.Errorf("%s: exitStatus(%v) = %d, want %d", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestEndings holds the table of endings to what it names: every outcome
+// of the metrics file is some ending's and every ending's is one of them,
+// every event it names is one that the reference lists, and every exit
+// status it gives a number is one.
+func TestEndings(t *testing.T) {
+	reference, err := os.ReadFile(referencePage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for i, e := range endings {
+		used[e.outcome] = true
+		if !slices.Contains(outcomes, e.outcome) {
+			t.Errorf("ending %d: outcome %q is not one of the metrics file's %q", i, e.outcome, outcomes)
+		}
+		if e.event != "" && !strings.Contains(string(reference), "`"+e.event+"`") {
+			t.Errorf("ending %d: event %q is not in %s", i, e.event, referencePage)
+		}
+		if _, err := strconv.Atoi(e.status); err != nil && e.status != "N" && e.status != "128+N" {
+			t.Errorf("ending %d: status %q", i, e.status)
+		}
+	}
+	for _, o := range outcomes {
+		if !used[o] {
+			t.Errorf("no ending has the outcome %q", o)
 		}
 	}
 }

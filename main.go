@@ -16,7 +16,6 @@ import (
 
 	"google.golang.org/grpc/grpclog"
 
-	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
 	"github.com/tinx/distlock/supervise"
 	// The watchdog's work is its init: it must be linked in, whatever
@@ -144,66 +143,3 @@ func (e lostBeforeStart) Error() string {
 	return "lost the lock before the command started: " + e.cause.Error()
 }
 func (e lostBeforeStart) Unwrap() error { return e.cause }
-
-// exitStatus is the one place that turns what happened into distlock's
-// exit status (the contract's table). conflict is --conflict-exit-code.
-func exitStatus(err error, conflict int) int {
-	var (
-		ended    commandEnded
-		lost     lockLost
-		sig      signalError
-		usage    *usageError
-		limit    *lock.LimitError
-		busy     *lock.ConflictError
-		notStart *supervise.StartError
-	)
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ended):
-		return ended.status.ExitCode()
-	case errors.As(err, &lost):
-		return exitLockLost
-	case errors.As(err, &sig):
-		return signals.ExitStatus(sig.sig)
-	case errors.As(err, &usage), errors.As(err, &limit):
-		return exitUsage
-	case errors.As(err, &busy):
-		return conflict
-	case errors.As(err, &notStart) && notStart.NotFound:
-		return exitNotFound
-	case errors.As(err, &notStart):
-		return exitCannotRun
-	case errors.Is(err, errFree):
-		return exitFree
-	}
-	return exitUnavailable // etcd could not be reached, or refused us
-}
-
-// outcomeOf is what a run came to, for --metrics-file: exitStatus's
-// sibling, with the facts no error carries.
-func outcomeOf(err error, facts *runFacts) string {
-	var (
-		ended    commandEnded
-		lost     lockLost
-		lostSoon lostBeforeStart
-		sig      signalError
-		usage    *usageError
-		limit    *lock.LimitError
-		busy     *lock.ConflictError
-		notStart *supervise.StartError
-	)
-	switch {
-	case facts.skipped:
-		return outcomeSkipped
-	case err == nil, errors.Is(err, errFree), errors.As(err, &ended), errors.As(err, &notStart):
-		return outcomeRan
-	case errors.As(err, &lost), errors.As(err, &lostSoon):
-		return outcomeLost
-	case errors.As(err, &usage), errors.As(err, &limit):
-		return outcomeUsage
-	case errors.As(err, &busy), errors.As(err, &sig):
-		return outcomeConflict
-	}
-	return outcomeUnreachable
-}

@@ -215,7 +215,7 @@ func manPage() string {
 		"a key that distlock does not know, or one that only the command line may give, is a usage error. --config or DISTLOCK_CONFIG names another file, which must then exist."))
 
 	line(`.SH EXIT STATUS`)
-	for _, e := range exitStatuses {
+	for _, e := range exitStatuses() {
 		line(`.TP`)
 		line(`.B %s`, roff(e.status))
 		line(`%s`, roff(e.meaning))

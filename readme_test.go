@@ -72,7 +72,7 @@ func TestExitStatusesInREADME(t *testing.T) {
 		}
 	}
 	var want []string
-	for _, e := range exitStatuses {
+	for _, e := range exitStatuses() {
 		want = append(want, e.status)
 	}
 	slices.Sort(want)

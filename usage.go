@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 )
 
@@ -27,20 +26,6 @@ unless said otherwise; the modes above come from the command line only;
 precedence: command line > environment > config file > etcdctl's variable,
 where one is named > default):
 `
-
-// exitStatuses are distlock's exit statuses, for --help and the man page.
-var exitStatuses = []struct{ status, meaning string }{
-	{"0", "success: the command exited 0, or --min-interval skipped it"},
-	{"N", "the command exited N"},
-	{"128+N", "the command was killed by signal N, or signal N ended the wait"},
-	{"1", "--status: the lock is free"},
-	{"64", "usage or configuration error"},
-	{"69", "etcd unreachable or refused us, before any command ran"},
-	{"70", "the lock was lost while the command ran"},
-	{"75", "the lock was not acquired (--nowait, --timeout; --conflict-exit-code)"},
-	{"126", "the command cannot be run"},
-	{"127", "the command was not found"},
-}
 
 // helpText writes the modes and the flags from the settings table, in its
 // order, with each flag's default and where it may come from.
@@ -76,9 +61,7 @@ func helpText() string {
 		writeEntry(&b, flagColumn, flag, words)
 	}
 	b.WriteString("\nExit status:\n")
-	for _, e := range exitStatuses {
-		fmt.Fprintf(&b, "  %-6s %s\n", e.status, e.meaning)
-	}
+	b.WriteString(exitStatusHelp())
 	return b.String()
 }
 
