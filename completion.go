@@ -66,7 +66,6 @@ func bashCompletion() string {
 		all = append(all, "--"+s.name)
 	}
 	all = append(all, "--")
-	takesValue := func(s setting) bool { return s.arg != "" }
 
 	var b strings.Builder
 	b.WriteString(`# bash completion for distlock, written by distlock --completion bash.
@@ -110,19 +109,29 @@ _distlock() {
 	fi
 	case $flag in
 `)
+	writeBashValues(&b, all)
+	return b.String()
+}
+
+// takesValue reports whether the flag takes a value.
+func takesValue(s setting) bool { return s.arg != "" }
+
+// writeBashValues writes the part of the bash script that completes a
+// flag's value, or else a flag or the command.
+func writeBashValues(b *strings.Builder, all []string) {
 	for _, s := range completedFlags() {
 		if len(s.values) > 0 {
-			fmt.Fprintf(&b, "\t%s)\n\t\tmapfile -t COMPREPLY < <(compgen -W '%s' -- \"$cur\")\n\t\treturn\n\t\t;;\n",
+			fmt.Fprintf(b, "\t%s)\n\t\tmapfile -t COMPREPLY < <(compgen -W '%s' -- \"$cur\")\n\t\treturn\n\t\t;;\n",
 				flagPatterns(func(t setting) bool { return t.name == s.name }), strings.Join(s.values, " "))
 		}
 	}
-	fmt.Fprintf(&b, "\t%s)\n", flagPatterns(func(s setting) bool { return s.arg == "FILE" }))
+	fmt.Fprintf(b, "\t%s)\n", flagPatterns(func(s setting) bool { return s.arg == "FILE" }))
 	b.WriteString(`		compopt -o filenames 2>/dev/null
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		return
 		;;
 `)
-	fmt.Fprintf(&b, "\t%s)\n", flagPatterns(func(s setting) bool { return takesValue(s) && s.arg != "FILE" && len(s.values) == 0 }))
+	fmt.Fprintf(b, "\t%s)\n", flagPatterns(func(s setting) bool { return takesValue(s) && s.arg != "FILE" && len(s.values) == 0 }))
 	b.WriteString(`		# A value of the user's own: nothing to offer.
 		COMPREPLY=()
 		return
@@ -156,7 +165,6 @@ _distlock_command() {
 
 complete -F _distlock distlock
 `)
-	return b.String()
 }
 
 // zshQuote escapes text for a description in brackets inside a

@@ -294,17 +294,7 @@ func parseConfig(args []string) (*config, error) {
 
 	// The command line alone chooses the mode and --version; it may also
 	// name the config file.
-	cmdLine := flag.NewFlagSet("distlock", flag.ContinueOnError)
-	cmdLine.SetOutput(io.Discard)
-	for _, s := range settings {
-		if s.from&fromCommandLine == 0 {
-			continue
-		}
-		cmdLine.Var(values[s.name], s.name, s.help)
-		if s.alias != "" {
-			cmdLine.Var(&aliasValue{fs: cmdLine, target: s.name}, s.alias, "")
-		}
-	}
+	cmdLine := commandLine(values)
 	if err := cmdLine.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
@@ -354,6 +344,22 @@ func parseConfig(args []string) (*config, error) {
 			envName(modeLock), envName("lock-name"))
 	}
 	return c, c.check()
+}
+
+// commandLine is the flag set of the command line, bound to values.
+func commandLine(values map[string]flag.Value) *flag.FlagSet {
+	fs := flag.NewFlagSet("distlock", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, s := range settings {
+		if s.from&fromCommandLine == 0 {
+			continue
+		}
+		fs.Var(values[s.name], s.name, s.help)
+		if s.alias != "" {
+			fs.Var(&aliasValue{fs: fs, target: s.name}, s.alias, "")
+		}
+	}
+	return fs
 }
 
 // tieWait makes --nowait and --timeout one setting for precedence: either
@@ -442,6 +448,12 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 		from[s.name] = origin{rankFile, "the config file " + path}
 		return nil
 	})
+	return configFileError(path, err)
+}
+
+// configFileError is what is said of a config file that could not be
+// read as settings, without quoting what may be a password.
+func configFileError(path string, err error) error {
 	var bad *usageError
 	var yamlErr ffyaml.ParseError
 	var typeErr *yaml.TypeError // ffyaml's parser is yaml.v2
@@ -521,6 +533,46 @@ func (c *config) check() error {
 	if c.version {
 		return nil
 	}
+	if err := c.checkCombinations(); err != nil {
+		return err
+	}
+	if err := c.checkSpans(); err != nil {
+		return err
+	}
+	if c.nowait {
+		c.timeout = 0
+	}
+	// The safety rule: the command must be dead before etcd could expire
+	// the lease, and keepalives need some time to get through.
+	if c.mode == modeExec && c.ttl < c.killAfter+killMargin+minSlack {
+		return usagef("--ttl %v is too short for --kill-after %v: the command could outlive the lock; use --ttl %v or more",
+			c.ttl, c.killAfter, c.killAfter+killMargin+minSlack)
+	}
+	if err := checkRealm(c.prefix); err != nil {
+		return usagef("--prefix: %v", err)
+	}
+	if !strings.HasSuffix(c.prefix, "/") {
+		c.prefix += "/"
+	}
+	if err := c.checkConnection(); err != nil {
+		return err
+	}
+	if len(c.endpoints) == 0 && c.discoverySrv == "" {
+		return usagef("--endpoints: no etcd endpoint given")
+	}
+	for i, e := range c.endpoints {
+		n, err := normalizeEndpoint(e)
+		if err != nil {
+			return usagef("--endpoints: %v", err)
+		}
+		c.endpoints[i] = n
+	}
+	return nil
+}
+
+// checkCombinations checks the lock name, and the settings that go only
+// with others or within bounds.
+func (c *config) checkCombinations() error {
 	if c.mode != modeList {
 		if c.lockName == "" {
 			return usagef("--lock-name is required")
@@ -551,7 +603,13 @@ func (c *config) check() error {
 	case c.killAfter < 0:
 		return usagef("--kill-after must not be negative")
 	}
-	// etcd times both with a lease, and lease TTLs are whole seconds.
+	return nil
+}
+
+// checkSpans checks --min-interval and --min-hold, which etcd times with a
+// lease.
+func (c *config) checkSpans() error {
+	// Lease TTLs are whole seconds.
 	for _, s := range []struct {
 		name string
 		span time.Duration
@@ -566,34 +624,6 @@ func (c *config) check() error {
 		case s.span > 0 && s.name == "min-interval" && c.limit > 1:
 			return usagef("--min-interval needs --limit 1: %d holders at once could all run in one interval", c.limit)
 		}
-	}
-	if c.nowait {
-		c.timeout = 0
-	}
-	// The safety rule: the command must be dead before etcd could expire
-	// the lease, and keepalives need some time to get through.
-	if c.mode == modeExec && c.ttl < c.killAfter+killMargin+minSlack {
-		return usagef("--ttl %v is too short for --kill-after %v: the command could outlive the lock; use --ttl %v or more",
-			c.ttl, c.killAfter, c.killAfter+killMargin+minSlack)
-	}
-	if err := checkRealm(c.prefix); err != nil {
-		return usagef("--prefix: %v", err)
-	}
-	if !strings.HasSuffix(c.prefix, "/") {
-		c.prefix += "/"
-	}
-	if err := c.checkConnection(); err != nil {
-		return err
-	}
-	if len(c.endpoints) == 0 && c.discoverySrv == "" {
-		return usagef("--endpoints: no etcd endpoint given")
-	}
-	for i, e := range c.endpoints {
-		n, err := normalizeEndpoint(e)
-		if err != nil {
-			return usagef("--endpoints: %v", err)
-		}
-		c.endpoints[i] = n
 	}
 	return nil
 }

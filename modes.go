@@ -53,7 +53,28 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 		debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
 
 	started := time.Now()
-	p, err := supervise.Start(supervise.Spec{
+	p, err := supervise.Start(commandSpec(c, h, wd, sigs, out))
+	if err != nil {
+		return notStarted(c, err, out)
+	}
+	holdUntil = acquired.Add(c.minHold)
+
+	st, stopped := p.Wait(h.Context().Done(), sigs)
+	if stopped {
+		return lockLost{h.Err()}
+	}
+	out.about(evEnded).with("exit_status", st.ExitCode()).debug("command ended: %v", st)
+	if st.ExitCode() == 0 {
+		recordRun(c, h, started, out)
+	}
+	return commandEnded{st}
+}
+
+// commandSpec is how the command runs under h: its arguments and
+// environment, the kill sequence and its bounds, and the lines that tell
+// what the supervision does.
+func commandSpec(c *config, h *lock.Holder, wd *supervise.Watchdog, sigs <-chan os.Signal, out *reporter) supervise.Spec {
+	return supervise.Spec{
 		Args:       c.command,
 		Env:        commandEnv(h),
 		Watchdog:   wd,
@@ -85,31 +106,25 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 		WaitsForTerminal: func() {
 			out.info("the command waits for the terminal, holding lock %q; bring distlock to the foreground (fg)", c.lockName)
 		},
-	})
-	var notStarted *supervise.StartError
+	}
+}
+
+// notStarted says why the command did not start, and returns what
+// happened.
+func notStarted(c *config, err error, out *reporter) error {
+	var notStart *supervise.StartError
 	var sig signalError
 	switch {
-	case errors.As(err, &notStarted):
+	case errors.As(err, &notStart):
 		out.about(evNotStarted).fail("%v", err)
 		return err
 	case errors.As(err, &sig):
 		out.about(evSignal).fail("not starting the command: got SIG%s", signals.Name(sig.sig))
 		return err
-	case err != nil: // Ready said no: no command has run, etcd is the trouble
+	default: // Ready said no: no command has run, etcd is the trouble
 		out.about(evLost).fail("lost lock %q before the command started: %v", c.lockName, err)
 		return lostBeforeStart{err}
 	}
-	holdUntil = acquired.Add(c.minHold)
-
-	st, stopped := p.Wait(h.Context().Done(), sigs)
-	if stopped {
-		return lockLost{h.Err()}
-	}
-	out.about(evEnded).with("exit_status", st.ExitCode()).debug("command ended: %v", st)
-	if st.ExitCode() == 0 {
-		recordRun(c, h, started, out)
-	}
-	return commandEnded{st}
 }
 
 // runLock is --lock: wait for the lock, then keep it beyond this process.
@@ -245,13 +260,19 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 		out.about(evSignal).fail("stopped waiting for lock %q: got SIG%s", c.lockName, signals.Name(sig.sig))
 		return nil, sig
 	}
+	sayNotAcquired(c, err, out)
+	return nil, err
+}
+
+// sayNotAcquired says why the lock was not acquired: another --limit, the
+// timeout (naming the holder), or etcd.
+func sayNotAcquired(c *config, err error, out *reporter) {
 	var conflict *lock.ConflictError
 	var limit *lock.LimitError
-	if errors.As(err, &limit) {
+	switch {
+	case errors.As(err, &limit):
 		out.about(evUsage).fail("%v", err)
-		return nil, err
-	}
-	if errors.As(err, &conflict) {
+	case errors.As(err, &conflict):
 		about := out.about(evConflict)
 		if conflict.Holder != nil {
 			about = about.holder(*conflict.Holder)
@@ -265,10 +286,9 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 		} else {
 			say("%v; gave up after %v (--timeout)", conflict, c.timeout)
 		}
-		return nil, err
+	default:
+		out.about(evEtcdError).fail("%v", etcdError(c, err))
 	}
-	out.about(evEtcdError).fail("%v", etcdError(c, err))
-	return nil, err
 }
 
 // acquireLock is lock.Acquire; tests replace it to send a signal at the
