@@ -188,11 +188,8 @@ const maxUnlockTries = 20
 // still so; if not, it reads again.
 func unlock(ctx context.Context, client *clientv3.Client, realm, name, key string) (*Unlocked, error) {
 	pfx, sp := Prefix(realm, name), StoppingPrefix(realm, name)
-	var target *Entry         // the key to delete, once chosen
-	budget := 5 * time.Second // for settling a lost delete: as long as the caller gave us
-	if d, ok := ctx.Deadline(); ok {
-		budget = time.Until(d)
-	}
+	var target *Entry                      // the key to delete, once chosen
+	budget := timeLeft(ctx, 5*time.Second) // for settling a lost delete: as long as the caller gave us
 	var lost *lostDelete
 	defer func() { lost.end() }()
 	for try := 0; try < maxUnlockTries; try++ {
@@ -299,6 +296,14 @@ type lostDelete struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wait   backoff
+}
+
+// timeLeft is how long ctx has left, or def if it has no deadline.
+func timeLeft(ctx context.Context, def time.Duration) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return def
 }
 
 // settle starts looking again after err, for budget.

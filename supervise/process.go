@@ -134,6 +134,28 @@ func Start(spec Spec) (*Process, error) {
 		tstp:    make(chan os.Signal, 1),
 		refused: make(chan error, 1),
 	}
+	attr := p.procAttr()
+
+	// Ctrl-Z reaches distlock itself when the command did not get the
+	// terminal (a pipeline): stopped, distlock would keep no deadline
+	// while its command runs on. Caught here, it is back at its default
+	// for the command.
+	signal.Notify(p.tstp, syscall.SIGTSTP)
+	r := getReaper()
+	started := make(chan error, 1)
+	go p.run(r, path, attr, started)
+	if err := <-started; err != nil {
+		signal.Stop(p.tstp)
+		p.closeTTY()
+		return nil, err
+	}
+	return p, nil
+}
+
+// procAttr is how the command is started: in a process group of its own,
+// killed by the kernel if distlock dies, and in the foreground of the
+// terminal if it gets one.
+func (p *Process) procAttr() *syscall.ProcAttr {
 	sys := &syscall.SysProcAttr{
 		Setpgid: true,
 		// If distlock dies, even by SIGKILL, the kernel kills the command.
@@ -143,72 +165,61 @@ func Start(spec Spec) (*Process, error) {
 		sys.Foreground = true
 		sys.Ctty = int(p.tty.Fd())
 	}
-	attr := &syscall.ProcAttr{
-		Env:   spec.Env,
+	return &syscall.ProcAttr{
+		Env:   p.spec.Env,
 		Files: []uintptr{0, 1, 2},
 		Sys:   sys,
 	}
+}
 
-	// Ctrl-Z reaches distlock itself when the command did not get the
-	// terminal (a pipeline): stopped, distlock would keep no deadline
-	// while its command runs on. Caught here, it is back at its default
-	// for the command.
-	signal.Notify(p.tstp, syscall.SIGTSTP)
-	r := getReaper()
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal fires when the thread that forked the
-		// child exits, not the process: keep this goroutine on its
-		// thread until the child is gone.
-		runtime.LockOSThread()
-		r.mu.Lock()
-		// The watchdog is running before the command is, so that a
-		// distlock killed the moment after the fork has one.
-		watchdog := spec.Watchdog
-		if watchdog == nil {
-			watchdog = StartWatchdog()
-		}
-		watchdog.ready()
-		var pid int
-		var err error
-		// Ready is asked last thing before the fork: nothing slow (the
-		// watchdog's start) stands between its answer and the command.
-		if spec.Ready != nil {
-			err = spec.Ready()
-		}
-		if err == nil {
-			pid, err = syscall.ForkExec(path, spec.Args, attr)
-			if err != nil {
-				err = &StartError{Command: spec.Args[0], Err: err}
-			}
-		}
-		if err == nil {
-			p.pid, p.watchdog = pid, watchdog
-			p.guard()
-			r.watched[pid] = p.mainChanged
-		} else {
-			watchdog.Close() // end of file, no group: it just goes
-		}
-		r.mu.Unlock()
-		started <- err
-		if err == nil {
-			// Learn of the exit here, on the thread that forked the
-			// command, the moment it happens, and reap at once: the
-			// SIGCHLD that the reaper waits for comes through Go's signal
-			// delivery, a goroutine or two later, and the next holder
-			// waits for every bit of it.
-			awaitExit(pid)
-			r.reap()
-			<-p.exited
-		}
-		runtime.UnlockOSThread()
-	}()
-	if err := <-started; err != nil {
-		signal.Stop(p.tstp)
-		p.closeTTY()
-		return nil, err
+// run forks the command and, on the same thread, waits for it to exit;
+// it says on started whether the command started.
+func (p *Process) run(r *reaper, path string, attr *syscall.ProcAttr, started chan<- error) {
+	// The parent-death signal fires when the thread that forked the
+	// child exits, not the process: keep this goroutine on its
+	// thread until the child is gone.
+	runtime.LockOSThread()
+	r.mu.Lock()
+	// The watchdog is running before the command is, so that a
+	// distlock killed the moment after the fork has one.
+	watchdog := p.spec.Watchdog
+	if watchdog == nil {
+		watchdog = StartWatchdog()
 	}
-	return p, nil
+	watchdog.ready()
+	var pid int
+	var err error
+	// Ready is asked last thing before the fork: nothing slow (the
+	// watchdog's start) stands between its answer and the command.
+	if p.spec.Ready != nil {
+		err = p.spec.Ready()
+	}
+	if err == nil {
+		pid, err = syscall.ForkExec(path, p.spec.Args, attr)
+		if err != nil {
+			err = &StartError{Command: p.spec.Args[0], Err: err}
+		}
+	}
+	if err == nil {
+		p.pid, p.watchdog = pid, watchdog
+		p.guard()
+		r.watched[pid] = p.mainChanged
+	} else {
+		watchdog.Close() // end of file, no group: it just goes
+	}
+	r.mu.Unlock()
+	started <- err
+	if err == nil {
+		// Learn of the exit here, on the thread that forked the
+		// command, the moment it happens, and reap at once: the
+		// SIGCHLD that the reaper waits for comes through Go's signal
+		// delivery, a goroutine or two later, and the next holder
+		// waits for every bit of it.
+		awaitExit(pid)
+		r.reap()
+		<-p.exited
+	}
+	runtime.UnlockOSThread()
 }
 
 // lookPath finds the command the way a shell would and says why it cannot
