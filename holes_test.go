@@ -62,13 +62,19 @@ func TestSIGPIPEDoesNotKillWaiter(t *testing.T) {
 
 // TestStoppedCommandGetsKillSignal: a command stopped by SIGSTOP is
 // continued after the kill signal, so it can act on it within the grace
-// period instead of waiting stopped for SIGKILL.
+// period instead of waiting stopped for SIGKILL. The shell waits in a
+// builtin, on a FIFO nobody opens, and starts no program: a SIGSTOP to a
+// group whose shell is starting one can stop the new process and not the
+// shell (the test waited 30s for the shell to stop, once in CI under load).
 func TestStoppedCommandGetsKillSignal(t *testing.T) {
 	t.Parallel()
 	client := testClient(t)
 	dir := t.TempDir()
+	if err := unix.Mkfifo(filepath.Join(dir, "never"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	a := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=s", "--kill-after=5s", "--",
-		"sh", "-c", `trap "echo term > got; exit 0" TERM; echo $$ > cmd.pid; while :; do sleep 0.05; done`)
+		"sh", "-c", `trap "echo term > got; exit 0" TERM; echo $$ > cmd.pid; read -r x < never`)
 	pid := int(readInt(t, filepath.Join(dir, "cmd.pid")))
 	// The command leads its own process group: stop all of it.
 	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
