@@ -13,9 +13,11 @@ import (
 // An ending is one kind of end a run can come to. endings is the one table
 // of them: each one's exit status, its outcome in the metrics file, the
 // event of the line that tells it (--log-format json), and what --help
-// says of it, which the man page and the README's table of exit statuses
-// follow. endingOf is the one place that decides which ending a run came
-// to.
+// says of it. --help's exit statuses and the man page are written from
+// it; the README's table of exit statuses is held to its statuses
+// (TestExitStatusesInREADME), and the events to the reference's list
+// (TestEndings): the call sites that say a line name its event themselves.
+// endingOf is the one place that decides which ending a run came to.
 type ending int
 
 const (
@@ -39,19 +41,19 @@ type endingRow struct {
 	status  string // the exit status: a number, or N, 128+N
 	outcome string // distlock_outcome's label
 	event   string // the event of the line that tells it; "" if none does
-	help    string // what --help says of it
+	help    string // what --help says of it; a status's later endings start with "or"
 }
 
 var endings = [...]endingRow{
 	endDone:        {"0", outcomeRan, "", "success"},
-	endSkipped:     {"0", outcomeSkipped, evSkipped, "--min-interval found a recent run and started nothing"},
+	endSkipped:     {"0", outcomeSkipped, evSkipped, "or --min-interval found a recent run and started nothing"},
 	endExited:      {"N", outcomeRan, evEnded, "the command exited N"},
 	endKilled:      {"128+N", outcomeRan, evEnded, "the command was killed by signal N"},
-	endSignal:      {"128+N", outcomeConflict, evSignal, "signal N ended the wait"},
+	endSignal:      {"128+N", outcomeConflict, evSignal, "or signal N ended the wait"},
 	endFree:        {"1", outcomeRan, "", "--status: the lock is free"},
 	endUsage:       {"64", outcomeUsage, evUsage, "usage or configuration error"},
 	endUnreachable: {"69", outcomeUnreachable, evEtcdError, "etcd unreachable or refused us, before any command ran"},
-	endLostEarly:   {"69", outcomeLost, evLost, "the lock was lost before the command started"},
+	endLostEarly:   {"69", outcomeLost, evLost, "or the lock was lost before the command started"},
 	endLost:        {"70", outcomeLost, evLost, "the lock was lost while the command ran"},
 	endConflict:    {"75", outcomeConflict, evConflict, "the lock was not acquired (--nowait, --timeout; --conflict-exit-code)"},
 	endCannotRun:   {"126", outcomeRan, evNotStarted, "the command cannot be run"},
@@ -134,7 +136,7 @@ func exitStatuses() []struct{ status, meaning string } {
 	at := map[string]int{}
 	for _, e := range endings {
 		if i, ok := at[e.status]; ok {
-			list[i].meaning += "; " + e.help
+			list[i].meaning += ", " + e.help
 			continue
 		}
 		at[e.status] = len(list)

@@ -41,7 +41,7 @@ func TestREADMERecipesParse(t *testing.T) {
 			t.Errorf("docs: distlock %s: %v", strings.Join(args, " "), err)
 		}
 	}
-	// The recipes the README promises, each found at least once.
+	// The recipes the docs promise, each found at least once.
 	for _, flag := range []string{"--min-interval", "--min-hold", "--limit", "--nowait", "--conflict-exit-code", "--lock", "--unlock", "--status"} {
 		if !seen[flag] {
 			t.Errorf("found no command line in the docs with %s among %d", flag, len(calls))

@@ -180,6 +180,8 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	}
 	p.rev = resp.Header.Revision
 	kvs := resp.Responses[1].GetResponseRange().Kvs
+	var ahead []Entry
+	ours := false
 	if !allInQueue(pfx, kvs) {
 		// Foreign keys took some of the places read: read every key
 		// created before ours, as of the same revision.
@@ -189,10 +191,9 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		if err != nil {
 			return p, fmt.Errorf("queue for the lock: %w", err)
 		}
-		kvs = append(onlyQueue(pfx, kvs), &mvccpb.KeyValue{Key: []byte(p.key), CreateRevision: p.rev})
+		kvs = onlyQueue(pfx, kvs)
+		ours = true // written in the transaction, and all before it read
 	}
-	var ahead []Entry
-	ours := false
 	for _, kv := range kvs {
 		if kv.CreateRevision == p.rev {
 			ours = true

@@ -106,7 +106,13 @@ func Split(entries, stopping []Entry) (holders, waiters []Entry) {
 
 // countBefore counts the records of keys created before rev.
 func countBefore(stopping []Entry, rev int64) int {
-	return len(recordsBefore(rev, stopping))
+	n := 0
+	for _, r := range stopping {
+		if r.CreateRevision < rev {
+			n++
+		}
+	}
+	return n
 }
 
 // recordsBefore is the records of keys created before rev.
@@ -233,7 +239,8 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		case err != nil && lost == nil:
 			// No answer, but etcd may have applied the delete: an error
 			// now would have the operator unlock again, and free the
-			// next holder. Look again, on time of our own.
+			// next holder. Look again, on time of our own. (A refusal,
+			// such as no permission, comes again, and costs only time.)
 			lost = settle(ctx, budget, fmt.Errorf("delete %s: %w", untrusted.Word(e.Key, untrusted.MaxKey), err))
 			continue
 		case err != nil:
@@ -243,7 +250,11 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 			return &Unlocked{Removed: &e, Stopping: stopping}, nil
 		}
 	}
-	return nil, fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked; try again", untrusted.Word(target.Key, untrusted.MaxKey), name)
+	err := fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked", untrusted.Word(target.Key, untrusted.MaxKey), name)
+	if lost == nil {
+		return nil, fmt.Errorf("%w; try again", err)
+	}
+	return nil, lost.wrap(err)
 }
 
 // find is the index among entries of the key to delete: the one chosen
@@ -325,15 +336,16 @@ func (l *lostDelete) bound(ctx context.Context) context.Context {
 // settling, as long as its time lasts.
 func (l *lostDelete) retry() bool { return l != nil && l.wait.wait(l.ctx) }
 
-// wrap is the error unlock returns: while settling, the delete's, and
-// that it may have been applied.
+// wrap is the error unlock returns: while settling, the lost delete's,
+// what went wrong after it, and that it may have been applied.
 func (l *lostDelete) wrap(err error) error {
 	if l == nil {
 		return err
 	}
-	return fmt.Errorf("%w; etcd may have deleted it all the same: see --status before unlocking again", l.err)
+	return fmt.Errorf("%w (then: %v); etcd may have deleted it all the same: see --status before unlocking again", l.err, err)
 }
 
+// end lets the settling time go.
 func (l *lostDelete) end() {
 	if l != nil {
 		l.cancel()
@@ -504,7 +516,7 @@ func (ls *lister) add(kv *mvccpb.KeyValue) {
 		}
 		return // else foreign: another realm's below, another tool's
 	}
-	if seg, _, ok := strings.Cut(rest, stoppingSuffix); ok {
+	if seg, _, ok := strings.Cut(rest, stoppingSuffix); ok && seg != "" {
 		if recs := parseStopping(ls.realm+seg+stoppingSuffix, []*mvccpb.KeyValue{kv}); len(recs) > 0 {
 			l := ls.lockOf(seg)
 			l.Stopping = append(l.Stopping, recs...) // oldest first, as the names sort
