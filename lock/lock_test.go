@@ -819,8 +819,15 @@ func TestDeleteWaiterPastChangingHolders(t *testing.T) {
 // says what etcd did. If it cannot look again either, it says that the
 // key may be gone all the same.
 func TestUnlockWithLostReply(t *testing.T) {
-	for _, heals := range []bool{true, false} {
-		t.Run(fmt.Sprintf("heals=%v", heals), func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		heals bool
+	}{
+		{"answer lost", true},
+		{"every answer lost", false},
+	} {
+		heals := tc.heals
+		t.Run(tc.name, func(t *testing.T) {
 			proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
 			if err != nil {
 				t.Fatal(err)
