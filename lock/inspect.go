@@ -211,10 +211,7 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		if isStoppingKey(sp, key) {
 			return stoppingAlready(recs, key), nil
 		}
-		entries := make([]Entry, 0, len(kvs))
-		for _, kv := range kvs {
-			entries = append(entries, parseEntry(kv))
-		}
+		entries := parseEntries(kvs)
 		i := find(entries, key, target)
 		if i < 0 {
 			return notThere(target, key, recs), nil
@@ -250,11 +247,16 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 			return &Unlocked{Removed: &e, Stopping: stopping}, nil
 		}
 	}
-	err := fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked", untrusted.Word(target.Key, untrusted.MaxKey), name)
-	if lost == nil {
-		return nil, fmt.Errorf("%w; try again", err)
+	return nil, lost.gaveUp(fmt.Errorf("delete %s: lock %q kept changing while it was being unlocked", untrusted.Word(target.Key, untrusted.MaxKey), name))
+}
+
+// parseEntries is the Entry of each of kvs.
+func parseEntries(kvs []*mvccpb.KeyValue) []Entry {
+	entries := make([]Entry, 0, len(kvs))
+	for _, kv := range kvs {
+		entries = append(entries, parseEntry(kv))
 	}
-	return nil, lost.wrap(err)
+	return entries
 }
 
 // find is the index among entries of the key to delete: the one chosen
@@ -343,6 +345,14 @@ func (l *lostDelete) wrap(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (then: %v); etcd may have deleted it all the same: see --status before unlocking again", l.err, err)
+}
+
+// gaveUp is the error of an unlock that ran out of tries.
+func (l *lostDelete) gaveUp(err error) error {
+	if l == nil {
+		return fmt.Errorf("%w; try again", err)
+	}
+	return l.wrap(err)
 }
 
 // end lets the settling time go.
