@@ -1,0 +1,168 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/tinx/distlock/internal/untrusted"
+	"github.com/tinx/distlock/lock"
+)
+
+// checkRealm refuses a realm that cannot be meant as written, rather than
+// guess: realms nest, and a repaired one could be another's.
+func checkRealm(realm string) error {
+	switch {
+	case realm == "":
+		return errors.New("must not be empty")
+	case !strings.HasPrefix(realm, "/"):
+		return fmt.Errorf("%s does not start with /", untrusted.Quote(realm, untrusted.MaxKey))
+	case strings.Contains(realm, "//"):
+		return fmt.Errorf("%s has an empty part (//)", untrusted.Quote(realm, untrusted.MaxKey))
+	case !utf8.ValidString(realm) || strings.IndexFunc(realm, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return fmt.Errorf("%s is not printable UTF-8", untrusted.Quote(realm, untrusted.MaxKey))
+	case !norm.NFC.IsNormalString(realm):
+		// As for lock names: two spellings would be two realms.
+		nfc := norm.NFC.String(realm)
+		return fmt.Errorf("%+q is not in Unicode NFC, and another spelling of the same text would be another realm; in NFC it is %q (%+q)", realm, nfc, nfc)
+	}
+	return nil
+}
+
+// check validates the values no flag type can check alone.
+func (c *config) check() error {
+	if c.version {
+		return nil
+	}
+	if err := c.checkCombinations(); err != nil {
+		return err
+	}
+	if err := c.checkSpans(); err != nil {
+		return err
+	}
+	if c.nowait {
+		c.timeout = 0
+	}
+	// The safety rule: the command must be dead before etcd could expire
+	// the lease, and keepalives need some time to get through.
+	if c.mode == modeExec && c.ttl < c.killAfter+killMargin+minSlack {
+		return usagef("--ttl %v is too short for --kill-after %v: the command could outlive the lock; use --ttl %v or more",
+			c.ttl, c.killAfter, c.killAfter+killMargin+minSlack)
+	}
+	if err := checkRealm(c.prefix); err != nil {
+		return usagef("--prefix: %v", err)
+	}
+	if !strings.HasSuffix(c.prefix, "/") {
+		c.prefix += "/"
+	}
+	if err := c.checkConnection(); err != nil {
+		return err
+	}
+	if len(c.endpoints) == 0 && c.discoverySrv == "" {
+		return usagef("--endpoints: no etcd endpoint given")
+	}
+	for i, e := range c.endpoints {
+		n, err := normalizeEndpoint(e)
+		if err != nil {
+			return usagef("--endpoints: %v", err)
+		}
+		c.endpoints[i] = n
+	}
+	return nil
+}
+
+// checkCombinations checks the lock name, and the settings that go only
+// with others or within bounds.
+func (c *config) checkCombinations() error {
+	if c.mode != modeList {
+		if c.lockName == "" {
+			return usagef("--lock-name is required")
+		}
+		if err := lock.ValidateName(c.lockName); err != nil {
+			return usagef("--lock-name: %v", err)
+		}
+	}
+	switch {
+	case c.mode == modeExec && len(c.command) == 0:
+		return usagef("no command given: distlock --lock-name=NAME -- COMMAND [ARG...]")
+	case c.mode != modeExec && len(c.command) > 0:
+		return usagef("--%s takes no command, got %q", c.mode, c.command[0])
+	case c.quiet && c.verbose:
+		return usagef("--quiet and --verbose cannot be used together")
+	case c.json && c.mode != modeStatus && c.mode != modeList:
+		return usagef("--json goes with --status or --list")
+	case c.limit < 1 || c.limit > maxLimit:
+		return usagef("--limit must be 1 to %d, got %d", maxLimit, c.limit)
+	case c.holder != "" && c.mode != modeUnlock:
+		return usagef("--holder goes with --unlock")
+	case c.conflictExitCode < 0 || c.conflictExitCode > 255:
+		return usagef("--conflict-exit-code must be 0 to 255, got %d", c.conflictExitCode)
+	case c.dialTimeout <= 0:
+		return usagef("--dial-timeout must be positive")
+	case c.ttl < 2*time.Second:
+		return usagef("--ttl must be at least 2s, got %v", c.ttl)
+	case c.killAfter < 0:
+		return usagef("--kill-after must not be negative")
+	}
+	return nil
+}
+
+// checkSpans checks --min-interval and --min-hold, which etcd times with a
+// lease.
+func (c *config) checkSpans() error {
+	// Lease TTLs are whole seconds.
+	for _, s := range []struct {
+		name string
+		span time.Duration
+	}{{"min-interval", c.minInterval}, {"min-hold", c.minHold}} {
+		switch {
+		case s.span > 0 && s.span < time.Second:
+			return usagef("--%s must be 0 (off) or at least 1s, got %v", s.name, s.span)
+		case s.span > maxLeaseTTL:
+			return usagef("--%s must be at most %v, the longest lease etcd grants, got %v", s.name, maxLeaseTTL, s.span)
+		case s.span > 0 && c.mode == modeLock:
+			return usagef("--%s goes with running a command; --lock keeps the lock until --unlock and runs nothing", s.name)
+		case s.span > 0 && s.name == "min-interval" && c.limit > 1:
+			return usagef("--min-interval needs --limit 1: %d holders at once could all run in one interval", c.limit)
+		}
+	}
+	return nil
+}
+
+// normalizeEndpoint accepts http://host:port, https://host:port and
+// host:port, with or without a trailing slash.
+func normalizeEndpoint(e string) (string, error) {
+	e = strings.TrimSpace(e)
+	if e == "" {
+		return "", errors.New("empty endpoint")
+	}
+	// Never echoed: it may be a password.
+	if strings.Contains(e, "@") {
+		return "", errors.New("an endpoint holds a user name or password (NAME:PASSWORD@); give them with --user and DISTLOCK_PASSWORD instead")
+	}
+	if !strings.Contains(e, "://") {
+		// Nothing but a host and maybe a port: no path, query or user.
+		if u, err := url.Parse("http://" + e); err != nil || u.Host != e || u.Hostname() == "" {
+			return "", fmt.Errorf("%q is not a URL or host:port", e)
+		}
+		return e, nil
+	}
+	u, err := url.Parse(e)
+	if err != nil {
+		return "", fmt.Errorf("%q: %v", e, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("%q: scheme must be http or https", e)
+	}
+	if u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
+		return "", fmt.Errorf("%q is not an etcd client URL", e)
+	}
+	// Built, not joined: the host is escaped again (an IPv6 zone's "%25").
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String(), nil
+}
