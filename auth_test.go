@@ -38,6 +38,7 @@ func TestAuthUnreachableEtcd(t *testing.T) {
 // guest at the first request, not while the client is made.
 func authCluster(t *testing.T, rootPW, guestPW string) *etcdtest.Cluster {
 	t.Helper()
+	etcdtest.SkipShort(t)
 	cluster, err := etcdtest.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +128,7 @@ func TestAuthWrongPassword(t *testing.T) {
 func TestAuthBadTLSFileIsUsage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	j := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=a", "--user=root", "--password=x", "--cacert="+dir+"/missing.pem", "--", "true")
+	j := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=a", "--user=root", "--password=x", "--cacert="+dir+"/missing.pem", "--", "true")
 	if got := j.wait(t, 30*time.Second); got != exitUsage {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", got, exitUsage, j.stderr)
 	}

@@ -118,6 +118,7 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 // the test ends, after the distlocks it started.
 func processCluster(t *testing.T, leader int) *etcdtest.ProcessCluster {
 	t.Helper()
+	etcdtest.SkipShort(t)
 	cluster, err := etcdtest.StartProcessCluster(t.TempDir(), "etcd-member", 3)
 	if err != nil {
 		t.Fatal(err)

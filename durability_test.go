@@ -57,6 +57,7 @@ func runDistlockOn(t *testing.T, dir, endpoints string, args ...string) durabili
 // distlock.
 func startDurabilityCluster(t *testing.T) (*etcdtest.Cluster, string) {
 	t.Helper()
+	etcdtest.SkipShort(t)
 	cluster, err := etcdtest.StartCluster(t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)

@@ -65,7 +65,7 @@ func runDistlock(t *testing.T, env []string, args ...string) (int, string) {
 // --verbose says which one gave the endpoints.
 func TestEtcdctlEndpoints(t *testing.T) {
 	t.Parallel()
-	ep := testEtcd.Endpoint()
+	ep := testEtcd(t).Endpoint()
 	const nobody = "http://127.0.0.1:1" // refuses connections
 	file := filepath.Join(t.TempDir(), "distlock.yaml")
 	if err := os.WriteFile(file, []byte("endpoints:\n  - "+ep+"\n"), 0o644); err != nil {
@@ -274,7 +274,7 @@ func TestEtcdctlDiscoveryReachesEtcd(t *testing.T) {
 	}
 	t.Setenv("DISTLOCK_CONFIG", empty)
 	t.Setenv("DISTLOCK_ENDPOINTS", "http://127.0.0.1:1") // below the command line
-	u, err := url.Parse(testEtcd.Endpoint())
+	u, err := url.Parse(testEtcd(t).Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestEtcdctlDiscoveryReachesEtcd(t *testing.T) {
 	if status := run(context.Background(), args, &stdout, &stderr); status != 0 {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", status, stderr.String())
 	}
-	want := "distlock: etcd at " + testEtcd.Endpoint() + " (from the DNS SRV records of etcd.test, per --discovery-srv)\n"
+	want := "distlock: etcd at " + testEtcd(t).Endpoint() + " (from the DNS SRV records of etcd.test, per --discovery-srv)\n"
 	if stderr.String() != want {
 		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
 	}

@@ -319,7 +319,7 @@ func TestFlagsNotFromEnvironment(t *testing.T) {
 			cmd := exec.CommandContext(ctx, "distlock", tt.args...)
 			cmd.Dir = t.TempDir()
 			cmd.Env = append(os.Environ(),
-				"DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(),
+				"DISTLOCK_ENDPOINTS="+testEtcd(t).Endpoint(),
 				"DISTLOCK_PREFIX="+etcdtest.Realm(t, "/gotest/"),
 				"DISTLOCK_CONFIG=", "DISTLOCK_LOCK_NAME=", "DISTLOCK_LOCKNAME=",
 				tt.env)

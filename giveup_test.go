@@ -28,7 +28,7 @@ func TestWaiterGivesUpAsDocumented(t *testing.T) {
 			t.Parallel()
 			client, proxy := testClient(t), testProxy(t)
 			dir := t.TempDir()
-			holder := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=g", "--lock")
+			holder := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=g", "--lock")
 			if got := holder.wait(t, 30*time.Second); got != 0 {
 				t.Fatalf("--lock exited %d; stderr:\n%s", got, holder.stderr)
 			}

@@ -24,6 +24,7 @@ import (
 // counters are the lock's alone.
 func TestNoThunderingHerd(t *testing.T) {
 	t.Parallel()
+	etcdtest.SkipShort(t)
 	cluster, err := etcdtest.StartProcessCluster(t.TempDir(), "etcd-member", 1)
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func TestSIGPIPEDoesNotKillWaiter(t *testing.T) {
 	t.Parallel()
 	client := testClient(t)
 	dirA, dirB := t.TempDir(), t.TempDir()
-	holder := startDistlock(t, dirA, testEtcd.Endpoint(), "--lock-name=p", "--",
+	holder := startDistlock(t, dirA, testEtcd(t).Endpoint(), "--lock-name=p", "--",
 		"sh", "-c", "while [ ! -e go-on ]; do sleep 0.05; done")
 	waitKeys(t, client, "p", 1)
 
@@ -35,7 +35,7 @@ func TestSIGPIPEDoesNotKillWaiter(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close() // the reader has gone before distlock says a word
-	waiter := startDistlockStderr(t, dirB, testEtcd.Endpoint(), w, "--lock-name=p", "--",
+	waiter := startDistlockStderr(t, dirB, testEtcd(t).Endpoint(), w, "--lock-name=p", "--",
 		"sh", "-c", `while read -r k v; do [ "$k" = SigIgn: ] && echo "$v" > sigign; done < /proc/self/status; [ -s sigign ]`)
 	w.Close()
 	waitKeys(t, client, "p", 2)
@@ -73,7 +73,7 @@ func TestStoppedCommandGetsKillSignal(t *testing.T) {
 	if err := unix.Mkfifo(filepath.Join(dir, "never"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=s", "--kill-after=5s", "--",
+	a := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=s", "--kill-after=5s", "--",
 		"sh", "-c", `trap "echo term > got; exit 0" TERM; echo $$ > cmd.pid; read -r x < never`)
 	pid := int(readInt(t, filepath.Join(dir, "cmd.pid")))
 	// The command leads its own process group: stop all of it.
@@ -122,7 +122,7 @@ func TestFullStderrDoesNotDelayKill(t *testing.T) {
 	if _, err := w.Write(make([]byte, size)); err != nil {
 		t.Fatal(err)
 	}
-	a := startDistlockStderr(t, dir, testEtcd.Endpoint(), w, append([]string{"--lock-name=full", "--kill-after=1s", "--"}, stampLoop(true)...)...)
+	a := startDistlockStderr(t, dir, testEtcd(t).Endpoint(), w, append([]string{"--lock-name=full", "--kill-after=1s", "--"}, stampLoop(true)...)...)
 	w.Close()
 	pid := int(readInt(t, filepath.Join(dir, "cmd.pid")))
 	revokeAndWaitDead(t, client, "full", pid, 3*time.Second)

@@ -132,7 +132,7 @@ func TestHostileValues(t *testing.T) {
 		}
 	}
 
-	ep := testEtcd.Endpoint()
+	ep := testEtcd(t).Endpoint()
 	check := func(what, out string) {
 		t.Helper()
 		if bad := terminalUnsafe(out); bad != "" {
@@ -317,7 +317,7 @@ func TestListHugeRealm(t *testing.T) {
 	if len(ops) > 0 {
 		flush()
 	}
-	ep := testEtcd.Endpoint()
+	ep := testEtcd(t).Endpoint()
 
 	out, errOut, status := runCaptured(t, ep, nil, "--list")
 	if status != 0 || errOut != "" {
@@ -362,7 +362,7 @@ func TestListHugeRealm(t *testing.T) {
 // command, a path).
 func TestOwnLinesOneLine(t *testing.T) {
 	t.Parallel()
-	ep := testEtcd.Endpoint()
+	ep := testEtcd(t).Endpoint()
 	for _, tc := range []struct {
 		args   []string
 		status int

@@ -87,7 +87,7 @@ var notHeldLine = regexp.MustCompile(`not held|nothing to unlock`)
 // command is told to stop, and the waiter starts next to it: two holders).
 func TestKeySpaceUnlockSparesNestedRealm(t *testing.T) {
 	t.Parallel()
-	client, ep := testClient(t), testEtcd.Endpoint()
+	client, ep := testClient(t), testEtcd(t).Endpoint()
 	nested := testRealm(t) + "staging/"
 	dirA, dirB := t.TempDir(), t.TempDir()
 
@@ -220,7 +220,7 @@ func TestKeySpaceEtcdRecipeTrailingSlash(t *testing.T) {
 // once A is done, waits on until someone deletes that key.
 func TestKeySpaceWaiterPassesForeignKey(t *testing.T) {
 	t.Parallel()
-	client, ep, realm := testClient(t), testEtcd.Endpoint(), testRealm(t)
+	client, ep, realm := testClient(t), testEtcd(t).Endpoint(), testRealm(t)
 	dirA, dirB := t.TempDir(), t.TempDir()
 	pfx := realm + "foo/"
 

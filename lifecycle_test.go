@@ -128,7 +128,7 @@ func testRealm(t *testing.T) string {
 // testClient is a client of the test etcd, closed with it.
 func testClient(t *testing.T) *clientv3.Client {
 	t.Helper()
-	client, err := testEtcd.Client()
+	client, err := testEtcd(t).Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func testClient(t *testing.T) *clientv3.Client {
 // testProxy is a fault proxy in front of the test etcd.
 func testProxy(t *testing.T) *etcdtest.Proxy {
 	t.Helper()
-	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	proxy, err := etcdtest.NewProxy(testEtcd(t).Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestPartitionStopsCommandBeforeNextHolderStarts(t *testing.T) {
 			a := startDistlock(t, dirA, proxy.URL(), append([]string{"--lock-name=x", "--ttl=4s", "--kill-after=1s", "--dial-timeout=1s", "--"}, stampLoop(ignoresTerm)...)...)
 			cmdPID := readInt(t, filepath.Join(dirA, "cmd.pid"))
 			waitFile(t, filepath.Join(dirA, "last.ns"))
-			b := startDistlock(t, dirB, testEtcd.Endpoint(), "--lock-name=x", "--", "sh", "-c", "date +%s%N > start.ns")
+			b := startDistlock(t, dirB, testEtcd(t).Endpoint(), "--lock-name=x", "--", "sh", "-c", "date +%s%N > start.ns")
 			waitKeys(t, client, "x", 2)
 
 			proxy.Partition()
@@ -279,7 +279,7 @@ func TestLockLostWhileRunning(t *testing.T) {
 		message string
 	}{
 		{"unlocked elsewhere", func(t *testing.T, _ *clientv3.Client, _ lock.Entry) {
-			out, err := exec.Command("distlock", "--endpoints="+testEtcd.Endpoint(), "--prefix="+testRealm(t), "--lock-name=l", "--unlock").CombinedOutput()
+			out, err := exec.Command("distlock", "--endpoints="+testEtcd(t).Endpoint(), "--prefix="+testRealm(t), "--lock-name=l", "--unlock").CombinedOutput()
 			if err != nil {
 				t.Fatalf("--unlock: %v\n%s", err, out)
 			}
@@ -295,7 +295,7 @@ func TestLockLostWhileRunning(t *testing.T) {
 			t.Parallel()
 			client := testClient(t)
 			dir := t.TempDir()
-			a := startDistlock(t, dir, testEtcd.Endpoint(), append([]string{"--lock-name=l", "--kill-after=1s", "--"}, stampLoop(true)...)...)
+			a := startDistlock(t, dir, testEtcd(t).Endpoint(), append([]string{"--lock-name=l", "--kill-after=1s", "--"}, stampLoop(true)...)...)
 			cmdPID := readInt(t, filepath.Join(dir, "cmd.pid"))
 			entries := waitKeys(t, client, "l", 1)
 			start := time.Now()
@@ -320,6 +320,7 @@ func TestLockLostWhileRunning(t *testing.T) {
 // holder's command is not disturbed.
 func TestWaitersRideOutLeaderChange(t *testing.T) {
 	t.Parallel()
+	etcdtest.SkipShort(t)
 	cluster, err := etcdtest.StartCluster(t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
@@ -370,7 +371,7 @@ func TestWaiterCutOffGivesUp(t *testing.T) {
 	t.Parallel()
 	client, proxy := testClient(t), testProxy(t)
 	dir := t.TempDir()
-	holder := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=cut", "--", "sh", "-c", "while [ ! -e go-on ]; do sleep 0.05; done")
+	holder := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=cut", "--", "sh", "-c", "while [ ! -e go-on ]; do sleep 0.05; done")
 	waitKeys(t, client, "cut", 1)
 	waiter := startDistlock(t, dir, proxy.URL(), "--lock-name=cut", "--ttl=4s", "--kill-after=1s", "--dial-timeout=1s", "--", "sh", "-c", "echo ran > waiter-ran")
 	waitKeys(t, client, "cut", 2)
@@ -399,6 +400,7 @@ func TestWaiterCutOffGivesUp(t *testing.T) {
 // and no process; it is still there after etcd restarts, until --unlock.
 func TestLockSurvivesEtcdRestart(t *testing.T) {
 	t.Parallel()
+	etcdtest.SkipShort(t)
 	cluster, err := etcdtest.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

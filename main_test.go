@@ -26,8 +26,16 @@ import (
 	"github.com/tinx/distlock/signals"
 )
 
-// testEtcd is the one etcd every test in this package talks to.
-var testEtcd *etcdtest.Cluster
+// sharedEtcd is the one etcd the tests of this package talk to, started
+// by the first that needs it (testEtcd).
+var sharedEtcd etcdtest.Shared
+
+// testEtcd is the package's etcd, for a test that needs one; under -short
+// it skips the test.
+func testEtcd(t testing.TB) *etcdtest.Cluster {
+	t.Helper()
+	return sharedEtcd.Get(t)
+}
 
 func TestMain(m *testing.M) {
 	testscript.Main(withEtcd{m}, map[string]func(){
@@ -39,19 +47,18 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// withEtcd starts etcd for the test run only, not when the test binary
-// runs as one of the commands above.
+// withEtcd stops the package's etcd after the tests, if one of them
+// started it; it is not there when the test binary runs as one of the
+// commands above.
 type withEtcd struct{ m *testing.M }
 
 func (w withEtcd) Run() int {
-	return etcdtest.Run(func(c *etcdtest.Cluster) int {
-		testEtcd = c
-		return w.m.Run()
-	})
+	defer sharedEtcd.Close()
+	return w.m.Run()
 }
 
 func TestScripts(t *testing.T) {
-	client, err := testEtcd.Client()
+	client, err := testEtcd(t).Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +69,10 @@ func TestScripts(t *testing.T) {
 			// Each script run gets a realm of its own, so scripts run in
 			// parallel, and again, without seeing each other's locks.
 			realm := "/test/" + filepath.Base(filepath.Dir(env.WorkDir)) + "/" + filepath.Base(env.WorkDir) + "/"
-			env.Setenv("DISTLOCK_ENDPOINTS", testEtcd.Endpoint())
+			env.Setenv("DISTLOCK_ENDPOINTS", testEtcd(t).Endpoint())
 			env.Setenv("DISTLOCK_PREFIX", realm)
 			env.Setenv("REALM", realm)
-			env.Setenv("ETCD", testEtcd.Endpoint())
+			env.Setenv("ETCD", testEtcd(t).Endpoint())
 			env.Setenv("DISTLOCK_CONFIG", "/dev/null")
 			env.Setenv("LONG", strings.Repeat("x", 256))
 			env.Setenv("ORPHAN_CHECK", orphanCheck)

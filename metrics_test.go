@@ -351,7 +351,7 @@ func startHost(t *testing.T, dir string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "distlock", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(),
+		"DISTLOCK_ENDPOINTS="+testEtcd(t).Endpoint(),
 		"DISTLOCK_PREFIX="+testRealm(t),
 		"DISTLOCK_CONFIG=/dev/null")
 	if err := cmd.Start(); err != nil {

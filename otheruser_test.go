@@ -73,7 +73,7 @@ func testBecameAnotherUser(t *testing.T, lockName string) {
 	cmd := exec.Command(distlock, append([]string{"--lock-name=" + lockName, "--ttl=6s", "--kill-after=1s", "--"}, command...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(),
+		"DISTLOCK_ENDPOINTS="+testEtcd(t).Endpoint(),
 		"DISTLOCK_PREFIX="+testRealm(t),
 		"DISTLOCK_CONFIG=/dev/null")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

@@ -26,7 +26,7 @@ func runHost(t *testing.T, dir string, env []string, args ...string) (int, strin
 	cmd := exec.CommandContext(ctx, "distlock", args...)
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(),
-		"DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(),
+		"DISTLOCK_ENDPOINTS="+testEtcd(t).Endpoint(),
 		"DISTLOCK_PREFIX="+testRealm(t),
 		"DISTLOCK_CONFIG=/dev/null"), env...)
 	var stderr bytes.Buffer
@@ -133,7 +133,7 @@ func TestMinIntervalHostsAtOnce(t *testing.T) {
 		if i < 2 {
 			args = append(args, "--min-interval=1h")
 		}
-		jobs = append(jobs, startDistlockEnv(t, dir, testEtcd.Endpoint(), env, nil, append(append(args, "--"), command...)...))
+		jobs = append(jobs, startDistlockEnv(t, dir, testEtcd(t).Endpoint(), env, nil, append(append(args, "--"), command...)...))
 	}
 	waitKeys(t, client, "hourly", len(hosts))
 	waitFile(t, filepath.Join(dir, "runs"))
@@ -207,7 +207,7 @@ func TestMinIntervalLostLockRecordsNothing(t *testing.T) {
 	t.Parallel()
 	client := testClient(t)
 	dir := t.TempDir()
-	a := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=lost", "--min-interval=1h", "--kill-after=1s", "--",
+	a := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=lost", "--min-interval=1h", "--kill-after=1s", "--",
 		"sh", "-c", "trap 'exit 0' TERM; echo up > ready; while :; do sleep 0.05; done")
 	waitFile(t, filepath.Join(dir, "ready"))
 	if got, stderr := runHost(t, dir, nil, "--lock-name=lost", "--unlock", "--quiet"); got != 0 {
@@ -235,10 +235,10 @@ func TestMinHoldOutlivesDistlock(t *testing.T) {
 	t.Parallel()
 	client := testClient(t)
 	dirA, dirB := t.TempDir(), t.TempDir()
-	a := startDistlock(t, dirA, testEtcd.Endpoint(), "--lock-name=hold", "--min-hold=3s", "--",
+	a := startDistlock(t, dirA, testEtcd(t).Endpoint(), "--lock-name=hold", "--min-hold=3s", "--",
 		"sh", "-c", "date +%s%N > start.ns; echo $DISTLOCK_FENCING_TOKEN > token; while [ ! -e go-on ]; do sleep 0.01; done")
 	startA := time.Unix(0, readInt(t, filepath.Join(dirA, "start.ns")))
-	b := startDistlock(t, dirB, testEtcd.Endpoint(), "--lock-name=hold", "--", "sh", "-c", "date +%s%N > start.ns")
+	b := startDistlock(t, dirB, testEtcd(t).Endpoint(), "--lock-name=hold", "--", "sh", "-c", "date +%s%N > start.ns")
 	before := waitKeys(t, client, "hold", 2)
 
 	if err := os.WriteFile(filepath.Join(dirA, "go-on"), []byte("y"), 0o644); err != nil {

@@ -35,7 +35,7 @@ func TestCommandEnvHasNoPassword(t *testing.T) {
 		{[]string{"DISTLOCK_USER=root:" + distinctPassword, "ETCDCTL_USER=root"}, "ETCDCTL_USER=root"},
 	} {
 		env := tc.env
-		out, errOut, status := runCaptured(t, testEtcd.Endpoint(), env, "--lock-name=env", "--", "env")
+		out, errOut, status := runCaptured(t, testEtcd(t).Endpoint(), env, "--lock-name=env", "--", "env")
 		out = "\n" + out // each variable after a newline
 		if status != 0 {
 			t.Fatalf("%q: exit %d; stderr:\n%s", env, status, errOut)
@@ -137,7 +137,7 @@ func TestPasswordArgvWarning(t *testing.T) {
 	t.Parallel()
 	const warnPassword = passwordArgvWarning
 	const warnUser = "distlock: warning: --user NAME:PASSWORD on the command line can be read by other users in the process list; use DISTLOCK_PASSWORD or the config file for the password\n"
-	ep := testEtcd.Endpoint()
+	ep := testEtcd(t).Endpoint()
 	for _, tc := range []struct {
 		env, args []string
 		want      string
@@ -161,7 +161,7 @@ func TestPasswordArgvWarning(t *testing.T) {
 func TestConfigFilePermissions(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	ep := testEtcd.Endpoint()
+	ep := testEtcd(t).Endpoint()
 	for _, tc := range []struct {
 		content string
 		mode    os.FileMode
@@ -205,7 +205,7 @@ func TestPasswordNotInProcessList(t *testing.T) {
 	cmd := exec.Command("distlock", "--lock-name=ps", "--user=root", "--",
 		"sh", "-c", "echo ready > ready; while :; do sleep 0.05; done")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(), "DISTLOCK_PREFIX="+testRealm(t),
+	cmd.Env = append(os.Environ(), "DISTLOCK_ENDPOINTS="+testEtcd(t).Endpoint(), "DISTLOCK_PREFIX="+testRealm(t),
 		"DISTLOCK_CONFIG=/dev/null", "DISTLOCK_PASSWORD="+distinctPassword)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

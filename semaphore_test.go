@@ -22,7 +22,7 @@ func TestSemaphoreContention(t *testing.T) {
 		`; sleep 0.3; echo "exit $(date +%s%N) $DISTLOCK_FENCING_TOKEN" >> ` + logFile
 	var jobs []*job
 	for i := 0; i < 6; i++ {
-		jobs = append(jobs, startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=six", "--limit=2", "--", "sh", "-c", record))
+		jobs = append(jobs, startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=six", "--limit=2", "--", "sh", "-c", record))
 	}
 	for i, j := range jobs {
 		if got := j.wait(t, 60*time.Second); got != 0 {
@@ -74,12 +74,12 @@ func TestSemaphoreUnlockHolder(t *testing.T) {
 	client := testClient(t)
 	dirA, dirB := t.TempDir(), t.TempDir()
 	wait := []string{"sh", "-c", "while [ ! -e go-on ]; do sleep 0.05; done"}
-	a := startDistlock(t, dirA, testEtcd.Endpoint(), append([]string{"--lock-name=pair", "--limit=2", "--kill-after=1s", "--"}, wait...)...)
+	a := startDistlock(t, dirA, testEtcd(t).Endpoint(), append([]string{"--lock-name=pair", "--limit=2", "--kill-after=1s", "--"}, wait...)...)
 	waitKeys(t, client, "pair", 1)
-	b := startDistlock(t, dirB, testEtcd.Endpoint(), append([]string{"--lock-name=pair", "--limit=2", "--kill-after=1s", "--"}, wait...)...)
+	b := startDistlock(t, dirB, testEtcd(t).Endpoint(), append([]string{"--lock-name=pair", "--limit=2", "--kill-after=1s", "--"}, wait...)...)
 	entries := waitKeys(t, client, "pair", 2)
 	second := entries[1].Key[strings.LastIndexByte(entries[1].Key, '/')+1:]
-	unlock := startDistlock(t, dirA, testEtcd.Endpoint(), "--lock-name=pair", "--unlock", "--holder="+second)
+	unlock := startDistlock(t, dirA, testEtcd(t).Endpoint(), "--lock-name=pair", "--unlock", "--holder="+second)
 	if got := unlock.wait(t, 30*time.Second); got != 0 {
 		t.Fatalf("--unlock --holder exited %d; stderr:\n%s", got, unlock.stderr)
 	}

@@ -85,7 +85,7 @@ func (term *terminal) start(t *testing.T, dir string, argv ...string) *exec.Cmd 
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(), "DISTLOCK_PREFIX="+testRealm(t), "DISTLOCK_CONFIG=/dev/null")
+	cmd.Env = append(os.Environ(), "DISTLOCK_ENDPOINTS="+testEtcd(t).Endpoint(), "DISTLOCK_PREFIX="+testRealm(t), "DISTLOCK_CONFIG=/dev/null")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = term.slave, term.slave, term.slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {

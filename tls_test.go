@@ -42,6 +42,7 @@ func TestTLSRefusals(t *testing.T) {
 	expiredCert, expiredKey := ca.issue(t, certSpec{name: "expired", usage: clientUsage,
 		notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-24 * time.Hour)})
 
+	etcdtest.SkipShort(t)
 	cluster, err := etcdtest.StartTLS(dir,
 		transport.TLSInfo{CertFile: serverCert, KeyFile: serverKey, TrustedCAFile: ca.File, ClientCertAuth: true},
 		transport.TLSInfo{CertFile: cert, KeyFile: key, TrustedCAFile: ca.File})
@@ -107,6 +108,7 @@ func TestTLSExpiredServerCertificate(t *testing.T) {
 	serverCert, serverKey := ca.issue(t, certSpec{name: "server", ips: []net.IP{net.ParseIP("127.0.0.1")},
 		usage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-24 * time.Hour)})
+	etcdtest.SkipShort(t)
 	cluster, err := etcdtest.StartTLS(dir,
 		transport.TLSInfo{CertFile: serverCert, KeyFile: serverKey, TrustedCAFile: ca.File},
 		transport.TLSInfo{TrustedCAFile: ca.File, InsecureSkipVerify: true})
@@ -128,6 +130,7 @@ func TestTLSExpiredServerCertificate(t *testing.T) {
 // that would let it.
 func TestAuthRoleConfinedToRealm(t *testing.T) {
 	t.Parallel()
+	etcdtest.SkipShort(t)
 	cluster, err := etcdtest.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

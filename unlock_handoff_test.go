@@ -22,7 +22,7 @@ import (
 func TestUnlockWaitsForCommandToStop(t *testing.T) {
 	t.Parallel()
 	client := testClient(t)
-	ep := testEtcd.Endpoint()
+	ep := testEtcd(t).Endpoint()
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a := startDistlock(t, dirA, ep, append([]string{"--lock-name=handoff", "--kill-after=4s", "--"}, stampLoop(true)...)...)
 	cmdPID := readInt(t, filepath.Join(dirA, "cmd.pid"))
@@ -79,7 +79,7 @@ func runHandoff(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command("distlock", args...)
 	cmd.Env = append(os.Environ(),
-		"DISTLOCK_ENDPOINTS="+testEtcd.Endpoint(),
+		"DISTLOCK_ENDPOINTS="+testEtcd(t).Endpoint(),
 		"DISTLOCK_PREFIX="+testRealm(t),
 		"DISTLOCK_CONFIG=/dev/null")
 	var stdout, stderr bytes.Buffer
@@ -107,7 +107,7 @@ func TestStatusWhileHolderStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Release(context.Background())
-	b := startDistlock(t, t.TempDir(), testEtcd.Endpoint(), "--lock-name=stops", "--reason=next", "--", "true")
+	b := startDistlock(t, t.TempDir(), testEtcd(t).Endpoint(), "--lock-name=stops", "--reason=next", "--", "true")
 	keys := waitKeys(t, client, "stops", 2)
 	lease := fmt.Sprintf("%x", keys[0].Lease)
 

@@ -19,7 +19,7 @@ func TestWaiterLosingLeaseAtItsTurn(t *testing.T) {
 	t.Parallel()
 	client, proxy := testClient(t), testProxy(t)
 	dir := t.TempDir()
-	holder := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=turn", "--", "sh", "-c", "while [ ! -e go-on ]; do sleep 0.05; done")
+	holder := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=turn", "--", "sh", "-c", "while [ ! -e go-on ]; do sleep 0.05; done")
 	waitKeys(t, client, "turn", 1)
 	waiter := startDistlock(t, dir, proxy.URL(), "--lock-name=turn", "--ttl=6s", "--kill-after=3s", "--dial-timeout=5s", "--", "sh", "-c", "echo ran > ran")
 	waiterKey := []byte(waitKeys(t, client, "turn", 2)[1].Key)

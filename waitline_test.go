@@ -48,7 +48,7 @@ func TestWaitLineOnTerminal(t *testing.T) {
 	t.Setenv("TERM", "xterm")
 	client := testClient(t)
 	dir := t.TempDir()
-	holder := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--reason=nightly backup",
+	holder := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--reason=nightly backup",
 		"--", "sh", "-c", `echo r > held; while [ ! -e go-on ]; do sleep 0.05; done`)
 	waitFile(t, filepath.Join(dir, "held"))
 
@@ -127,10 +127,10 @@ func TestWaitLineOnTerminal(t *testing.T) {
 func TestWaitLineWithoutTerminal(t *testing.T) {
 	t.Setenv("TERM", "xterm")
 	dir := t.TempDir()
-	if got := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
+	if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
 		t.Fatalf("--lock exit %d", got)
 	}
-	waiter := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--timeout=3.5", "--", "true")
+	waiter := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--timeout=3.5", "--", "true")
 	if got := waiter.wait(t, 30*time.Second); got != exitConflict {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", got, exitConflict, waiter.stderr)
 	}
@@ -163,7 +163,7 @@ func TestWaitLineGivingUpOnTerminal(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("TERM", tc.term)
 			dir := t.TempDir()
-			if got := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
+			if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
 				t.Fatalf("--lock exit %d", got)
 			}
 			term := openTerminal(t)
@@ -290,7 +290,7 @@ func TestWaitLineText(t *testing.T) {
 func TestWaitLineInBackground(t *testing.T) {
 	t.Setenv("TERM", "xterm")
 	dir := t.TempDir()
-	if got := startDistlock(t, dir, testEtcd.Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
+	if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
 		t.Fatalf("--lock exit %d", got)
 	}
 	term := openTerminal(t)

@@ -67,7 +67,7 @@ func TestListPages(t *testing.T) {
 		t.Skip("writes 100,000 keys")
 	}
 	const locks, perLock, pageSize = 20000, 5, 1000
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	realm := request(t, "x").Realm
 	var kvs [][2]string
 	// Every lock's first key, then every lock's second, ...: each
@@ -96,7 +96,7 @@ func TestListPages(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	listing := newClient(t, testEtcd.Endpoint())
+	listing := newClient(t, testEtcd(t).Endpoint())
 	counter.KV = listing.KV
 	listing.KV = counter
 	start = time.Now()
@@ -148,7 +148,7 @@ func TestListPages(t *testing.T) {
 // between one lock's stopping records and its queue; each lock is still
 // found whole, once.
 func TestListNested(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	realm := request(t, "x").Realm
 	lease, err := client.Grant(context.Background(), 60)
 	if err != nil {

@@ -17,13 +17,20 @@ import (
 	"github.com/tinx/distlock/internal/poll"
 )
 
-var testEtcd *etcdtest.Cluster
+// sharedEtcd is the etcd of this package's tests, started by the first
+// that needs it.
+var sharedEtcd etcdtest.Shared
+
+// testEtcd is the package's etcd; under -short it skips the test.
+func testEtcd(t testing.TB) *etcdtest.Cluster {
+	t.Helper()
+	return sharedEtcd.Get(t)
+}
 
 func TestMain(m *testing.M) {
-	os.Exit(etcdtest.Run(func(c *etcdtest.Cluster) int {
-		testEtcd = c
-		return m.Run()
-	}))
+	code := m.Run()
+	sharedEtcd.Close()
+	os.Exit(code)
 }
 
 // newClient is a client of the etcd at endpoint, closed when the test ends.
@@ -53,7 +60,7 @@ func request(t *testing.T, name string) Request {
 // TestDeadlineCountsFromSend: with replies held back, the lease's safe
 // deadline is still counted from when the keepalive was sent.
 func TestDeadlineCountsFromSend(t *testing.T) {
-	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	proxy, err := etcdtest.NewProxy(testEtcd(t).Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +99,7 @@ func TestDeadlineCountsFromSend(t *testing.T) {
 // TestHolderLearnsOfDeletedKey: etcd does not revoke a lease when its key is
 // deleted, so the holder must watch the key to know.
 func TestHolderLearnsOfDeletedKey(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "deleted")
 	h := mustAcquire(t, client, req)
 	done, err := Unlock(context.Background(), client, req.Realm, req.Name)
@@ -112,7 +119,7 @@ func TestHolderLearnsOfDeletedKey(t *testing.T) {
 // TestDetachKeepsPlace: --lock keeps the same key and create revision, with
 // no lease, after its lease is revoked.
 func TestDetachKeepsPlace(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "detach")
 	req.Info.Mode = ModeLock
 	h, err := Acquire(context.Background(), client, req)
@@ -137,7 +144,7 @@ func TestDetachKeepsPlace(t *testing.T) {
 // TestQueueOrderAndTimeout: waiters queue in order; a waiter that times out
 // removes its key and names the holder.
 func TestQueueOrderAndTimeout(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "queue")
 	first, err := Acquire(context.Background(), client, req)
 	if err != nil {
@@ -208,7 +215,7 @@ func waitEntries(t *testing.T, client *clientv3.Client, req Request, n int) []En
 // up, the one behind it goes on waiting for the holder, not for the lock to
 // be free of the waiter it watched.
 func TestWaiterLeavingMidQueue(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "mid")
 	holder, err := Acquire(context.Background(), client, req)
 	if err != nil {
@@ -271,12 +278,12 @@ func TestWaiterLeavingMidQueue(t *testing.T) {
 // arrived is reported as done, not as a failure that would leave a kept
 // lock nobody knows about (and that a retried --lock queues behind).
 func TestDetachWithLostReply(t *testing.T) {
-	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	proxy, err := etcdtest.NewProxy(testEtcd(t).Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	client, direct := newClient(t, proxy.URL()), newClient(t, testEtcd.Endpoint())
+	client, direct := newClient(t, proxy.URL()), newClient(t, testEtcd(t).Endpoint())
 	h, err := Acquire(context.Background(), client, request(t, "lost-reply"))
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +422,7 @@ func queue(t *testing.T, client *clientv3.Client, req Request) (entries, stoppin
 func TestUnlockWaitsForHolderToStop(t *testing.T) {
 	for _, how := range []string{"Unlock", "UnlockKey"} {
 		t.Run(how, func(t *testing.T) {
-			client := newClient(t, testEtcd.Endpoint())
+			client := newClient(t, testEtcd(t).Endpoint())
 			req := request(t, "stop-"+how)
 			a := mustAcquire(t, client, req)
 			b := acquireAsync(client, req)
@@ -478,7 +485,7 @@ func TestUnlockWaitsForHolderToStop(t *testing.T) {
 // too; a second --unlock takes the other holder, and a third finds only
 // holders being stopped and removes nobody (the waiter keeps its place).
 func TestUnlockSemaphoreHolder(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "stop-sem")
 	req.Limit = 2
 	a1 := mustAcquire(t, client, req)
@@ -519,7 +526,7 @@ func TestUnlockSemaphoreHolder(t *testing.T) {
 func TestUnlockWithoutProcessLeavesNoRecord(t *testing.T) {
 	for _, how := range []string{"detached", "held for"} {
 		t.Run(how, func(t *testing.T) {
-			client := newClient(t, testEtcd.Endpoint())
+			client := newClient(t, testEtcd(t).Endpoint())
 			req := request(t, "no-record")
 			a, err := Acquire(context.Background(), client, req)
 			if err != nil {
@@ -551,7 +558,7 @@ func TestUnlockWithoutProcessLeavesNoRecord(t *testing.T) {
 // without a record (it runs nothing); it gives up when its turn comes,
 // and the waiter behind it moves up.
 func TestUnlockWaiterKey(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "waiter-key")
 	a := mustAcquire(t, client, req)
 	w1 := acquireAsync(client, req)
@@ -582,7 +589,7 @@ func TestUnlockWaiterKey(t *testing.T) {
 // a lock of its own in List, and not a key of the lock whose name looks
 // like it; List shows it with its lock.
 func TestStoppingRecordIsNoLock(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "rec")
 	a := mustAcquire(t, client, req)
 	lookalike := req
@@ -626,7 +633,7 @@ func TestStoppingRecordIsNoLock(t *testing.T) {
 // way, a newcomer does not hold the lock at once (the one round trip of
 // the uncontended path counts the records); it is told who is stopping.
 func TestNowaitWhileHolderStops(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "nowait-stopping")
 	a := mustAcquire(t, client, req)
 	if done, err := Unlock(context.Background(), client, req.Realm, req.Name); err != nil || !done.Stopping {
@@ -657,7 +664,7 @@ func TestNowaitWhileHolderStops(t *testing.T) {
 // distlock did not write (no lease, not on the lease their name says, a
 // value that is not distlock's) keep nobody waiting.
 func TestJunkUnderStoppingPrefix(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "junk")
 	sp := StoppingPrefix(req.Realm, req.Name)
 	lease, err := client.Grant(context.Background(), 60)
@@ -695,7 +702,7 @@ func TestJunkUnderStoppingPrefix(t *testing.T) {
 // deletes the key; both report it removed and stopping, and neither
 // touches the waiter.
 func TestUnlockRacesUnlock(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "race")
 	a := mustAcquire(t, client, req)
 	b := acquireAsync(client, req)
@@ -736,7 +743,7 @@ func TestUnlockRacesUnlock(t *testing.T) {
 // nothing. Its key is just deleted, and the distlock waiter behind it gets
 // the lock while the session still lives.
 func TestUnlockEtcdRecipeHolder(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "recipe")
 	session, err := concurrency.NewSession(client, concurrency.WithTTL(60))
 	if err != nil {
@@ -771,7 +778,7 @@ func TestUnlockEtcdRecipeHolder(t *testing.T) {
 // deleting a waiter further back fail (and --unlock --holder read again,
 // and again on a busy lock).
 func TestDeleteWaiterPastChangingHolders(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "churn")
 	a := mustAcquire(t, client, req)
 	w1 := acquireAsync(client, req)
@@ -828,12 +835,12 @@ func TestUnlockWithLostReply(t *testing.T) {
 	} {
 		heals := tc.heals
 		t.Run(tc.name, func(t *testing.T) {
-			proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+			proxy, err := etcdtest.NewProxy(testEtcd(t).Endpoint())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer proxy.Close()
-			client, lossy := newClient(t, testEtcd.Endpoint()), newClient(t, proxy.URL())
+			client, lossy := newClient(t, testEtcd(t).Endpoint()), newClient(t, proxy.URL())
 			defer lossy.Close() // before the proxy: a stuck link keeps it from closing
 			req := request(t, "unlock-lost")
 			a := mustAcquire(t, client, req)
@@ -872,7 +879,7 @@ func TestUnlockWithLostReply(t *testing.T) {
 // after ours (only a forged one can: a key exists before its record)
 // takes no slot from us, when we queue as when we wait.
 func TestLaterRecordTakesNoSlot(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "later-record")
 	ctx := context.Background()
 	lease, err := client.Grant(ctx, 60)

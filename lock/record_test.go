@@ -41,7 +41,7 @@ func TestWithin(t *testing.T) {
 // TestLastRunKeyIsNoLocksKey: the record is under no lock's prefix, its
 // own or another name's, and List passes it by.
 func TestLastRunKeyIsNoLocksKey(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "a/b")
 	for _, name := range []string{"a/b", "a", "a%2Fb!last-run", "a/b!last-run"} {
 		if key := LastRunKey(req.Realm, "a/b"); strings.HasPrefix(key, Prefix(req.Realm, name)) {
@@ -67,7 +67,7 @@ func TestLastRunKeyIsNoLocksKey(t *testing.T) {
 // TestRecordRun: a run recorded while the lock is ours reads back, on a
 // lease of the span; once the lock's key is gone nothing is written.
 func TestRecordRun(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "rec")
 	h, err := Acquire(context.Background(), client, req)
 	if err != nil {
@@ -110,7 +110,7 @@ func TestRecordRun(t *testing.T) {
 // was written with counts the record's age by etcd's lease.
 func TestShorterSpanGoesByItsOwn(t *testing.T) {
 	t.Parallel()
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "short")
 	h, err := Acquire(context.Background(), client, req)
 	if err != nil {
@@ -145,7 +145,7 @@ func TestShorterSpanGoesByItsOwn(t *testing.T) {
 // gets the lock when etcd expires that lease, not before.
 func TestHoldForKeepsPlace(t *testing.T) {
 	t.Parallel()
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "hold")
 	h, err := Acquire(context.Background(), client, req)
 	if err != nil {
@@ -195,7 +195,7 @@ func TestHoldForKeepsPlace(t *testing.T) {
 
 // TestHoldForNotHeld: a holder whose key is gone holds nothing for anyone.
 func TestHoldForNotHeld(t *testing.T) {
-	client := newClient(t, testEtcd.Endpoint())
+	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "hold-gone")
 	h, err := Acquire(context.Background(), client, req)
 	if err != nil {
@@ -218,7 +218,7 @@ func TestHoldForNotHeld(t *testing.T) {
 // whether a record stands, and says so (ErrMaybeRecorded) rather than
 // that the next run will not be skipped.
 func TestRecordRunLostReply(t *testing.T) {
-	proxy, err := etcdtest.NewProxy(testEtcd.Endpoint())
+	proxy, err := etcdtest.NewProxy(testEtcd(t).Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}

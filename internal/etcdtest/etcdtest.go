@@ -232,6 +232,52 @@ func Realm(t testing.TB, base string) string {
 	return r.(string)
 }
 
+// Shared is the one etcd of a test package, started by the first test
+// that asks for it (FromEnv), so that a package run whose tests need no
+// etcd starts none; and under -short, every test that asks is skipped.
+type Shared struct {
+	once sync.Once
+	dir  string
+	c    *Cluster
+	err  error
+}
+
+// Get returns the shared etcd, started now if need be; under -short it
+// skips t.
+func (s *Shared) Get(t testing.TB) *Cluster {
+	t.Helper()
+	SkipShort(t)
+	s.once.Do(func() {
+		if s.dir, s.err = os.MkdirTemp("", "distlock-test-etcd-"); s.err == nil {
+			s.c, s.err = FromEnv(s.dir)
+		}
+	})
+	if s.err != nil {
+		t.Fatalf("start etcd: %v", s.err)
+	}
+	return s.c
+}
+
+// Close stops the shared etcd, if a test started it: the body of a
+// TestMain calls it after m.Run.
+func (s *Shared) Close() {
+	if s.c != nil {
+		s.c.Close()
+	}
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
+}
+
+// SkipShort skips a test that needs etcd when the tests run with -short:
+// that run is for the tests that need none.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs etcd: -short runs the tests that need none")
+	}
+}
+
 // External is an etcd started elsewhere (another version, say): the
 // Cluster only hands out its endpoints and clients.
 func External(endpoints ...string) *Cluster {
