@@ -20,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/lock"
 )
 
@@ -36,9 +37,9 @@ const (
 // --dial-timeout, so etcd's answers (unreachable, wrong password) come from
 // here. Errors found before any request (TLS files) are usage errors.
 // With --discovery-srv, the endpoints are looked up in DNS first.
-func dial(c *config, out *reporter) (*clientv3.Client, error) {
+func dial(c *config, out *report.Reporter) (*clientv3.Client, error) {
 	for _, w := range c.warnings {
-		out.about(evSecret).warn("warning: %s", w) // even with --quiet: it is about a secret
+		out.About(report.EventSecret).Warn("warning: %s", w) // even with --quiet: it is about a secret
 	}
 	if c.discoverySrv != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), c.dialTimeout)
@@ -48,10 +49,10 @@ func dial(c *config, out *reporter) (*clientv3.Client, error) {
 			return nil, err
 		}
 		c.endpoints = endpoints
-		out.debug("etcd at %s (from the DNS SRV records of %s, per %s)",
+		out.Debug("etcd at %s (from the DNS SRV records of %s, per %s)",
 			joinEndpoints(c.endpoints), c.discoverySrv, c.originOf("discovery-srv"))
 	} else {
-		out.debug("etcd at %s (from %s)", joinEndpoints(c.endpoints), c.originOf("endpoints"))
+		out.Debug("etcd at %s (from %s)", joinEndpoints(c.endpoints), c.originOf("endpoints"))
 	}
 	cfg := clientv3.Config{
 		Endpoints:   c.endpoints,

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/supervise"
 )
@@ -63,19 +64,19 @@ func TestEndings(t *testing.T) {
 		t.Fatal(err)
 	}
 	used := map[string]bool{}
-	for i, e := range endings {
-		used[e.outcome] = true
-		if !slices.Contains(outcomes, e.outcome) {
-			t.Errorf("ending %d: outcome %q is not one of the metrics file's %q", i, e.outcome, outcomes)
+	for i, e := range report.Endings() {
+		used[e.Outcome()] = true
+		if !slices.Contains(report.Outcomes, e.Outcome()) {
+			t.Errorf("ending %d: outcome %q is not one of the metrics file's %q", i, e.Outcome(), report.Outcomes)
 		}
-		if e.event != "" && !strings.Contains(string(reference), "`"+e.event+"`") {
-			t.Errorf("ending %d: event %q is not in %s", i, e.event, referencePage)
+		if e.Event() != "" && !strings.Contains(string(reference), "`"+string(e.Event())+"`") {
+			t.Errorf("ending %d: event %q is not in %s", i, e.Event(), referencePage)
 		}
-		if _, err := strconv.Atoi(e.status); err != nil && e.status != "N" && e.status != "128+N" {
-			t.Errorf("ending %d: status %q", i, e.status)
+		if _, err := strconv.Atoi(e.ExitStatus()); err != nil && e.ExitStatus() != "N" && e.ExitStatus() != "128+N" {
+			t.Errorf("ending %d: status %q", i, e.ExitStatus())
 		}
 	}
-	for _, o := range outcomes {
+	for _, o := range report.Outcomes {
 		if !used[o] {
 			t.Errorf("no ending has the outcome %q", o)
 		}

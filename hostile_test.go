@@ -269,22 +269,6 @@ func TestHostileValues(t *testing.T) {
 	}
 }
 
-// TestWaitLineHostile: the live waiting line shows what the holder's key
-// says escaped and cut, as the other lines do.
-func TestWaitLineHostile(t *testing.T) {
-	w := &waitLine{c: &config{lockName: "q"}}
-	since := time.Date(2026, 11, 25, 18, 20, 48, 0, time.UTC)
-	held := lock.Entry{Info: &lock.Info{Host: "\x1b[2Jnode", PID: 1, User: "r\u202eoot", Mode: lock.ModeExec, Since: since, Reason: hostileReason}}
-	got := w.text(queueView{holder: held, ahead: 1}, since.Add(5*time.Second))
-	want := `distlock: waiting for lock "q", 1 ahead; held for 5s by host "\x1b[2Jnode", pid 1, user "r\u202eoot", reason "\x1b[31mred`
-	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, `x"`+reasonMark) {
-		t.Errorf("text = %.500q\nwant it to start with %q and end with the mark", got, want)
-	}
-	if bad := terminalUnsafe(got); bad != "" {
-		t.Errorf("text shows %s: %.500q", bad, got)
-	}
-}
-
 // TestListHugeRealm: --list and --list --json on a realm of 100,000 keys
 // (20,000 locks of a holder and four waiters) show every lock, once, with
 // its holder and its count of waiters; the JSON is one valid array. (That

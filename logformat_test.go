@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tinx/distlock/internal/report"
 )
 
 // jsonLines parses each of stderr's lines but the ones in verbatim (the
@@ -79,14 +81,14 @@ func TestLogFormatJSON(t *testing.T) {
 	}
 	lines := jsonLines(t, stderr, "j", "plain words, not JSON", `{"half": `)
 	evs := events(lines)
-	if !slices.Contains(evs, evAcquired) || evs[len(evs)-1] != evEnded {
+	if !slices.Contains(evs, string(report.EventAcquired)) || evs[len(evs)-1] != string(report.EventEnded) {
 		t.Errorf("events %q: want acquired, and ended last", evs)
 	}
 	for _, l := range lines {
-		if l["event"] == evAcquired && (l["fencing_token"] == nil || l["key"] == nil) {
+		if l["event"] == string(report.EventAcquired) && (l["fencing_token"] == nil || l["key"] == nil) {
 			t.Errorf("acquired without its key and token: %v", l)
 		}
-		if l["event"] == evEnded && (l["exit_status"] != 4.0 || l["level"] != "debug") {
+		if l["event"] == string(report.EventEnded) && (l["exit_status"] != 4.0 || l["level"] != "debug") {
 			t.Errorf("ended: %v", l)
 		}
 	}
@@ -101,7 +103,7 @@ func TestLogFormatJSON(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", status, stderr)
 	}
 	lines = jsonLines(t, stderr, "j")
-	if evs := events(lines); !slices.Equal(evs, []string{evWaiting, evConflict}) {
+	if evs := events(lines); !slices.Equal(evs, []string{string(report.EventWaiting), string(report.EventConflict)}) {
 		t.Fatalf("events %q, want waiting, conflict:\n%s", evs, stderr)
 	}
 	for i, level := range []string{"info", "error"} {
@@ -117,7 +119,7 @@ func TestLogFormatJSON(t *testing.T) {
 	}
 	if status, stderr := runHost(t, dir, nil, "--lock-name=j", "--unlock", "--log-format=json"); status != 0 {
 		t.Fatalf("--unlock: exit %d, %s", status, stderr)
-	} else if evs := events(jsonLines(t, stderr, "j")); !slices.Equal(evs, []string{evReleased}) {
+	} else if evs := events(jsonLines(t, stderr, "j")); !slices.Equal(evs, []string{string(report.EventReleased)}) {
 		t.Errorf("--unlock: events %q", evs)
 	}
 }
@@ -138,7 +140,7 @@ func TestLogFormatUsage(t *testing.T) {
 	} {
 		status, stderr := runHost(t, dir, tc.env, tc.args...)
 		lines := jsonLines(t, stderr, "u")
-		if status != exitUsage || len(lines) != 1 || lines[0]["event"] != evUsage || lines[0]["level"] != "error" {
+		if status != exitUsage || len(lines) != 1 || lines[0]["event"] != string(report.EventUsage) || lines[0]["level"] != "error" {
 			t.Errorf("%q %q: exit %d, stderr %q", tc.env, tc.args, status, stderr)
 		}
 	}

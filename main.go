@@ -16,8 +16,10 @@ import (
 
 	"google.golang.org/grpc/grpclog"
 
+	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/signals"
 	"github.com/tinx/distlock/supervise"
+
 	// The watchdog's work is its init: it must be linked in, whatever
 	// else supervise needs of it.
 	_ "github.com/tinx/distlock/supervise/watchdog"
@@ -72,34 +74,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// A usage error is said, and counted in the metrics file, as far as
 	// the settings read before it say how.
-	out := &reporter{w: stderr, quiet: c.quiet, verbose: c.verbose, json: c.logFormat == logJSON, lock: c.lockName}
+	out := report.New(stderr, report.Style{Quiet: c.quiet, Verbose: c.verbose, JSON: c.logFormat == logJSON, Lock: c.lockName})
 	// What is still queued when distlock is done gets a moment, not more:
 	// the lock is released already, and a stuck stderr must not keep
 	// distlock from exiting.
-	defer out.flush(flushTimeout)
+	defer out.Flush(report.FlushTimeout)
 
-	facts := &runFacts{}
+	facts := &report.Facts{}
 	if err != nil {
-		out.about(evUsage).fail("%v", err)
+		out.About(report.EventUsage).Fail("%v", err)
 	} else {
 		err = runMode(ctx, c, stdout, out, facts)
 	}
 	status := exitStatus(err, c.conflictExitCode)
-	writeMetrics(c, facts, outcomeOf(err, facts), status, out)
+	report.WriteMetrics(c.metricsFile, c.lockName, facts, outcomeOf(err, facts), status, out)
 	return status
 }
 
 // runMode dials etcd and runs the mode; the lock is let go when it returns.
-func runMode(ctx context.Context, c *config, stdout io.Writer, out *reporter, facts *runFacts) error {
+func runMode(ctx context.Context, c *config, stdout io.Writer, out *report.Reporter, facts *report.Facts) error {
 	client, err := dial(c, out)
 	if err != nil {
 		var usage *usageError
 		if errors.As(err, &usage) {
-			out.about(evUsage).fail("%v", err)
+			out.About(report.EventUsage).Fail("%v", err)
 			return err
 		}
 		err = etcdError(c, err)
-		out.about(evEtcdError).fail("%v", err)
+		out.About(report.EventEtcdError).Fail("%v", err)
 		return err
 	}
 	defer client.Close()

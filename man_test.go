@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tinx/distlock/internal/report"
 )
 
 // manPagePath is the man page, written from the settings table by
@@ -215,10 +217,10 @@ func manPage() string {
 		"a key that distlock does not know, or one that only the command line may give, is a usage error. --config or DISTLOCK_CONFIG names another file, which must then exist."))
 
 	line(`.SH EXIT STATUS`)
-	for _, e := range exitStatuses() {
+	for _, e := range report.ExitStatuses() {
 		line(`.TP`)
-		line(`.B %s`, roff(e.status))
-		line(`%s`, roff(e.meaning))
+		line(`.B %s`, roff(e.Status))
+		line(`%s`, roff(e.Meaning))
 	}
 
 	line(`.SH EXAMPLES`)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tinx/distlock/internal/poll"
+	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/supervise"
 )
@@ -76,8 +77,8 @@ func findGauge(families map[string]*dto.MetricFamily, name string, labels ...str
 // distlock_outcome is 1 for outcome, 0 for the five others.
 func checkOutcome(t *testing.T, families map[string]*dto.MetricFamily, lockName, outcome string, status int) {
 	t.Helper()
-	if n := len(families["distlock_outcome"].GetMetric()); n != len(outcomes) {
-		t.Errorf("distlock_outcome has %d series, want %d", n, len(outcomes))
+	if n := len(families["distlock_outcome"].GetMetric()); n != len(report.Outcomes) {
+		t.Errorf("distlock_outcome has %d series, want %d", n, len(report.Outcomes))
 	}
 	for _, o := range []string{"ran", "skipped", "conflict", "lost", "unreachable", "usage"} {
 		want := 0.0
@@ -360,7 +361,7 @@ func startHost(t *testing.T, dir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// TestOutcome is docs/reference.md's table of outcomes, from what a mode returns,
+// TestOutcome is docs/reference.md's table of report.Outcomes, from what a mode returns,
 // next to the exit status each comes with.
 func TestOutcome(t *testing.T) {
 	tests := []struct {
@@ -386,7 +387,7 @@ func TestOutcome(t *testing.T) {
 		{"another --limit", &lock.LimitError{Name: "x", Ours: 2, Held: 1}, false, "usage", 64},
 	}
 	for _, tt := range tests {
-		if got := outcomeOf(tt.err, &runFacts{skipped: tt.skipped}); got != tt.want {
+		if got := outcomeOf(tt.err, &report.Facts{Skipped: tt.skipped}); got != tt.want {
 			t.Errorf("%s: outcomeOf(%v) = %q, want %q", tt.name, tt.err, got, tt.want)
 		}
 		if got := exitStatus(tt.err, exitConflict); got != tt.status {

@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
@@ -23,7 +24,7 @@ import (
 // for it (stopping it if the lock is lost), release the lock. With
 // --min-interval a recent success starts nothing, and a success is
 // recorded; with --min-hold etcd releases the lock, not distlock.
-func runExec(ctx context.Context, c *config, client *clientv3.Client, out *reporter, facts *runFacts) error {
+func runExec(ctx context.Context, c *config, client *clientv3.Client, out *report.Reporter, facts *report.Facts) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
 	// The watchdog starts while the lock is taken, so that its start does
@@ -32,9 +33,9 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	wd := supervise.StartWatchdog()
 	defer wd.Close()
 
-	facts.waiting()
+	facts.Waiting()
 	h, err := acquire(ctx, c, client, lock.ModeExec, c.killAfter+killMargin, sigs, out)
-	facts.waited(h)
+	facts.Waited(h)
 	if err != nil {
 		return err
 	}
@@ -42,15 +43,15 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	var holdUntil time.Time // --min-hold, once the command has started
 	defer func() {
 		letGo(c, h, holdUntil, out)
-		facts.released()
+		facts.Released()
 	}()
 	skip, err := recentRun(ctx, h, c, client, out)
 	if skip || err != nil {
-		facts.skipped = skip
+		facts.Skipped = skip
 		return err
 	}
-	out.about(evAcquired).with("key", h.Key).with("fencing_token", h.FencingToken).
-		debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
+	out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
+		Debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
 
 	started := time.Now()
 	p, err := supervise.Start(commandSpec(c, h, wd, sigs, out))
@@ -63,7 +64,7 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	if stopped {
 		return lockLost{h.Err()}
 	}
-	out.about(evEnded).with("exit_status", st.ExitCode()).debug("command ended: %v", st)
+	out.About(report.EventEnded).With("exit_status", st.ExitCode()).Debug("command ended: %v", st)
 	if st.ExitCode() == 0 {
 		recordRun(c, h, started, out)
 	}
@@ -73,7 +74,7 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 // commandSpec is how the command runs under h: its arguments and
 // environment, the kill sequence and its bounds, and the lines that tell
 // what the supervision does.
-func commandSpec(c *config, h *lock.Holder, wd *supervise.Watchdog, sigs <-chan os.Signal, out *reporter) supervise.Spec {
+func commandSpec(c *config, h *lock.Holder, wd *supervise.Watchdog, sigs <-chan os.Signal, out *report.Reporter) supervise.Spec {
 	return supervise.Spec{
 		Args:       c.command,
 		Env:        commandEnv(h),
@@ -93,47 +94,47 @@ func commandSpec(c *config, h *lock.Holder, wd *supervise.Watchdog, sigs <-chan 
 			return h.Check()
 		},
 		Stopping: func() {
-			out.about(evLost).fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
+			out.About(report.EventLost).Fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
 				c.lockName, h.Err(), signals.Name(c.killSignal), c.killAfter)
 		},
 		CannotStop: func(err error) {
-			out.about(evCannotStop).fail("cannot stop the command: %v (it runs as another user); waiting for it to end by itself",
+			out.About(report.EventCannotStop).Fail("cannot stop the command: %v (it runs as another user); waiting for it to end by itself",
 				err)
 		},
 		SuspendRefused: func() {
-			out.info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", c.lockName)
+			out.Info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", c.lockName)
 		},
 		WaitsForTerminal: func() {
-			out.info("the command waits for the terminal, holding lock %q; bring distlock to the foreground (fg)", c.lockName)
+			out.Info("the command waits for the terminal, holding lock %q; bring distlock to the foreground (fg)", c.lockName)
 		},
 	}
 }
 
 // notStarted says why the command did not start, and returns what
 // happened.
-func notStarted(c *config, err error, out *reporter) error {
+func notStarted(c *config, err error, out *report.Reporter) error {
 	var notStart *supervise.StartError
 	var sig signalError
 	switch {
 	case errors.As(err, &notStart):
-		out.about(evNotStarted).fail("%v", err)
+		out.About(report.EventNotStarted).Fail("%v", err)
 		return err
 	case errors.As(err, &sig):
-		out.about(evSignal).fail("not starting the command: got SIG%s", signals.Name(sig.sig))
+		out.About(report.EventSignal).Fail("not starting the command: got SIG%s", signals.Name(sig.sig))
 		return err
 	default: // Ready said no: no command has run, etcd is the trouble
-		out.about(evLost).fail("lost lock %q before the command started: %v", c.lockName, err)
+		out.About(report.EventLost).Fail("lost lock %q before the command started: %v", c.lockName, err)
 		return lostBeforeStart{err}
 	}
 }
 
 // runLock is --lock: wait for the lock, then keep it beyond this process.
-func runLock(ctx context.Context, c *config, client *clientv3.Client, out *reporter, facts *runFacts) error {
+func runLock(ctx context.Context, c *config, client *clientv3.Client, out *report.Reporter, facts *report.Facts) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
-	facts.waiting()
+	facts.Waiting()
 	h, err := acquire(ctx, c, client, lock.ModeLock, 0, sigs, out)
-	facts.waited(h)
+	facts.Waited(h)
 	if err != nil {
 		return err
 	}
@@ -141,19 +142,19 @@ func runLock(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	defer cancel()
 	if err := h.Detach(dctx); err != nil {
 		release(c, h, out)
-		facts.released()
-		out.about(evEtcdError).fail("%v", etcdError(c, err))
+		facts.Released()
+		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
 		return err
 	}
-	out.about(evAcquired).with("key", h.Key).with("fencing_token", h.FencingToken).
-		debug("holding lock %q as %s until someone runs --unlock", c.lockName, h.Key)
+	out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
+		Debug("holding lock %q as %s until someone runs --unlock", c.lockName, h.Key)
 	return nil
 }
 
 // runUnlock is --unlock: delete the holder's key, whoever holds it. A
 // holder that is still running makes way for a record that keeps the lock
 // taken until it has stopped its command.
-func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *reporter) error {
+func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *report.Reporter) error {
 	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
 	var done *lock.Unlocked
@@ -164,7 +165,7 @@ func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *rep
 		key, kerr = lock.KeyOf(c.prefix, c.lockName, c.holder)
 		if kerr != nil {
 			err = usagef("--holder: %v", kerr)
-			out.about(evUsage).fail("%v", err)
+			out.About(report.EventUsage).Fail("%v", err)
 			return err
 		}
 		done, err = lock.UnlockKey(rctx, client, c.prefix, c.lockName, key)
@@ -173,22 +174,22 @@ func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *rep
 	}
 	switch {
 	case err != nil:
-		out.about(evEtcdError).fail("%v", etcdError(c, err))
+		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
 		return err
 	case done.Removed != nil && c.holder != "":
-		out.about(evReleased).holder(*done.Removed).info("released key %s of lock %q: %s", untrusted.Word(key, untrusted.MaxKey), c.lockName, describeUnlocked(*done.Removed))
+		out.About(report.EventReleased).Holder(*done.Removed).Info("released key %s of lock %q: %s", untrusted.Word(key, untrusted.MaxKey), c.lockName, describeUnlocked(*done.Removed))
 		sayStopping(c, done, out)
 	case done.Removed != nil:
-		out.about(evReleased).holder(*done.Removed).info("released lock %q, held by %s", c.lockName, describeUnlocked(*done.Removed))
+		out.About(report.EventReleased).Holder(*done.Removed).Info("released lock %q, held by %s", c.lockName, describeUnlocked(*done.Removed))
 		sayStopping(c, done, out)
 	case len(done.Pending) > 0:
 		for _, e := range done.Pending {
-			out.about(evStopping).holder(e).info("lock %q was unlocked already; the next holder starts once this one has stopped its command: %s", c.lockName, describeUnlocked(e))
+			out.About(report.EventStopping).Holder(e).Info("lock %q was unlocked already; the next holder starts once this one has stopped its command: %s", c.lockName, describeUnlocked(e))
 		}
 	case c.holder != "":
-		out.about(evNotHeld).info("lock %q has no key %s; nothing to unlock", c.lockName, untrusted.Word(key, untrusted.MaxKey))
+		out.About(report.EventNotHeld).Info("lock %q has no key %s; nothing to unlock", c.lockName, untrusted.Word(key, untrusted.MaxKey))
 	default:
-		out.about(evNotHeld).info("lock %q is not held; nothing to unlock", c.lockName)
+		out.About(report.EventNotHeld).Info("lock %q is not held; nothing to unlock", c.lockName)
 	}
 	return nil
 }
@@ -204,9 +205,9 @@ func describeUnlocked(e lock.Entry) string {
 // lock is not free yet, and which lease keeps it: if that holder's
 // machine is gone, nobody stops anything, and whoever knows it can revoke
 // the lease rather than wait for it to expire.
-func sayStopping(c *config, done *lock.Unlocked, out *reporter) {
+func sayStopping(c *config, done *lock.Unlocked, out *report.Reporter) {
 	if done.Stopping {
-		out.about(evStopping).holder(*done.Removed).info("its command is being stopped; the next holder of lock %q starts once it has stopped, or its lease %x expires", c.lockName, done.Removed.Lease)
+		out.About(report.EventStopping).Holder(*done.Removed).Info("its command is being stopped; the next holder of lock %q starts once it has stopped, or its lease %x expires", c.lockName, done.Removed.Lease)
 	}
 }
 
@@ -214,7 +215,7 @@ func sayStopping(c *config, done *lock.Unlocked, out *reporter) {
 // and says why if it was not acquired. A signal that came while the lock
 // was being taken, even in the instant it became ours, means: do not go
 // on; the lock is released again.
-func acquire(ctx context.Context, c *config, client *clientv3.Client, mode string, lead time.Duration, sigs <-chan os.Signal, out *reporter) (*lock.Holder, error) {
+func acquire(ctx context.Context, c *config, client *clientv3.Client, mode string, lead time.Duration, sigs <-chan os.Signal, out *report.Reporter) (*lock.Holder, error) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := make(chan struct{})
@@ -236,12 +237,12 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 	req := c.request(mode, lead, out)
 	// On a terminal the waiting line stays live, and is gone again before
 	// anything else is said or run.
-	line := newWaitLine(wctx, c, client, req.Info, out)
+	line := report.NewWaitLine(wctx, report.Queue{Client: client, Realm: c.prefix, Name: c.lockName, Timeout: c.dialTimeout}, req.Info, out)
 	if line != nil {
-		req.Blocked = line.blocked
+		req.Blocked = line.Blocked
 	}
 	h, err := acquireLock(wctx, client, req)
-	line.stop()
+	line.Stop()
 	close(stop)
 	<-watching
 
@@ -252,12 +253,12 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 	switch {
 	case h != nil && sig.sig != 0:
 		release(c, h, out)
-		out.about(evSignal).fail("got SIG%s just as lock %q was taken; released it again", signals.Name(sig.sig), c.lockName)
+		out.About(report.EventSignal).Fail("got SIG%s just as lock %q was taken; released it again", signals.Name(sig.sig), c.lockName)
 		return nil, sig
 	case h != nil:
 		return h, nil
 	case errors.As(context.Cause(wctx), &sig):
-		out.about(evSignal).fail("stopped waiting for lock %q: got SIG%s", c.lockName, signals.Name(sig.sig))
+		out.About(report.EventSignal).Fail("stopped waiting for lock %q: got SIG%s", c.lockName, signals.Name(sig.sig))
 		return nil, sig
 	}
 	sayNotAcquired(c, err, out)
@@ -266,20 +267,20 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 
 // sayNotAcquired says why the lock was not acquired: another --limit, the
 // timeout (naming the holder), or etcd.
-func sayNotAcquired(c *config, err error, out *reporter) {
+func sayNotAcquired(c *config, err error, out *report.Reporter) {
 	var conflict *lock.ConflictError
 	var limit *lock.LimitError
 	switch {
 	case errors.As(err, &limit):
-		out.about(evUsage).fail("%v", err)
+		out.About(report.EventUsage).Fail("%v", err)
 	case errors.As(err, &conflict):
-		about := out.about(evConflict)
+		about := out.About(report.EventConflict)
 		if conflict.Holder != nil {
-			about = about.holder(*conflict.Holder)
+			about = about.Holder(*conflict.Holder)
 		}
-		say := about.fail
+		say := about.Fail
 		if c.conflictExitCode == 0 {
-			say = about.info // "skip if busy": --quiet makes it silent
+			say = about.Info // "skip if busy": --quiet makes it silent
 		}
 		if c.timeout == 0 {
 			say("%v; not waiting (--nowait)", conflict)
@@ -287,7 +288,7 @@ func sayNotAcquired(c *config, err error, out *reporter) {
 			say("%v; gave up after %v (--timeout)", conflict, c.timeout)
 		}
 	default:
-		out.about(evEtcdError).fail("%v", etcdError(c, err))
+		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
 	}
 }
 
@@ -313,16 +314,16 @@ func pendingSignal(sigs <-chan os.Signal) signalError {
 
 // release gives the lock back; if etcd cannot be reached the lease expires
 // by itself.
-func release(c *config, h *lock.Holder, out *reporter) {
+func release(c *config, h *lock.Holder, out *report.Reporter) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.dialTimeout)
 	defer cancel()
 	if err := h.Release(ctx); err != nil {
-		out.about(evReleaseFailed).fail("could not release lock %q (%v); etcd will expire it within %v", c.lockName, err, c.ttl)
+		out.About(report.EventReleaseFailed).Fail("could not release lock %q (%v); etcd will expire it within %v", c.lockName, err, c.ttl)
 	}
 }
 
 // request describes what this call wants of the lock.
-func (c *config) request(mode string, lead time.Duration, out *reporter) lock.Request {
+func (c *config) request(mode string, lead time.Duration, out *report.Reporter) lock.Request {
 	host, _ := os.Hostname()
 	return lock.Request{
 		Realm: c.prefix,
@@ -340,7 +341,7 @@ func (c *config) request(mode string, lead time.Duration, out *reporter) lock.Re
 		Lead:       lead,
 		RPCTimeout: c.dialTimeout,
 		Blocked: func(holder lock.Entry) {
-			out.about(evWaiting).holder(holder).info("lock %q is held by %s; waiting", c.lockName, holder.Describe())
+			out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by %s; waiting", c.lockName, holder.Describe())
 		},
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/tinx/distlock/internal/report"
 )
 
 // TestDevelopmentMap: docs/development.md maps the files (its first code
@@ -72,8 +74,8 @@ func TestExitStatusesInREADME(t *testing.T) {
 		}
 	}
 	var want []string
-	for _, e := range exitStatuses() {
-		want = append(want, e.status)
+	for _, e := range report.ExitStatuses() {
+		want = append(want, e.Status)
 	}
 	slices.Sort(want)
 	if len(rows) == 0 || rows[0] != "status" {

@@ -7,6 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 )
@@ -16,7 +17,7 @@ import (
 // so, exec mode starts nothing and exits 0, saying so only with --verbose.
 // Without an answer from etcd nothing starts either (69).
 // The read ends with the lock, as every etcd call of a holder does.
-func recentRun(ctx context.Context, h *lock.Holder, c *config, client *clientv3.Client, out *reporter) (bool, error) {
+func recentRun(ctx context.Context, h *lock.Holder, c *config, client *clientv3.Client, out *report.Reporter) (bool, error) {
 	if c.minInterval == 0 {
 		return false, nil
 	}
@@ -26,16 +27,16 @@ func recentRun(ctx context.Context, h *lock.Holder, c *config, client *clientv3.
 	last, err := lock.ReadLastRun(rctx, client, c.prefix, c.lockName)
 	if err != nil {
 		if lost := h.Check(); lost != nil {
-			out.about(evLost).fail("lost lock %q before the command started: %v", c.lockName, lost)
+			out.About(report.EventLost).Fail("lost lock %q before the command started: %v", c.lockName, lost)
 			return false, lostBeforeStart{lost}
 		}
-		out.about(evEtcdError).fail("%v", etcdError(c, err))
+		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
 		return false, err
 	}
 	if last == nil || !last.Within(c.minInterval) {
 		return false, nil
 	}
-	out.about(evSkipped).debug("not running the command: lock %q last ran successfully less than %v ago (--min-interval): %s",
+	out.About(report.EventSkipped).Debug("not running the command: lock %q last ran successfully less than %v ago (--min-interval): %s",
 		c.lockName, c.minInterval, last.Describe())
 	return true, nil
 }
@@ -43,27 +44,27 @@ func recentRun(ctx context.Context, h *lock.Holder, c *config, client *clientv3.
 // recordRun writes down, for --min-interval, that the command started at
 // started succeeded, while the lock is still ours. A run that could not be
 // recorded is said, and keeps no later run from starting.
-func recordRun(c *config, h *lock.Holder, started time.Time, out *reporter) {
+func recordRun(c *config, h *lock.Holder, started time.Time, out *report.Reporter) {
 	if c.minInterval == 0 {
 		return
 	}
 	err := h.RecordRun(context.Background(), c.minInterval, started)
 	switch {
 	case errors.Is(err, lock.ErrNotHeld):
-		out.about(evLost).fail("lock %q was lost as the command ended; its run is not recorded for --min-interval", c.lockName)
+		out.About(report.EventLost).Fail("lock %q was lost as the command ended; its run is not recorded for --min-interval", c.lockName)
 	case errors.Is(err, lock.ErrMaybeRecorded):
-		out.about(evEtcdError).fail("could not learn whether the run was recorded for --min-interval (%v); if it was, runs of lock %q are skipped until etcd drops the record, within %v", etcdError(c, err), c.lockName, c.minInterval)
+		out.About(report.EventEtcdError).Fail("could not learn whether the run was recorded for --min-interval (%v); if it was, runs of lock %q are skipped until etcd drops the record, within %v", etcdError(c, err), c.lockName, c.minInterval)
 	case err != nil:
-		out.about(evEtcdError).fail("could not record the run for --min-interval (%v); the next run of lock %q will not be skipped", etcdError(c, err), c.lockName)
+		out.About(report.EventEtcdError).Fail("could not record the run for --min-interval (%v); the next run of lock %q will not be skipped", etcdError(c, err), c.lockName)
 	default:
-		out.debug("recorded the successful run of lock %q: runs are skipped for %v (--min-interval)", c.lockName, c.minInterval)
+		out.Debug("recorded the successful run of lock %q: runs are skipped for %v (--min-interval)", c.lockName, c.minInterval)
 	}
 }
 
 // letGo gives the lock back when exec mode is done. With --min-hold, until
 // holdUntil (zero when no command started), it leaves the lock to etcd to
 // release then, and exits without waiting for it.
-func letGo(c *config, h *lock.Holder, holdUntil time.Time, out *reporter) {
+func letGo(c *config, h *lock.Holder, holdUntil time.Time, out *report.Reporter) {
 	left := time.Until(holdUntil)
 	if holdUntil.IsZero() || left <= 0 || h.Err() != nil {
 		release(c, h, out)
@@ -72,11 +73,11 @@ func letGo(c *config, h *lock.Holder, holdUntil time.Time, out *reporter) {
 	ttl, err := h.HoldFor(context.Background(), left)
 	switch {
 	case errors.Is(err, lock.ErrNotHeld):
-		out.about(evLost).fail("lock %q was lost as the command ended; not holding it for --min-hold", c.lockName)
+		out.About(report.EventLost).Fail("lock %q was lost as the command ended; not holding it for --min-hold", c.lockName)
 	case err != nil:
-		out.about(evEtcdError).fail("could not keep lock %q taken for --min-hold (%v); it may be free before its time", c.lockName, etcdError(c, err))
+		out.About(report.EventEtcdError).Fail("could not keep lock %q taken for --min-hold (%v); it may be free before its time", c.lockName, etcdError(c, err))
 	case ttl > 0:
-		out.debug("leaving lock %q taken for %v more (--min-hold); etcd releases it then", c.lockName, ttl)
+		out.Debug("leaving lock %q taken for %v more (--min-hold); etcd releases it then", c.lockName, ttl)
 	}
 }
 

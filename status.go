@@ -1,18 +1,17 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 )
@@ -20,18 +19,18 @@ import (
 // runStatus is --status: the holder and the waiters of one lock. A holder
 // that --unlock removed and that is still stopping its command holds it
 // until it has stopped, and is shown as holding it.
-func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *reporter) error {
+func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *report.Reporter) error {
 	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
 	q, err := lock.ReadQueue(rctx, client, c.prefix, c.lockName)
 	entries, stopping := q.Entries, q.Stopping
 	if err != nil {
-		out.about(evEtcdError).fail("%v", etcdError(c, err))
+		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
 		return err
 	}
 	last, err := lock.ReadLastRun(rctx, client, c.prefix, c.lockName)
 	if err != nil {
-		out.about(evEtcdError).fail("%v", etcdError(c, err))
+		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
 		return err
 	}
 	free := len(entries) == 0 && len(stopping) == 0
@@ -42,7 +41,7 @@ func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout i
 		writeJSON(stdout, s)
 	} else if free {
 		fmt.Fprintf(stdout, "lock %s is free\n", lockLabel(c.lockName))
-	} else if holders, waiters := split(entries, stopping); len(holders) == 1 && limit(entries, stopping) == 1 {
+	} else if holders, waiters := lock.Holders(entries, stopping); len(holders) == 1 && limit(entries, stopping) == 1 {
 		fmt.Fprintf(stdout, "lock %s is held by %s\n", lockLabel(c.lockName), holders[0].Describe())
 		for i, e := range waiters {
 			fmt.Fprintf(stdout, "  waiter %d: %s\n", i+1, e.Describe())
@@ -75,7 +74,7 @@ const listPageSize = 1000
 // (or one JSON object) each, written as the realm is read page by page.
 // If etcd fails half-way, what was written stays, --json's array is left
 // open, and the status is 69.
-func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *reporter) error {
+func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *report.Reporter) error {
 	n := 0
 	err := lock.List(ctx, client, c.prefix, listPageSize, c.dialTimeout, func(l lock.Lock) {
 		n++
@@ -91,7 +90,7 @@ func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.
 			stdout.Write(untrusted.JSON(b))
 			return
 		}
-		holders, waiters := split(l.Entries, l.Stopping)
+		holders, waiters := lock.Holders(l.Entries, l.Stopping)
 		held := holders[0].Describe()
 		if len(holders) > 1 {
 			held = fmt.Sprintf("%s, and %d more (--limit %d)", held, len(holders)-1, limit(l.Entries, l.Stopping))
@@ -99,7 +98,7 @@ func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.
 		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", listedName(l), held, len(waiters))
 	})
 	if err != nil {
-		out.about(evEtcdError).fail("%v", etcdError(c, err))
+		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
 		return err
 	}
 	if c.json && n == 0 {
@@ -181,16 +180,6 @@ func listedName(l lock.Lock) string {
 	return shownName(l.Name) + segmentNote(l.Name, l.Segment())
 }
 
-// split divides a lock's entries into its holders and its waiters. The
-// holders being stopped after --unlock are among the holders, which are
-// oldest first: by the create revision of their keys.
-func split(entries, stopping []lock.Entry) (holders, waiters []lock.Entry) {
-	holding, waiters := lock.Split(entries, stopping)
-	holders = slices.Concat(stopping, holding)
-	slices.SortStableFunc(holders, func(a, b lock.Entry) int { return cmp.Compare(a.CreateRevision, b.CreateRevision) })
-	return holders, waiters
-}
-
 // limit is how many may hold the lock, by what its keys and records say.
 func limit(entries, stopping []lock.Entry) int {
 	return lock.Limit(append(entries[:len(entries):len(entries)], stopping...))
@@ -267,7 +256,7 @@ func cutInfo(i *lock.Info) *lock.Info {
 }
 
 func lockStatus(name string, entries, stopping []lock.Entry) statusJSON {
-	holders, waiters := split(entries, stopping)
+	holders, waiters := lock.Holders(entries, stopping)
 	s := statusJSON{Name: untrusted.Cut(name, untrusted.MaxKey), Limit: limit(entries, stopping),
 		Holders: toJSON(holders), Waiters: toJSON(waiters), Stopping: toJSON(stopping)}
 	if len(s.Holders) > 0 {

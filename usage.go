@@ -2,6 +2,8 @@ package main
 
 import (
 	"strings"
+
+	"github.com/tinx/distlock/internal/report"
 )
 
 // usage is the text of --help.
@@ -87,4 +89,13 @@ func writeEntry(b *strings.Builder, column int, left string, words []string) {
 		fresh = false
 	}
 	b.WriteString(line + "\n")
+}
+
+// exitStatusHelp is the block of --help that lists the exit statuses.
+func exitStatusHelp() string {
+	var b strings.Builder
+	for _, e := range report.ExitStatuses() {
+		writeEntry(&b, 9, e.Status, strings.Fields(e.Meaning))
+	}
+	return b.String()
 }

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tinx/distlock/internal/poll"
-	"github.com/tinx/distlock/lock"
 )
 
 // shown splits what a terminal got into what each carriage return or
@@ -181,106 +180,6 @@ func TestWaitLineGivingUpOnTerminal(t *testing.T) {
 				t.Errorf("terminal shows %q, want it to match %q", out, tc.want)
 			}
 		})
-	}
-}
-
-// TestWaitLineReporter: the writer erases the live line before a line and
-// draws it again below, and endLive erases it.
-func TestWaitLineReporter(t *testing.T) {
-	var buf syncBuffer
-	r := &reporter{w: &buf}
-	if r.canShowLive() {
-		t.Errorf("a buffer was taken for a terminal")
-	}
-	r.showLive("waiting \x07for\tit")
-	r.flush(10 * time.Second)
-	r.fail("a line")
-	r.flush(10 * time.Second)
-	r.endLive(10 * time.Second)
-	r.endLive(10 * time.Second) // nothing shown: nothing written
-	want := "\rwaiting ?for?it\x1b[K" + "\r\x1b[K" + "distlock: a line\n" + "\rwaiting ?for?it\x1b[K" + "\r\x1b[K"
-	if got := buf.String(); got != want {
-		t.Errorf("wrote %q, want %q", got, want)
-	}
-}
-
-// TestWaitLineText: the pure parts, the cut, the spans, finding our key.
-func TestWaitLineText(t *testing.T) {
-	for _, tc := range []struct {
-		s    string
-		n    int
-		want string
-	}{
-		{"abc", 5, "abc"},
-		{"abcdef", 3, "abc"},
-		{"äöü€x", 4, "äöü€"},
-		{"a\nb", 3, "a?b"},
-		{"abc", 0, ""},
-	} {
-		if got := fitColumns(tc.s, tc.n); got != tc.want {
-			t.Errorf("fitColumns(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
-		}
-	}
-	for d, want := range map[time.Duration]string{
-		-5 * time.Second: "0s", 1500 * time.Millisecond: "1s", 59 * time.Second: "59s",
-		65 * time.Second: "1m05s", 3*time.Hour + 7*time.Minute + 9*time.Second: "3h07m",
-		50 * time.Hour: "2d02h",
-	} {
-		if got := waitedFor(d); got != want {
-			t.Errorf("waitedFor(%v) = %q, want %q", d, got, want)
-		}
-	}
-
-	me := lock.Info{Host: "h", PID: 7, User: "u", Mode: lock.ModeExec}
-	other := &lock.Info{Host: "h", PID: 8, User: "u", Mode: lock.ModeExec}
-	stale := me // an earlier process with our pid, left by --lock
-	w := &waitLine{me: me, c: &config{lockName: "q"}}
-	entries := []lock.Entry{{Key: "a", Info: &stale, CreateRevision: 10}, {Key: "b", Info: other, CreateRevision: 11},
-		{Key: "c", CreateRevision: 12}, {Key: "d", Info: &me, CreateRevision: 13}, {Key: "e", Info: other, CreateRevision: 14}}
-	if v := w.find(entries, nil); !v.ok || v.ahead != 3 || v.holder.Key != "a" {
-		t.Errorf("find = %+v, want ours 4th: 3 ahead, held by a", v)
-	}
-	if v := w.find(entries[:1], nil); v.ok {
-		t.Errorf("find with ours first = %+v, want not ok", v)
-	}
-	if v := w.find(entries[1:3], nil); v.ok {
-		t.Errorf("find without ours = %+v, want not ok", v)
-	}
-	// A holder that --unlock removed and that is still stopping its
-	// command holds the lock, and counts as ahead; a record of a key that
-	// queued after ours does not.
-	stopping := []lock.Entry{{Key: "rec-5", Info: other, CreateRevision: 5, Stopping: true}, {Key: "rec-20", Info: other, CreateRevision: 20, Stopping: true}}
-	if v := w.find(entries[3:], stopping); !v.ok || v.ahead != 1 || v.holder.Key != "rec-5" || !v.holder.Stopping {
-		t.Errorf("find behind a holder being stopped = %+v, want held by rec-5, stopping, 1 ahead", v)
-	}
-	if v := w.find(entries[3:], stopping[1:]); v.ok {
-		t.Errorf("find with ours first and a record of a later key = %+v, want not ok", v)
-	}
-	limited := lock.Info{Host: "h", PID: 8, User: "u", Mode: lock.ModeExec, Limit: 2}
-	mine2 := me
-	mine2.Limit = 2
-	sem := []lock.Entry{{Key: "s1", Info: &limited, CreateRevision: 30}, {Key: "s2", Info: &mine2, CreateRevision: 31}}
-	if v := w.find(sem, nil); v.ok {
-		t.Errorf("find holding a slot of a semaphore = %+v, want not ok", v)
-	}
-	if v := w.find(sem, stopping[:1]); !v.ok || v.ahead != 2 || v.holder.Key != "rec-5" {
-		t.Errorf("find behind a holder and one being stopped of a semaphore = %+v, want held by rec-5, 2 ahead", v)
-	}
-	since := time.Date(2026, 11, 25, 18, 20, 48, 0, time.UTC)
-	held := lock.Entry{Info: &lock.Info{Host: "node-3", PID: 4711, User: "root", Mode: lock.ModeLock, Since: since, Reason: "patching"}}
-	stoppingHeld := lock.Entry{Info: &lock.Info{Host: "node-3", PID: 4711, User: "root", Mode: lock.ModeExec, Since: since, Reason: "patching"}, Stopping: true}
-	for _, tc := range []struct {
-		v    queueView
-		want string
-	}{
-		{queueView{holder: held, ahead: 2}, `distlock: waiting for lock "q", 2 ahead; held for 1m05s by host node-3, pid 4711, user root, reason "patching" (taken with --lock)`},
-		{queueView{holder: held, ahead: -1}, `distlock: waiting for lock "q"; held for 1m05s by host node-3, pid 4711, user root, reason "patching" (taken with --lock)`},
-		{queueView{holder: lock.Entry{Key: "/d/q/1"}, ahead: 1}, `distlock: waiting for lock "q", 1 ahead; held by key /d/q/1 (no details: not written by distlock)`},
-		{queueView{holder: stoppingHeld, ahead: 1}, `distlock: waiting for lock "q", 1 ahead; held for 1m05s by host node-3, pid 4711, user root, reason "patching" (unlocked; stopping its command)`},
-	} {
-		if got := w.text(tc.v, since.Add(65*time.Second)); got != tc.want {
-			t.Errorf("text = %q\nwant   %q", got, tc.want)
-		}
 	}
 }
 

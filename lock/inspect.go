@@ -90,6 +90,17 @@ func ReadQueue(ctx context.Context, client *clientv3.Client, realm, name string)
 	return q, nil
 }
 
+// Holders is every holder of a lock and its waiters, from its entries
+// and its stopping records (see Split): the holders being stopped after
+// --unlock are among the holders, and the holders are oldest first, by
+// the create revision of their keys.
+func Holders(entries, stopping []Entry) (holders, waiters []Entry) {
+	holding, waiters := Split(entries, stopping)
+	holders = slices.Concat(stopping, holding)
+	slices.SortStableFunc(holders, func(a, b Entry) int { return cmp.Compare(a.CreateRevision, b.CreateRevision) })
+	return holders, waiters
+}
+
 // Split divides a lock's entries, oldest first, into those that hold it
 // and those that wait, given its stopping records: a key holds if fewer
 // than the lock's limit stand before it, counting the keys created before

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"context"
@@ -26,16 +26,15 @@ const (
 	waitLineErase = time.Second
 )
 
-// waitLine is the live line distlock shows while it waits on a terminal,
+// WaitLine is the live line distlock shows while it waits on a terminal,
 // in place of the single "waiting" line: the lock, who holds it and for
 // how long, how many are ahead. A goroutine of its own draws it every
-// second and asks etcd every few; the reporter's writer does the writing,
+// second and asks etcd every few; the Reporter's writer does the writing,
 // so drawing never waits for the terminal.
-type waitLine struct {
-	c      *config
-	client *clientv3.Client
-	out    *reporter
-	me     lock.Info // who we are, to find our own key in the queue
+type WaitLine struct {
+	q   Queue
+	out *Reporter
+	me  lock.Info // who we are, to find our own key in the queue
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -46,21 +45,21 @@ type waitLine struct {
 	stopped bool
 }
 
-// newWaitLine returns the waiting line for this wait, or nil when stderr
+// NewWaitLine returns the waiting line for this wait, or nil when stderr
 // is no terminal or --quiet: then the single line said by request's
 // Blocked stands. me is what our key says of us.
-func newWaitLine(ctx context.Context, c *config, client *clientv3.Client, me lock.Info, out *reporter) *waitLine {
-	if !out.canShowLive() {
+func NewWaitLine(ctx context.Context, q Queue, me lock.Info, out *Reporter) *WaitLine {
+	if !out.CanShowLive() {
 		return nil
 	}
-	w := &waitLine{c: c, client: client, out: out, me: me}
+	w := &WaitLine{q: q, out: out, me: me}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	return w
 }
 
-// blocked is lock.Request.Blocked on a terminal: the lock is taken, start
+// Blocked is lock.Request.Blocked on a terminal: the lock is taken, start
 // the line.
-func (w *waitLine) blocked(holder lock.Entry) {
+func (w *WaitLine) Blocked(holder lock.Entry) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.started || w.stopped {
@@ -71,10 +70,10 @@ func (w *waitLine) blocked(holder lock.Entry) {
 	go w.run(holder)
 }
 
-// stop ends the line when the wait is over, however it ended: the
+// Stop ends the line when the wait is over, however it ended: the
 // goroutine is gone and the line erased (or the erase given up on after
 // waitLineErase) when stop returns. A nil line has nothing to stop.
-func (w *waitLine) stop() {
+func (w *WaitLine) Stop() {
 	if w == nil {
 		return
 	}
@@ -83,7 +82,7 @@ func (w *waitLine) stop() {
 	w.mu.Unlock()
 	w.cancel()
 	w.wg.Wait()
-	w.out.endLive(waitLineErase)
+	w.out.EndLive(waitLineErase)
 }
 
 // queueView is what a look at the queue found.
@@ -98,10 +97,10 @@ type queueView struct {
 // run draws the line until the wait ends, and looks at the queue every
 // waitLineLook ticks, first at once. A look runs beside the drawing, so
 // that a slow etcd does not stop the clock.
-func (w *waitLine) run(holder lock.Entry) {
+func (w *WaitLine) run(holder lock.Entry) {
 	defer w.wg.Done()
 	view := queueView{holder: holder, ahead: -1} // -1: not counted yet
-	w.out.showLive(w.text(view, time.Now()))
+	w.out.ShowLive(w.text(view, time.Now()))
 
 	looked := make(chan queueView, 1)
 	looking := true
@@ -125,7 +124,7 @@ func (w *waitLine) run(holder lock.Entry) {
 				go w.look(looked)
 			}
 		}
-		w.out.showLive(w.text(view, time.Now()))
+		w.out.ShowLive(w.text(view, time.Now()))
 	}
 }
 
@@ -137,12 +136,12 @@ func (w *waitLine) run(holder lock.Entry) {
 // older one can only be left by an earlier process with our pid (a
 // --lock). If ours is not there, or holds already (we are about to be
 // told), the view is not ok and the last one stays.
-func (w *waitLine) look(looked chan<- queueView) {
+func (w *WaitLine) look(looked chan<- queueView) {
 	defer w.wg.Done()
-	ctx, cancel := context.WithTimeout(w.ctx, w.c.dialTimeout)
+	ctx, cancel := context.WithTimeout(w.ctx, w.q.Timeout)
 	defer cancel()
 	var v queueView // not ok
-	if q, err := lock.ReadQueue(ctx, w.client, w.c.prefix, w.c.lockName); err == nil {
+	if q, err := lock.ReadQueue(ctx, w.q.Client, w.q.Realm, w.q.Name); err == nil {
 		v = w.find(q.Entries, q.Stopping)
 	}
 	looked <- v // never blocks: one look at a time, and room for it
@@ -150,14 +149,14 @@ func (w *waitLine) look(looked chan<- queueView) {
 
 // find makes a view of the entries, oldest first, and the stopping
 // records, as look describes.
-func (w *waitLine) find(entries, stopping []lock.Entry) queueView {
+func (w *WaitLine) find(entries, stopping []lock.Entry) queueView {
 	mine := -1
 	for i, e := range entries { // the last match is the newest
 		if in := e.Info; in != nil && in.Host == w.me.Host && in.PID == w.me.PID && in.User == w.me.User && in.Mode == w.me.Mode {
 			mine = i
 		}
 	}
-	holders, waiters := split(entries, stopping)
+	holders, waiters := lock.Holders(entries, stopping)
 	if mine < 0 || mine < len(entries)-len(waiters) || len(holders) == 0 {
 		return queueView{}
 	}
@@ -177,9 +176,9 @@ func (w *waitLine) find(entries, stopping []lock.Entry) queueView {
 // What changes comes first, so that a narrow terminal cuts the reason
 // rather than the time. What the holder's key says is shown as Describe
 // shows it: escaped, and cut when long.
-func (w *waitLine) text(v queueView, now time.Time) string {
+func (w *WaitLine) text(v queueView, now time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "distlock: waiting for lock %q", w.c.lockName)
+	fmt.Fprintf(&b, "distlock: waiting for lock %q", w.q.Name)
 	if v.ahead >= 0 {
 		fmt.Fprintf(&b, ", %d ahead", v.ahead)
 	}
@@ -221,4 +220,13 @@ func waitedFor(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
 	}
 	return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
+}
+
+// Queue is where the waiting line looks for the lock's queue: the etcd
+// client, the realm and the lock's name, and how long one look may take.
+type Queue struct {
+	Client  *clientv3.Client
+	Realm   string
+	Name    string
+	Timeout time.Duration
 }

@@ -1,4 +1,8 @@
-package main
+// Package report is what a run of distlock says: its lines on stderr (text,
+// or JSON with an event each), the live waiting line on a terminal, the
+// metrics file, and the one table of the ways a run can end, which maps
+// each to its exit status, its outcome, its event and its line in --help.
+package report
 
 import (
 	"io"
@@ -12,11 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// flushTimeout is how long distlock waits, when it is done, for its last
+// FlushTimeout is how long distlock waits, when it is done, for its last
 // lines to reach stderr.
-const flushTimeout = 2 * time.Second
+const FlushTimeout = 2 * time.Second
 
-// reporter writes distlock's own lines to stderr, prefixed "distlock:",
+// Reporter writes distlock's own lines to stderr, prefixed "distlock:",
 // or with --log-format json as one JSON object a line (see logLine).
 // It never makes its caller wait for stderr: a full pipe (a stalled log
 // shipper) or a terminal that stops background writers must not hold up
@@ -28,7 +32,7 @@ const flushTimeout = 2 * time.Second
 // bottom, rewritten in place. The writer owns it as it owns every write:
 // a line said while it is shown first erases it, and it is drawn again
 // below. JSON lines have no live line.
-type reporter struct {
+type Reporter struct {
 	w              io.Writer
 	quiet, verbose bool
 	json           bool   // --log-format json
@@ -39,6 +43,20 @@ type reporter struct {
 	live  string       // the live line the writer is to show, "" for none
 }
 
+// Style is how a Reporter says its lines: which it leaves out (Quiet,
+// Verbose), whether as JSON, and the lock's name that JSON lines carry.
+type Style struct {
+	Quiet, Verbose bool
+	JSON           bool
+	Lock           string
+}
+
+// New returns a Reporter that writes to w in style s. Its writer starts
+// with the first line; Flush waits for what is queued.
+func New(w io.Writer, s Style) *Reporter {
+	return &Reporter{w: w, quiet: s.Quiet, verbose: s.Verbose, json: s.JSON, lock: s.Lock}
+}
+
 // message is a line to write, or (with written set) a mark that is passed
 // once every line before it has been written. An empty message only tells
 // the writer to bring the live line up to date.
@@ -47,23 +65,23 @@ type message struct {
 	written chan struct{}
 }
 
-// fail is the one line that comes with a status distlock chose: always shown.
-func (r *reporter) fail(format string, args ...any) {
-	r.about(evMessage).fail(format, args...)
+// Fail is the one line that comes with a status distlock chose: always shown.
+func (r *Reporter) Fail(format string, args ...any) {
+	r.About(EventMessage).Fail(format, args...)
 }
 
-// info is worth saying unless --quiet.
-func (r *reporter) info(format string, args ...any) {
-	r.about(evMessage).info(format, args...)
+// Info is worth saying unless --quiet.
+func (r *Reporter) Info(format string, args ...any) {
+	r.About(EventMessage).Info(format, args...)
 }
 
-// debug is said only with --verbose.
-func (r *reporter) debug(format string, args ...any) {
-	r.about(evMessage).debug(format, args...)
+// Debug is said only with --verbose.
+func (r *Reporter) Debug(format string, args ...any) {
+	r.About(EventMessage).Debug(format, args...)
 }
 
 // send queues m for the writer, starting it with the first message.
-func (r *reporter) send(m message) {
+func (r *Reporter) send(m message) {
 	r.mu.Lock()
 	if r.queue == nil {
 		r.queue = make(chan message, 64)
@@ -77,10 +95,10 @@ func (r *reporter) send(m message) {
 	}
 }
 
-// canShowLive says whether a live line may be shown: stderr is a terminal
+// CanShowLive says whether a live line may be shown: stderr is a terminal
 // that can rewrite a line, and not --quiet. Elsewhere (cron, CI, a pipe, a
 // test's buffer) distlock says things once, line by line.
-func (r *reporter) canShowLive() bool {
+func (r *Reporter) CanShowLive() bool {
 	if r.quiet || r.json || os.Getenv("TERM") == "dumb" {
 		return false
 	}
@@ -92,10 +110,10 @@ func (r *reporter) canShowLive() bool {
 	return ok
 }
 
-// showLive makes text the live line, in place of the one shown. It never
+// ShowLive makes text the live line, in place of the one shown. It never
 // waits: should the wake-up be dropped, the writer looks at the live line
 // after every message anyway.
-func (r *reporter) showLive(text string) {
+func (r *Reporter) ShowLive(text string) {
 	if r.quiet {
 		return
 	}
@@ -105,24 +123,24 @@ func (r *reporter) showLive(text string) {
 	r.send(message{})
 }
 
-// endLive erases the live line and waits until that reached the terminal,
+// EndLive erases the live line and waits until that reached the terminal,
 // or timeout passed: what comes next (the command's output) must not be
 // written over it.
-func (r *reporter) endLive(timeout time.Duration) {
+func (r *Reporter) EndLive(timeout time.Duration) {
 	r.mu.Lock()
 	shown := r.live != ""
 	r.live = ""
 	r.mu.Unlock()
 	if shown {
 		r.send(message{})
-		r.flush(timeout)
+		r.Flush(timeout)
 	}
 }
 
 // write is the writer goroutine. Its thread blocks SIGTTOU, so that with
 // `stty tostop` a write from the background goes through instead of
 // stopping all of distlock; the command's threads are not affected.
-func (r *reporter) write(queue <-chan message) {
+func (r *Reporter) write(queue <-chan message) {
 	runtime.LockOSThread() // for good: the mask belongs to this thread
 	var block unix.Sigset_t
 	block.Val[(unix.SIGTTOU-1)/64] |= 1 << ((uint(unix.SIGTTOU) - 1) % 64)
@@ -147,7 +165,7 @@ func (r *reporter) write(queue <-chan message) {
 
 // drawLive brings the live line on the terminal up to date, given what it
 // shows now, and returns what it shows then.
-func (r *reporter) drawLive(shown string) string {
+func (r *Reporter) drawLive(shown string) string {
 	r.mu.Lock()
 	want := r.live
 	r.mu.Unlock()
@@ -173,7 +191,7 @@ func (r *reporter) drawLive(shown string) string {
 }
 
 // eraseLive clears the line the cursor is on, the live line.
-func (r *reporter) eraseLive() {
+func (r *Reporter) eraseLive() {
 	_, _ = io.WriteString(r.w, "\r\x1b[K")
 }
 
@@ -223,8 +241,8 @@ func withTerminal(w io.Writer, f func(fd int)) {
 	}
 }
 
-// flush waits until every line said so far is written, or timeout passes.
-func (r *reporter) flush(timeout time.Duration) {
+// Flush waits until every line said so far is written, or timeout passes.
+func (r *Reporter) Flush(timeout time.Duration) {
 	r.mu.Lock()
 	queue := r.queue
 	r.mu.Unlock()

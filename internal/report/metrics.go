@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bufio"
@@ -19,40 +19,40 @@ import (
 // What a run came to, the outcome label of distlock_outcome. docs/reference.md
 // says which exit statuses each one covers.
 const (
-	outcomeRan         = "ran"         // did what it was asked; the command ran (or could not start)
-	outcomeSkipped     = "skipped"     // --min-interval: a recent run succeeded
-	outcomeConflict    = "conflict"    // the lock was not acquired in time, or a signal ended the wait
-	outcomeLost        = "lost"        // the lock was lost while it was held
-	outcomeUnreachable = "unreachable" // etcd could not be reached, or refused
-	outcomeUsage       = "usage"       // bad input: exit 64
+	OutcomeRan         = "ran"         // did what it was asked; the command ran (or could not start)
+	OutcomeSkipped     = "skipped"     // --min-interval: a recent run succeeded
+	OutcomeConflict    = "conflict"    // the lock was not acquired in time, or a signal ended the wait
+	OutcomeLost        = "lost"        // the lock was lost while it was held
+	OutcomeUnreachable = "unreachable" // etcd could not be reached, or refused
+	OutcomeUsage       = "usage"       // bad input: exit 64
 )
 
-var outcomes = []string{outcomeRan, outcomeSkipped, outcomeConflict, outcomeLost, outcomeUnreachable, outcomeUsage}
+var Outcomes = []string{OutcomeRan, OutcomeSkipped, OutcomeConflict, OutcomeLost, OutcomeUnreachable, OutcomeUsage}
 
-// runFacts is what a run learns on its way that its error does not say,
+// Facts is what a run learns on its way that its error does not say,
 // for --metrics-file: how long it waited for the lock, how long it held
 // it, its fencing token, and whether --min-interval skipped the command.
 // The modes that take the lock fill it in.
-type runFacts struct {
+type Facts struct {
 	waitFrom, waitUntil time.Time
 	heldFrom, heldUntil time.Time
 	token               int64
-	skipped             bool
+	Skipped             bool
 }
 
-// waiting marks the start of the wait for the lock.
-func (f *runFacts) waiting() { f.waitFrom = time.Now() }
+// Waiting marks the start of the wait for the lock.
+func (f *Facts) Waiting() { f.waitFrom = time.Now() }
 
-// waited marks the end of the wait; h is the lock if it was acquired.
-func (f *runFacts) waited(h *lock.Holder) {
+// Waited marks the end of the wait; h is the lock if it was acquired.
+func (f *Facts) Waited(h *lock.Holder) {
 	f.waitUntil = time.Now()
 	if h != nil {
 		f.heldFrom, f.token = f.waitUntil, h.FencingToken
 	}
 }
 
-// released marks the moment this run let the lock go.
-func (f *runFacts) released() {
+// Released marks the moment this run let the lock go.
+func (f *Facts) Released() {
 	if !f.heldFrom.IsZero() && f.heldUntil.IsZero() {
 		f.heldUntil = time.Now()
 	}
@@ -76,15 +76,15 @@ const (
 	metricLastRun     = "distlock_last_run_timestamp_seconds"
 )
 
-// writeMetrics writes --metrics-file when distlock is done, the lock let
+// WriteMetrics writes --metrics-file (path) for lockName when distlock is done, the lock let
 // go. A file it cannot write is said once and changes no exit status.
-func writeMetrics(c *config, f *runFacts, outcome string, status int, out *reporter) {
-	if c.metricsFile == "" {
+func WriteMetrics(path, lockName string, f *Facts, outcome string, status int, out *Reporter) {
+	if path == "" {
 		return
 	}
 	end := time.Now()
-	name := c.lockName
-	prevLock, prevSuccess := readPreviousMetrics(c.metricsFile)
+	name := lockName
+	prevLock, prevSuccess := readPreviousMetrics(path)
 	if name == "" {
 		// A usage error before the name was known, or --list: keep the
 		// label the file had, so the series stays the lock's.
@@ -96,7 +96,7 @@ func writeMetrics(c *config, f *runFacts, outcome string, status int, out *repor
 	if prevLock == name {
 		lastSuccess = prevSuccess
 	}
-	if outcome == outcomeRan && status == exitOK {
+	if outcome == OutcomeRan && status == 0 {
 		lastSuccess = end
 	}
 
@@ -106,16 +106,16 @@ func writeMetrics(c *config, f *runFacts, outcome string, status int, out *repor
 	}
 	// Only a regular file is replaced: a symbolic link or a device there
 	// (/dev/stdout, say) is someone's, and the rename would replace it.
-	if st, err := os.Lstat(c.metricsFile); err == nil && !st.Mode().IsRegular() {
-		out.about(evMetrics).warn("could not write the metrics file %s: it is not a regular file (%v); left as it is", c.metricsFile, st.Mode().Type())
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		out.About(EventMetrics).Warn("could not write the metrics file %s: it is not a regular file (%v); left as it is", path, st.Mode().Type())
 		return
 	}
-	if err := writeAtomically(c.metricsFile, b.Bytes()); err != nil {
+	if err := writeAtomically(path, b.Bytes()); err != nil {
 		var pathErr *fs.PathError
 		if errors.As(err, &pathErr) {
 			err = pathErr.Err
 		}
-		out.about(evMetrics).warn("could not write the metrics file %s: %v", c.metricsFile, err)
+		out.About(EventMetrics).Warn("could not write the metrics file %s: %v", path, err)
 	}
 }
 
@@ -165,7 +165,7 @@ var (
 
 // metricFamilies are the metrics of one run of lock name, in the order
 // they are written.
-func metricFamilies(name, outcome string, status int, f *runFacts, end, lastSuccess time.Time) []family {
+func metricFamilies(name, outcome string, status int, f *Facts, end, lastSuccess time.Time) []family {
 	lockLabel := [2]string{"lock", name}
 	gauge := func(metric, help string, value float64) family {
 		return family{name: metric, help: help, samples: []sample{{labels: [][2]string{lockLabel}, value: value}}}
@@ -175,7 +175,7 @@ func metricFamilies(name, outcome string, status int, f *runFacts, end, lastSucc
 	// never sees a series vanish.
 	byOutcome := family{name: "distlock_outcome",
 		help: "What the last run came to: 1 for its outcome (ran, skipped, conflict, lost, unreachable, usage), 0 for the others."}
-	for _, o := range outcomes {
+	for _, o := range Outcomes {
 		v := 0.0
 		if o == outcome {
 			v = 1
