@@ -27,23 +27,23 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 	const ttl, killAfter = 12 * time.Second, time.Second
 	tests := []struct {
 		name  string
-		fault func(t *testing.T, c *etcdtest.ProcessCluster, holder *job)
+		fault func(t *testing.T, c *etcdtest.ProcessCluster, holder *running)
 	}{
 		// Member 0 keeps answering its clients, but has no quorum: its
 		// keepalives go nowhere, and watches and reads wait.
-		{"member loses quorum and keeps answering", func(t *testing.T, c *etcdtest.ProcessCluster, holder *job) {
+		{"member loses quorum and keeps answering", func(t *testing.T, c *etcdtest.ProcessCluster, holder *running) {
 			freeze(t, c, 1, 2)
 			holder.wait(t, 60*time.Second)
 			resume(t, c, 1, 2)
 		}},
 		// Member 0 stops answering at all, with its connections open.
-		{"member freezes", func(t *testing.T, c *etcdtest.ProcessCluster, holder *job) {
+		{"member freezes", func(t *testing.T, c *etcdtest.ProcessCluster, holder *running) {
 			freeze(t, c, 0)
 		}},
 		// First no quorum, then member 0 freezes too while the other two
 		// come back and carry on without it: the watch that waits for a
 		// leader on member 0 never returns.
-		{"quorum moves away", func(t *testing.T, c *etcdtest.ProcessCluster, holder *job) {
+		{"quorum moves away", func(t *testing.T, c *etcdtest.ProcessCluster, holder *running) {
 			freeze(t, c, 1, 2)
 			time.Sleep(6 * time.Second) // the fault's own schedule
 			freeze(t, c, 0)
@@ -167,7 +167,7 @@ func TestWaiterOutlivesFrozenMember(t *testing.T) {
 	const n = 5
 	release := filepath.Join(t.TempDir(), "release")
 	type pair struct {
-		holder, waiter *job
+		holder, waiter *running
 		dir            string
 	}
 	var pairs []pair

@@ -240,7 +240,7 @@ func TestDurabilityWaitersKeepTheirPlaceAcrossLeaderChanges(t *testing.T) {
 	}
 	// Each waiter's "waiting" line comes once its key is in etcd and the
 	// answer is back: then its place is taken.
-	waiting := func(j *job) func() bool {
+	waiting := func(j *running) func() bool {
 		return func() bool { return strings.Contains(j.stderr.String(), `distlock: lock "q" is held by `) }
 	}
 	w1 := startDistlock(t, dir, endpoints, waiterCmd("w1")...)
@@ -275,7 +275,7 @@ func TestDurabilityWaitersKeepTheirPlaceAcrossLeaderChanges(t *testing.T) {
 				name, before[i].Key, before[i].CreateRevision, after[i].Key, after[i].CreateRevision)
 		}
 	}
-	for name, j := range map[string]*job{"holder": holder, "first waiter": w1, "second waiter": w2} {
+	for name, j := range map[string]*running{"holder": holder, "first waiter": w1, "second waiter": w2} {
 		select {
 		case <-j.done:
 			t.Errorf("the %s exited %d while the leader moved; stderr:\n%s", name, j.status, j.stderr)
@@ -289,7 +289,7 @@ func TestDurabilityWaitersKeepTheirPlaceAcrossLeaderChanges(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "go-on"), []byte("y"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for name, j := range map[string]*job{"holder": holder, "first waiter": w1, "second waiter": w2} {
+	for name, j := range map[string]*running{"holder": holder, "first waiter": w1, "second waiter": w2} {
 		if got := j.wait(t, 30*time.Second); got != 0 {
 			t.Errorf("the %s exited %d; stderr:\n%s", name, got, j.stderr)
 		}

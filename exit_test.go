@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tinx/distlock/internal/report"
+	"github.com/tinx/distlock/internal/settings"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/supervise"
 )
@@ -31,7 +32,7 @@ func TestExitStatus(t *testing.T) {
 		{"command killed by TERM", commandEnded{supervise.Status{Signal: syscall.SIGTERM}}, 75, 143},
 		{"lock lost", lockLost{lock.ErrLeaseUnconfirmed}, 75, 70},
 		{"signal while waiting", signalError{syscall.SIGINT}, 75, 130},
-		{"usage", usagef("bad"), 75, 64},
+		{"usage", settings.Usagef("bad"), 75, 64},
 		{"busy", &lock.ConflictError{Name: "x"}, 75, 75},
 		{"busy, --conflict-exit-code=0", &lock.ConflictError{Name: "x"}, 0, 0},
 		{"busy, wrapped", fmt.Errorf("waiting: %w", &lock.ConflictError{Name: "x"}), 3, 3},

@@ -22,7 +22,7 @@ import (
 )
 
 // job is a distlock process started by a Go test.
-type job struct {
+type running struct {
 	cmd    *exec.Cmd
 	stderr *syncBuffer
 	done   chan struct{}
@@ -49,21 +49,21 @@ func (s *syncBuffer) String() string {
 
 // startDistlock runs the distlock binary in dir against endpoint, in a
 // realm of the test's own.
-func startDistlock(t *testing.T, dir, endpoint string, args ...string) *job {
+func startDistlock(t *testing.T, dir, endpoint string, args ...string) *running {
 	t.Helper()
 	return startDistlockStderr(t, dir, endpoint, nil, args...)
 }
 
 // startDistlockStderr is startDistlock with stderr going to the given file
 // itself (a pipe the test controls, say) rather than to j.stderr.
-func startDistlockStderr(t *testing.T, dir, endpoint string, stderr *os.File, args ...string) *job {
+func startDistlockStderr(t *testing.T, dir, endpoint string, stderr *os.File, args ...string) *running {
 	t.Helper()
 	return startDistlockEnv(t, dir, endpoint, nil, stderr, args...)
 }
 
 // startDistlockEnv is startDistlockStderr with env added to distlock's
 // environment (another host's, say), winning over what is there.
-func startDistlockEnv(t *testing.T, dir, endpoint string, env []string, stderr *os.File, args ...string) *job {
+func startDistlockEnv(t *testing.T, dir, endpoint string, env []string, stderr *os.File, args ...string) *running {
 	t.Helper()
 	cmd := exec.Command("distlock", args...)
 	cmd.Dir = dir
@@ -79,9 +79,9 @@ func startDistlockEnv(t *testing.T, dir, endpoint string, env []string, stderr *
 
 // startJob starts cmd, a distlock, with its stderr in j.stderr unless cmd
 // has one, and kills it at the end of the test if it still runs.
-func startJob(t *testing.T, cmd *exec.Cmd) *job {
+func startJob(t *testing.T, cmd *exec.Cmd) *running {
 	t.Helper()
-	j := &job{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	j := &running{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	if j.cmd.Stderr == nil {
 		j.cmd.Stderr = j.stderr
 	}
@@ -108,7 +108,7 @@ func startJob(t *testing.T, cmd *exec.Cmd) *job {
 }
 
 // wait returns the exit status, failing the test after timeout.
-func (j *job) wait(t *testing.T, timeout time.Duration) int {
+func (j *running) wait(t *testing.T, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-j.done:
@@ -232,7 +232,7 @@ func TestPartitionStopsCommandBeforeNextHolderStarts(t *testing.T) {
 // nextStartsAfter waits until the next holder b, whose command writes the
 // time it started to start.ns in dirB, is done, and checks that it started
 // only after the previous command, a stampLoop in dirA, last ran.
-func nextStartsAfter(t *testing.T, b *job, dirA, dirB string) (lastA, startB int64) {
+func nextStartsAfter(t *testing.T, b *running, dirA, dirB string) (lastA, startB int64) {
 	t.Helper()
 	if got := b.wait(t, 60*time.Second); got != 0 {
 		t.Fatalf("next holder exited %d; stderr:\n%s", got, b.stderr)

@@ -1,9 +1,14 @@
 // Command distlock takes a named lock in etcd, runs a command while it holds
 // the lock, and lets go when the command ends, however it ends.
 //
-// The contract (flags, environment, config file, exit statuses, keys) is in
-// README.md; this file only parses, decides and maps errors to statuses.
+// The contract (flags, environment, config file, exit statuses, keys) is
+// in docs/reference.md. The main package is the command's wiring and its
+// modes: internal/settings reads what is asked, lock takes the lock,
+// supervise runs the command, internal/report says what happened.
 package main
+
+// The man page, from the settings table.
+//go:generate go run ./internal/settings/mkman docs/distlock.1
 
 import (
 	"context"
@@ -14,9 +19,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/grpclog"
 
+	"github.com/tinx/distlock/internal/dial"
 	"github.com/tinx/distlock/internal/report"
+	"github.com/tinx/distlock/internal/settings"
 	"github.com/tinx/distlock/signals"
 	"github.com/tinx/distlock/supervise"
 
@@ -56,25 +64,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// and the command must get SIGPIPE at its default.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
-	c, err := parseConfig(args)
-	if errors.Is(err, errHelp) {
-		fmt.Fprint(stdout, usage)
+	r, err := settings.Parse(args)
+	switch r.Mode {
+	case settings.ModeHelp:
+		fmt.Fprint(stdout, settings.Help())
 		return exitOK
-	}
-	if c == nil { // no settings read at all: say the error as text
-		c = &config{}
-	}
-	if err == nil && c.version {
+	case settings.ModeVersion:
 		fmt.Fprint(stdout, versionText(version, buildInfo()))
 		return exitOK
-	}
-	if err == nil && c.completion != "" {
-		fmt.Fprint(stdout, completionScript(c.completion))
+	case settings.ModeCompletion:
+		fmt.Fprint(stdout, settings.Completion(r.Shell))
 		return exitOK
 	}
 	// A usage error is said, and counted in the metrics file, as far as
 	// the settings read before it say how.
-	out := report.New(stderr, report.Style{Quiet: c.quiet, Verbose: c.verbose, JSON: c.logFormat == logJSON, Lock: c.lockName})
+	out := report.New(stderr, r.Say)
 	// What is still queued when distlock is done gets a moment, not more:
 	// the lock is released already, and a stuck stderr must not keep
 	// distlock from exiting.
@@ -84,39 +88,52 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		out.About(report.EventUsage).Fail("%v", err)
 	} else {
-		err = runMode(ctx, c, stdout, out, facts)
+		err = runMode(ctx, r, stdout, out, facts)
 	}
-	status := exitStatus(err, c.conflictExitCode)
-	report.WriteMetrics(c.metricsFile, c.lockName, facts, outcomeOf(err, facts), status, out)
+	status := exitStatus(err, r.Lock.ConflictExitCode)
+	report.WriteMetrics(r.MetricsFile, r.Lock.Name, facts, outcomeOf(err, facts), status, out)
 	return status
 }
 
+// job is what every mode works with: etcd, the lock, and where to say
+// what happens.
+type job struct {
+	client *clientv3.Client
+	conn   *settings.Conn // to explain etcd's errors
+	lock   settings.Lock
+	out    *report.Reporter
+}
+
+// etcdError says what etcd's err means, and what to do about it.
+func (j *job) etcdError(err error) error { return dial.Explain(j.conn, err) }
+
 // runMode dials etcd and runs the mode; the lock is let go when it returns.
-func runMode(ctx context.Context, c *config, stdout io.Writer, out *report.Reporter, facts *report.Facts) error {
-	client, err := dial(c, out)
+func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report.Reporter, facts *report.Facts) error {
+	client, err := dial.New(&r.Conn, out)
 	if err != nil {
-		var usage *usageError
+		var usage *settings.UsageError
 		if errors.As(err, &usage) {
 			out.About(report.EventUsage).Fail("%v", err)
 			return err
 		}
-		err = etcdError(c, err)
+		err = dial.Explain(&r.Conn, err)
 		out.About(report.EventEtcdError).Fail("%v", err)
 		return err
 	}
 	defer client.Close()
 
-	switch c.mode {
-	case modeExec:
-		return runExec(ctx, c, client, out, facts)
-	case modeLock:
-		return runLock(ctx, c, client, out, facts)
-	case modeUnlock:
-		return runUnlock(ctx, c, client, out)
-	case modeStatus:
-		return runStatus(ctx, c, client, stdout, out)
+	j := &job{client: client, conn: &r.Conn, lock: r.Lock, out: out}
+	switch r.Mode {
+	case settings.ModeExec:
+		return runExec(ctx, j, r.Exec, facts)
+	case settings.ModeLock:
+		return runLock(ctx, j, facts)
+	case settings.ModeUnlock:
+		return runUnlock(ctx, j)
+	case settings.ModeStatus:
+		return runStatus(ctx, j, stdout, r.JSON)
 	}
-	return runList(ctx, c, client, stdout, out)
+	return runList(ctx, j, stdout, r.JSON)
 }
 
 // What a mode can return besides nil (done, 0) and etcd's errors (69). The

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tinx/distlock/internal/poll"
 	"github.com/tinx/distlock/internal/report"
+	"github.com/tinx/distlock/internal/settings"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/supervise"
 )
@@ -383,7 +384,7 @@ func TestOutcome(t *testing.T) {
 		{"lease lost before the start", lostBeforeStart{lock.ErrLeaseUnconfirmed}, false, "lost", 69},
 		{"etcd unreachable", context.DeadlineExceeded, false, "unreachable", 69},
 		{"--min-interval could not ask etcd", context.DeadlineExceeded, false, "unreachable", 69},
-		{"usage", usagef("bad"), false, "usage", 64},
+		{"usage", settings.Usagef("bad"), false, "usage", 64},
 		{"another --limit", &lock.LimitError{Name: "x", Ours: 2, Held: 1}, false, "usage", 64},
 	}
 	for _, tt := range tests {

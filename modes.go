@@ -11,9 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/tinx/distlock/internal/report"
+	"github.com/tinx/distlock/internal/settings"
 	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
@@ -24,7 +23,7 @@ import (
 // for it (stopping it if the lock is lost), release the lock. With
 // --min-interval a recent success starts nothing, and a success is
 // recorded; with --min-hold etcd releases the lock, not distlock.
-func runExec(ctx context.Context, c *config, client *clientv3.Client, out *report.Reporter, facts *report.Facts) error {
+func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
 	// The watchdog starts while the lock is taken, so that its start does
@@ -34,7 +33,7 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	defer wd.Close()
 
 	facts.Waiting()
-	h, err := acquire(ctx, c, client, lock.ModeExec, c.killAfter+killMargin, sigs, out)
+	h, err := acquire(ctx, j, lock.ModeExec, x.KillAfter+settings.KillMargin, sigs)
 	facts.Waited(h)
 	if err != nil {
 		return err
@@ -42,31 +41,31 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 	acquired := time.Now()
 	var holdUntil time.Time // --min-hold, once the command has started
 	defer func() {
-		letGo(c, h, holdUntil, out)
+		letGo(j, x, h, holdUntil)
 		facts.Released()
 	}()
-	skip, err := recentRun(ctx, h, c, client, out)
+	skip, err := recentRun(ctx, j, x, h)
 	if skip || err != nil {
 		facts.Skipped = skip
 		return err
 	}
-	out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
-		Debug("acquired lock %q as %s (fencing token %d)", c.lockName, h.Key, h.FencingToken)
+	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
+		Debug("acquired lock %q as %s (fencing token %d)", j.lock.Name, h.Key, h.FencingToken)
 
 	started := time.Now()
-	p, err := supervise.Start(commandSpec(c, h, wd, sigs, out))
+	p, err := supervise.Start(commandSpec(j, x, h, wd, sigs))
 	if err != nil {
-		return notStarted(c, err, out)
+		return notStarted(j, err)
 	}
-	holdUntil = acquired.Add(c.minHold)
+	holdUntil = acquired.Add(x.MinHold)
 
 	st, stopped := p.Wait(h.Context().Done(), sigs)
 	if stopped {
 		return lockLost{h.Err()}
 	}
-	out.About(report.EventEnded).With("exit_status", st.ExitCode()).Debug("command ended: %v", st)
+	j.out.About(report.EventEnded).With("exit_status", st.ExitCode()).Debug("command ended: %v", st)
 	if st.ExitCode() == 0 {
-		recordRun(c, h, started, out)
+		recordRun(j, x, h, started)
 	}
 	return commandEnded{st}
 }
@@ -74,16 +73,16 @@ func runExec(ctx context.Context, c *config, client *clientv3.Client, out *repor
 // commandSpec is how the command runs under h: its arguments and
 // environment, the kill sequence and its bounds, and the lines that tell
 // what the supervision does.
-func commandSpec(c *config, h *lock.Holder, wd *supervise.Watchdog, sigs <-chan os.Signal, out *report.Reporter) supervise.Spec {
+func commandSpec(j *job, x settings.Exec, h *lock.Holder, wd *supervise.Watchdog, sigs <-chan os.Signal) supervise.Spec {
 	return supervise.Spec{
-		Args:       c.command,
+		Args:       x.Command,
 		Env:        commandEnv(h),
 		Watchdog:   wd,
-		KillSignal: c.killSignal,
-		KillAfter:  c.killAfter,
+		KillSignal: x.KillSignal,
+		KillAfter:  x.KillAfter,
 		// SIGKILL never later than the safety rule allows, even if the
 		// kill sequence starts late.
-		KillBy: func() time.Time { return h.SafeUntil().Add(-killMargin) },
+		KillBy: func() time.Time { return h.SafeUntil().Add(-settings.KillMargin) },
 		// A signal may have come since the lock was taken, and the lease
 		// may have gone without the loss being noticed yet: look at
 		// both, the deadline itself, last thing before the start.
@@ -94,102 +93,102 @@ func commandSpec(c *config, h *lock.Holder, wd *supervise.Watchdog, sigs <-chan 
 			return h.Check()
 		},
 		Stopping: func() {
-			out.About(report.EventLost).Fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
-				c.lockName, h.Err(), signals.Name(c.killSignal), c.killAfter)
+			j.out.About(report.EventLost).Fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
+				j.lock.Name, h.Err(), signals.Name(x.KillSignal), x.KillAfter)
 		},
 		CannotStop: func(err error) {
-			out.About(report.EventCannotStop).Fail("cannot stop the command: %v (it runs as another user); waiting for it to end by itself",
+			j.out.About(report.EventCannotStop).Fail("cannot stop the command: %v (it runs as another user); waiting for it to end by itself",
 				err)
 		},
 		SuspendRefused: func() {
-			out.Info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", c.lockName)
+			j.out.Info("not suspending the command: it would keep holding lock %q; Ctrl-C stops it", j.lock.Name)
 		},
 		WaitsForTerminal: func() {
-			out.Info("the command waits for the terminal, holding lock %q; bring distlock to the foreground (fg)", c.lockName)
+			j.out.Info("the command waits for the terminal, holding lock %q; bring distlock to the foreground (fg)", j.lock.Name)
 		},
 	}
 }
 
 // notStarted says why the command did not start, and returns what
 // happened.
-func notStarted(c *config, err error, out *report.Reporter) error {
+func notStarted(j *job, err error) error {
 	var notStart *supervise.StartError
 	var sig signalError
 	switch {
 	case errors.As(err, &notStart):
-		out.About(report.EventNotStarted).Fail("%v", err)
+		j.out.About(report.EventNotStarted).Fail("%v", err)
 		return err
 	case errors.As(err, &sig):
-		out.About(report.EventSignal).Fail("not starting the command: got SIG%s", signals.Name(sig.sig))
+		j.out.About(report.EventSignal).Fail("not starting the command: got SIG%s", signals.Name(sig.sig))
 		return err
 	default: // Ready said no: no command has run, etcd is the trouble
-		out.About(report.EventLost).Fail("lost lock %q before the command started: %v", c.lockName, err)
+		j.out.About(report.EventLost).Fail("lost lock %q before the command started: %v", j.lock.Name, err)
 		return lostBeforeStart{err}
 	}
 }
 
 // runLock is --lock: wait for the lock, then keep it beyond this process.
-func runLock(ctx context.Context, c *config, client *clientv3.Client, out *report.Reporter, facts *report.Facts) error {
+func runLock(ctx context.Context, j *job, facts *report.Facts) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
 	facts.Waiting()
-	h, err := acquire(ctx, c, client, lock.ModeLock, 0, sigs, out)
+	h, err := acquire(ctx, j, lock.ModeLock, 0, sigs)
 	facts.Waited(h)
 	if err != nil {
 		return err
 	}
-	dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
+	dctx, cancel := context.WithTimeout(ctx, j.lock.RPCTimeout)
 	defer cancel()
 	if err := h.Detach(dctx); err != nil {
-		release(c, h, out)
+		release(j, h)
 		facts.Released()
-		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return err
 	}
-	out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
-		Debug("holding lock %q as %s until someone runs --unlock", c.lockName, h.Key)
+	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
+		Debug("holding lock %q as %s until someone runs --unlock", j.lock.Name, h.Key)
 	return nil
 }
 
 // runUnlock is --unlock: delete the holder's key, whoever holds it. A
 // holder that is still running makes way for a record that keeps the lock
 // taken until it has stopped its command.
-func runUnlock(ctx context.Context, c *config, client *clientv3.Client, out *report.Reporter) error {
-	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
+func runUnlock(ctx context.Context, j *job) error {
+	rctx, cancel := context.WithTimeout(ctx, j.lock.RPCTimeout)
 	defer cancel()
 	var done *lock.Unlocked
 	var err error
 	key := ""
-	if c.holder != "" {
+	if j.lock.Holder != "" {
 		var kerr error
-		key, kerr = lock.KeyOf(c.prefix, c.lockName, c.holder)
+		key, kerr = lock.KeyOf(j.lock.Realm, j.lock.Name, j.lock.Holder)
 		if kerr != nil {
-			err = usagef("--holder: %v", kerr)
-			out.About(report.EventUsage).Fail("%v", err)
+			err = settings.Usagef("--holder: %v", kerr)
+			j.out.About(report.EventUsage).Fail("%v", err)
 			return err
 		}
-		done, err = lock.UnlockKey(rctx, client, c.prefix, c.lockName, key)
+		done, err = lock.UnlockKey(rctx, j.client, j.lock.Realm, j.lock.Name, key)
 	} else {
-		done, err = lock.Unlock(rctx, client, c.prefix, c.lockName)
+		done, err = lock.Unlock(rctx, j.client, j.lock.Realm, j.lock.Name)
 	}
 	switch {
 	case err != nil:
-		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return err
-	case done.Removed != nil && c.holder != "":
-		out.About(report.EventReleased).Holder(*done.Removed).Info("released key %s of lock %q: %s", untrusted.Word(key, untrusted.MaxKey), c.lockName, describeUnlocked(*done.Removed))
-		sayStopping(c, done, out)
+	case done.Removed != nil && j.lock.Holder != "":
+		j.out.About(report.EventReleased).Holder(*done.Removed).Info("released key %s of lock %q: %s", untrusted.Word(key, untrusted.MaxKey), j.lock.Name, describeUnlocked(*done.Removed))
+		sayStopping(j, done)
 	case done.Removed != nil:
-		out.About(report.EventReleased).Holder(*done.Removed).Info("released lock %q, held by %s", c.lockName, describeUnlocked(*done.Removed))
-		sayStopping(c, done, out)
+		j.out.About(report.EventReleased).Holder(*done.Removed).Info("released lock %q, held by %s", j.lock.Name, describeUnlocked(*done.Removed))
+		sayStopping(j, done)
 	case len(done.Pending) > 0:
 		for _, e := range done.Pending {
-			out.About(report.EventStopping).Holder(e).Info("lock %q was unlocked already; the next holder starts once this one has stopped its command: %s", c.lockName, describeUnlocked(e))
+			j.out.About(report.EventStopping).Holder(e).Info("lock %q was unlocked already; the next holder starts once this one has stopped its command: %s", j.lock.Name, describeUnlocked(e))
 		}
-	case c.holder != "":
-		out.About(report.EventNotHeld).Info("lock %q has no key %s; nothing to unlock", c.lockName, untrusted.Word(key, untrusted.MaxKey))
+	case j.lock.Holder != "":
+		j.out.About(report.EventNotHeld).Info("lock %q has no key %s; nothing to unlock", j.lock.Name, untrusted.Word(key, untrusted.MaxKey))
 	default:
-		out.About(report.EventNotHeld).Info("lock %q is not held; nothing to unlock", c.lockName)
+		j.out.About(report.EventNotHeld).Info("lock %q is not held; nothing to unlock", j.lock.Name)
 	}
 	return nil
 }
@@ -205,9 +204,9 @@ func describeUnlocked(e lock.Entry) string {
 // lock is not free yet, and which lease keeps it: if that holder's
 // machine is gone, nobody stops anything, and whoever knows it can revoke
 // the lease rather than wait for it to expire.
-func sayStopping(c *config, done *lock.Unlocked, out *report.Reporter) {
+func sayStopping(j *job, done *lock.Unlocked) {
 	if done.Stopping {
-		out.About(report.EventStopping).Holder(*done.Removed).Info("its command is being stopped; the next holder of lock %q starts once it has stopped, or its lease %x expires", c.lockName, done.Removed.Lease)
+		j.out.About(report.EventStopping).Holder(*done.Removed).Info("its command is being stopped; the next holder of lock %q starts once it has stopped, or its lease %x expires", j.lock.Name, done.Removed.Lease)
 	}
 }
 
@@ -215,7 +214,7 @@ func sayStopping(c *config, done *lock.Unlocked, out *report.Reporter) {
 // and says why if it was not acquired. A signal that came while the lock
 // was being taken, even in the instant it became ours, means: do not go
 // on; the lock is released again.
-func acquire(ctx context.Context, c *config, client *clientv3.Client, mode string, lead time.Duration, sigs <-chan os.Signal, out *report.Reporter) (*lock.Holder, error) {
+func acquire(ctx context.Context, j *job, mode string, lead time.Duration, sigs <-chan os.Signal) (*lock.Holder, error) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := make(chan struct{})
@@ -234,14 +233,14 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 			}
 		}
 	}()
-	req := c.request(mode, lead, out)
+	req := j.request(mode, lead)
 	// On a terminal the waiting line stays live, and is gone again before
 	// anything else is said or run.
-	line := report.NewWaitLine(wctx, report.Queue{Client: client, Realm: c.prefix, Name: c.lockName, Timeout: c.dialTimeout}, req.Info, out)
+	line := report.NewWaitLine(wctx, report.Queue{Client: j.client, Realm: j.lock.Realm, Name: j.lock.Name, Timeout: j.lock.RPCTimeout}, req.Info, j.out)
 	if line != nil {
 		req.Blocked = line.Blocked
 	}
-	h, err := acquireLock(wctx, client, req)
+	h, err := acquireLock(wctx, j.client, req)
 	line.Stop()
 	close(stop)
 	<-watching
@@ -252,43 +251,43 @@ func acquire(ctx context.Context, c *config, client *clientv3.Client, mode strin
 	}
 	switch {
 	case h != nil && sig.sig != 0:
-		release(c, h, out)
-		out.About(report.EventSignal).Fail("got SIG%s just as lock %q was taken; released it again", signals.Name(sig.sig), c.lockName)
+		release(j, h)
+		j.out.About(report.EventSignal).Fail("got SIG%s just as lock %q was taken; released it again", signals.Name(sig.sig), j.lock.Name)
 		return nil, sig
 	case h != nil:
 		return h, nil
 	case errors.As(context.Cause(wctx), &sig):
-		out.About(report.EventSignal).Fail("stopped waiting for lock %q: got SIG%s", c.lockName, signals.Name(sig.sig))
+		j.out.About(report.EventSignal).Fail("stopped waiting for lock %q: got SIG%s", j.lock.Name, signals.Name(sig.sig))
 		return nil, sig
 	}
-	sayNotAcquired(c, err, out)
+	sayNotAcquired(j, err)
 	return nil, err
 }
 
 // sayNotAcquired says why the lock was not acquired: another --limit, the
 // timeout (naming the holder), or etcd.
-func sayNotAcquired(c *config, err error, out *report.Reporter) {
+func sayNotAcquired(j *job, err error) {
 	var conflict *lock.ConflictError
 	var limit *lock.LimitError
 	switch {
 	case errors.As(err, &limit):
-		out.About(report.EventUsage).Fail("%v", err)
+		j.out.About(report.EventUsage).Fail("%v", err)
 	case errors.As(err, &conflict):
-		about := out.About(report.EventConflict)
+		about := j.out.About(report.EventConflict)
 		if conflict.Holder != nil {
 			about = about.Holder(*conflict.Holder)
 		}
 		say := about.Fail
-		if c.conflictExitCode == 0 {
+		if j.lock.ConflictExitCode == 0 {
 			say = about.Info // "skip if busy": --quiet makes it silent
 		}
-		if c.timeout == 0 {
+		if j.lock.Timeout == 0 {
 			say("%v; not waiting (--nowait)", conflict)
 		} else {
-			say("%v; gave up after %v (--timeout)", conflict, c.timeout)
+			say("%v; gave up after %v (--timeout)", conflict, j.lock.Timeout)
 		}
 	default:
-		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 	}
 }
 
@@ -314,34 +313,34 @@ func pendingSignal(sigs <-chan os.Signal) signalError {
 
 // release gives the lock back; if etcd cannot be reached the lease expires
 // by itself.
-func release(c *config, h *lock.Holder, out *report.Reporter) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.dialTimeout)
+func release(j *job, h *lock.Holder) {
+	ctx, cancel := context.WithTimeout(context.Background(), j.lock.RPCTimeout)
 	defer cancel()
 	if err := h.Release(ctx); err != nil {
-		out.About(report.EventReleaseFailed).Fail("could not release lock %q (%v); etcd will expire it within %v", c.lockName, err, c.ttl)
+		j.out.About(report.EventReleaseFailed).Fail("could not release lock %q (%v); etcd will expire it within %v", j.lock.Name, err, j.lock.TTL)
 	}
 }
 
 // request describes what this call wants of the lock.
-func (c *config) request(mode string, lead time.Duration, out *report.Reporter) lock.Request {
+func (j *job) request(mode string, lead time.Duration) lock.Request {
 	host, _ := os.Hostname()
 	return lock.Request{
-		Realm: c.prefix,
-		Name:  c.lockName,
+		Realm: j.lock.Realm,
+		Name:  j.lock.Name,
 		Info: lock.Info{
-			Reason: c.reason,
+			Reason: j.lock.Reason,
 			Host:   host,
 			PID:    os.Getpid(),
 			User:   currentUser(),
 			Mode:   mode,
 		},
-		Limit:      c.limit,
-		Timeout:    c.timeout,
-		TTL:        c.ttl,
+		Limit:      j.lock.Limit,
+		Timeout:    j.lock.Timeout,
+		TTL:        j.lock.TTL,
 		Lead:       lead,
-		RPCTimeout: c.dialTimeout,
+		RPCTimeout: j.lock.RPCTimeout,
 		Blocked: func(holder lock.Entry) {
-			out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by %s; waiting", c.lockName, holder.Describe())
+			j.out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by %s; waiting", j.lock.Name, holder.Describe())
 		},
 	}
 }

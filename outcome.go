@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/tinx/distlock/internal/report"
+	"github.com/tinx/distlock/internal/settings"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
 	"github.com/tinx/distlock/supervise"
@@ -18,7 +19,7 @@ func endingOf(err error, facts *report.Facts) report.Ending {
 		lost     lockLost
 		lostSoon lostBeforeStart
 		sig      signalError
-		usage    *usageError
+		usage    *settings.UsageError
 		limit    *lock.LimitError
 		busy     *lock.ConflictError
 		notStart *supervise.StartError

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tinx/distlock/internal/settings"
 )
 
 // TestREADMERecipesParse holds the examples of the README and the pages
@@ -37,7 +39,7 @@ func TestREADMERecipesParse(t *testing.T) {
 			name, _, _ := strings.Cut(a, "=")
 			seen[name] = true
 		}
-		if _, err := parseConfig(args); err != nil {
+		if _, err := settings.Parse(args); err != nil {
 			t.Errorf("docs: distlock %s: %v", strings.Join(args, " "), err)
 		}
 	}

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/tinx/distlock/internal/report"
+	"github.com/tinx/distlock/internal/settings"
 	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 )
@@ -17,67 +16,67 @@ import (
 // so, exec mode starts nothing and exits 0, saying so only with --verbose.
 // Without an answer from etcd nothing starts either (69).
 // The read ends with the lock, as every etcd call of a holder does.
-func recentRun(ctx context.Context, h *lock.Holder, c *config, client *clientv3.Client, out *report.Reporter) (bool, error) {
-	if c.minInterval == 0 {
+func recentRun(ctx context.Context, j *job, x settings.Exec, h *lock.Holder) (bool, error) {
+	if x.MinInterval == 0 {
 		return false, nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
+	rctx, cancel := context.WithTimeout(ctx, j.lock.RPCTimeout)
 	defer cancel()
 	defer context.AfterFunc(h.Context(), cancel)()
-	last, err := lock.ReadLastRun(rctx, client, c.prefix, c.lockName)
+	last, err := lock.ReadLastRun(rctx, j.client, j.lock.Realm, j.lock.Name)
 	if err != nil {
 		if lost := h.Check(); lost != nil {
-			out.About(report.EventLost).Fail("lost lock %q before the command started: %v", c.lockName, lost)
+			j.out.About(report.EventLost).Fail("lost lock %q before the command started: %v", j.lock.Name, lost)
 			return false, lostBeforeStart{lost}
 		}
-		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return false, err
 	}
-	if last == nil || !last.Within(c.minInterval) {
+	if last == nil || !last.Within(x.MinInterval) {
 		return false, nil
 	}
-	out.About(report.EventSkipped).Debug("not running the command: lock %q last ran successfully less than %v ago (--min-interval): %s",
-		c.lockName, c.minInterval, last.Describe())
+	j.out.About(report.EventSkipped).Debug("not running the command: lock %q last ran successfully less than %v ago (--min-interval): %s",
+		j.lock.Name, x.MinInterval, last.Describe())
 	return true, nil
 }
 
 // recordRun writes down, for --min-interval, that the command started at
 // started succeeded, while the lock is still ours. A run that could not be
 // recorded is said, and keeps no later run from starting.
-func recordRun(c *config, h *lock.Holder, started time.Time, out *report.Reporter) {
-	if c.minInterval == 0 {
+func recordRun(j *job, x settings.Exec, h *lock.Holder, started time.Time) {
+	if x.MinInterval == 0 {
 		return
 	}
-	err := h.RecordRun(context.Background(), c.minInterval, started)
+	err := h.RecordRun(context.Background(), x.MinInterval, started)
 	switch {
 	case errors.Is(err, lock.ErrNotHeld):
-		out.About(report.EventLost).Fail("lock %q was lost as the command ended; its run is not recorded for --min-interval", c.lockName)
+		j.out.About(report.EventLost).Fail("lock %q was lost as the command ended; its run is not recorded for --min-interval", j.lock.Name)
 	case errors.Is(err, lock.ErrMaybeRecorded):
-		out.About(report.EventEtcdError).Fail("could not learn whether the run was recorded for --min-interval (%v); if it was, runs of lock %q are skipped until etcd drops the record, within %v", etcdError(c, err), c.lockName, c.minInterval)
+		j.out.About(report.EventEtcdError).Fail("could not learn whether the run was recorded for --min-interval (%v); if it was, runs of lock %q are skipped until etcd drops the record, within %v", j.etcdError(err), j.lock.Name, x.MinInterval)
 	case err != nil:
-		out.About(report.EventEtcdError).Fail("could not record the run for --min-interval (%v); the next run of lock %q will not be skipped", etcdError(c, err), c.lockName)
+		j.out.About(report.EventEtcdError).Fail("could not record the run for --min-interval (%v); the next run of lock %q will not be skipped", j.etcdError(err), j.lock.Name)
 	default:
-		out.Debug("recorded the successful run of lock %q: runs are skipped for %v (--min-interval)", c.lockName, c.minInterval)
+		j.out.Debug("recorded the successful run of lock %q: runs are skipped for %v (--min-interval)", j.lock.Name, x.MinInterval)
 	}
 }
 
 // letGo gives the lock back when exec mode is done. With --min-hold, until
 // holdUntil (zero when no command started), it leaves the lock to etcd to
 // release then, and exits without waiting for it.
-func letGo(c *config, h *lock.Holder, holdUntil time.Time, out *report.Reporter) {
+func letGo(j *job, x settings.Exec, h *lock.Holder, holdUntil time.Time) {
 	left := time.Until(holdUntil)
 	if holdUntil.IsZero() || left <= 0 || h.Err() != nil {
-		release(c, h, out)
+		release(j, h)
 		return
 	}
 	ttl, err := h.HoldFor(context.Background(), left)
 	switch {
 	case errors.Is(err, lock.ErrNotHeld):
-		out.About(report.EventLost).Fail("lock %q was lost as the command ended; not holding it for --min-hold", c.lockName)
+		j.out.About(report.EventLost).Fail("lock %q was lost as the command ended; not holding it for --min-hold", j.lock.Name)
 	case err != nil:
-		out.About(report.EventEtcdError).Fail("could not keep lock %q taken for --min-hold (%v); it may be free before its time", c.lockName, etcdError(c, err))
+		j.out.About(report.EventEtcdError).Fail("could not keep lock %q taken for --min-hold (%v); it may be free before its time", j.lock.Name, j.etcdError(err))
 	case ttl > 0:
-		out.Debug("leaving lock %q taken for %v more (--min-hold); etcd releases it then", c.lockName, ttl)
+		j.out.Debug("leaving lock %q taken for %v more (--min-hold); etcd releases it then", j.lock.Name, ttl)
 	}
 }
 

@@ -127,7 +127,7 @@ func TestMinIntervalHostsAtOnce(t *testing.T) {
 		{"TZ=Europe/Berlin", "DISTLOCK_MIN_INTERVAL=3600"},
 	}
 	command := []string{"sh", "-c", "echo $DISTLOCK_FENCING_TOKEN >> runs; while [ ! -e go-on ]; do sleep 0.05; done"}
-	var jobs []*job
+	var jobs []*running
 	for i, env := range hosts {
 		args := []string{"--lock-name=hourly", "--quiet"}
 		if i < 2 {
@@ -146,7 +146,7 @@ func TestMinIntervalHostsAtOnce(t *testing.T) {
 		}
 	}
 	if n := countLines(t, filepath.Join(dir, "runs")); n != 1 {
-		t.Errorf("five hosts in one window ran the job %d times, want once", n)
+		t.Errorf("five hosts in one window ran the running %d times, want once", n)
 	}
 	if key, there := lastRunKey(t, client, "hourly"); !there {
 		t.Errorf("no record at %s after the run", key)

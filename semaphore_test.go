@@ -20,13 +20,13 @@ func TestSemaphoreContention(t *testing.T) {
 	logFile := filepath.Join(dir, "log")
 	record := `echo "enter $(date +%s%N) $DISTLOCK_FENCING_TOKEN" >> ` + logFile +
 		`; sleep 0.3; echo "exit $(date +%s%N) $DISTLOCK_FENCING_TOKEN" >> ` + logFile
-	var jobs []*job
+	var jobs []*running
 	for i := 0; i < 6; i++ {
 		jobs = append(jobs, startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=six", "--limit=2", "--", "sh", "-c", record))
 	}
 	for i, j := range jobs {
 		if got := j.wait(t, 60*time.Second); got != 0 {
-			t.Fatalf("job %d exited %d; stderr:\n%s", i, got, j.stderr)
+			t.Fatalf("running %d exited %d; stderr:\n%s", i, got, j.stderr)
 		}
 	}
 	type event struct {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/tinx/distlock/internal/report"
@@ -19,35 +18,35 @@ import (
 // runStatus is --status: the holder and the waiters of one lock. A holder
 // that --unlock removed and that is still stopping its command holds it
 // until it has stopped, and is shown as holding it.
-func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *report.Reporter) error {
-	rctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
+func runStatus(ctx context.Context, j *job, stdout io.Writer, asJSON bool) error {
+	rctx, cancel := context.WithTimeout(ctx, j.lock.RPCTimeout)
 	defer cancel()
-	q, err := lock.ReadQueue(rctx, client, c.prefix, c.lockName)
+	q, err := lock.ReadQueue(rctx, j.client, j.lock.Realm, j.lock.Name)
 	entries, stopping := q.Entries, q.Stopping
 	if err != nil {
-		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return err
 	}
-	last, err := lock.ReadLastRun(rctx, client, c.prefix, c.lockName)
+	last, err := lock.ReadLastRun(rctx, j.client, j.lock.Realm, j.lock.Name)
 	if err != nil {
-		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return err
 	}
 	free := len(entries) == 0 && len(stopping) == 0
-	if c.json {
-		s := lockStatus(c.lockName, entries, stopping)
+	if asJSON {
+		s := lockStatus(j.lock.Name, entries, stopping)
 		s.LastRun = lastRunStatus(last)
-		s.ForeignKeys = foreignJSON(c.prefix, c.lockName, q.Foreign)
+		s.ForeignKeys = foreignJSON(j.lock.Realm, j.lock.Name, q.Foreign)
 		writeJSON(stdout, s)
 	} else if free {
-		fmt.Fprintf(stdout, "lock %s is free\n", lockLabel(c.lockName))
+		fmt.Fprintf(stdout, "lock %s is free\n", lockLabel(j.lock.Name))
 	} else if holders, waiters := lock.Holders(entries, stopping); len(holders) == 1 && limit(entries, stopping) == 1 {
-		fmt.Fprintf(stdout, "lock %s is held by %s\n", lockLabel(c.lockName), holders[0].Describe())
+		fmt.Fprintf(stdout, "lock %s is held by %s\n", lockLabel(j.lock.Name), holders[0].Describe())
 		for i, e := range waiters {
 			fmt.Fprintf(stdout, "  waiter %d: %s\n", i+1, e.Describe())
 		}
 	} else {
-		fmt.Fprintf(stdout, "lock %s (--limit %d) is held by %d:\n", lockLabel(c.lockName), limit(entries, stopping), len(holders))
+		fmt.Fprintf(stdout, "lock %s (--limit %d) is held by %d:\n", lockLabel(j.lock.Name), limit(entries, stopping), len(holders))
 		for i, e := range holders {
 			fmt.Fprintf(stdout, "  holder %d: %s: %s\n", i+1, untrusted.Word(e.Key, untrusted.MaxKey), e.Describe())
 		}
@@ -55,10 +54,10 @@ func runStatus(ctx context.Context, c *config, client *clientv3.Client, stdout i
 			fmt.Fprintf(stdout, "  waiter %d: %s: %s\n", i+1, untrusted.Word(e.Key, untrusted.MaxKey), e.Describe())
 		}
 	}
-	if !c.json {
-		sayForeign(stdout, c.prefix, c.lockName, q.Foreign)
+	if !asJSON {
+		sayForeign(stdout, j.lock.Realm, j.lock.Name, q.Foreign)
 	}
-	if last != nil && !c.json {
+	if last != nil && !asJSON {
 		fmt.Fprintf(stdout, "last successful run: %s\n", last.Describe())
 	}
 	if free {
@@ -74,11 +73,11 @@ const listPageSize = 1000
 // (or one JSON object) each, written as the realm is read page by page.
 // If etcd fails half-way, what was written stays, --json's array is left
 // open, and the status is 69.
-func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.Writer, out *report.Reporter) error {
+func runList(ctx context.Context, j *job, stdout io.Writer, asJSON bool) error {
 	n := 0
-	err := lock.List(ctx, client, c.prefix, listPageSize, c.dialTimeout, func(l lock.Lock) {
+	err := lock.List(ctx, j.client, j.lock.Realm, listPageSize, j.lock.RPCTimeout, func(l lock.Lock) {
 		n++
-		if c.json {
+		if asJSON {
 			sep := ",\n  "
 			if n == 1 {
 				sep = "[\n  "
@@ -98,12 +97,12 @@ func runList(ctx context.Context, c *config, client *clientv3.Client, stdout io.
 		fmt.Fprintf(stdout, "%s\t%s\t%d waiting\n", listedName(l), held, len(waiters))
 	})
 	if err != nil {
-		out.About(report.EventEtcdError).Fail("%v", etcdError(c, err))
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return err
 	}
-	if c.json && n == 0 {
+	if asJSON && n == 0 {
 		io.WriteString(stdout, "[]\n")
-	} else if c.json {
+	} else if asJSON {
 		io.WriteString(stdout, "\n]\n")
 	}
 	return nil

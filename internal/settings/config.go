@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"errors"
@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tinx/distlock/internal/report"
 )
 
 // Modes, chosen on the command line only.
@@ -120,7 +121,7 @@ type setting struct {
 	values []string
 }
 
-var settings = []setting{
+var table = []setting{
 	{name: modeLock, help: "wait for the lock, keep it, exit 0", from: fromCommandLine, mode: true, bind: switchesTo(modeLock)},
 	{name: modeUnlock, help: "release the lock, whoever holds it", from: fromCommandLine, mode: true, bind: switchesTo(modeUnlock)},
 	{name: modeStatus, help: "show the holder and the waiters", from: fromCommandLine, mode: true, bind: switchesTo(modeStatus)},
@@ -166,7 +167,7 @@ var settings = []setting{
 	{name: "kill-after", arg: "SPAN", def: defaultKillAfter.String(), from: fromAnywhere,
 		help: "then SIGKILL if it still runs",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.killAfter) }},
-	{name: "conflict-exit-code", arg: "N", def: strconv.Itoa(exitConflict), from: fromAnywhere,
+	{name: "conflict-exit-code", arg: "N", def: report.EndConflict.ExitStatus(), from: fromAnywhere,
 		help: "status when the lock was not acquired",
 		bind: func(c *config) flag.Value { return (*intValue)(&c.conflictExitCode) }},
 	{name: "dial-timeout", arg: "SPAN", def: "5s", from: fromAnywhere, etcdctl: "ETCDCTL_DIAL_TIMEOUT",
@@ -223,7 +224,7 @@ var settings = []setting{
 
 // settingNamed finds a setting by its name or its alias.
 func settingNamed(name string) (setting, bool) {
-	for _, s := range settings {
+	for _, s := range table {
 		if name == s.name || (name == s.alias && s.alias != "") {
 			return s, true
 		}
@@ -255,8 +256,8 @@ func (s setting) only() string {
 // bind ties every setting to its field of c, at its default, and returns
 // the values by setting name.
 func (c *config) bind() map[string]flag.Value {
-	values := make(map[string]flag.Value, len(settings))
-	for _, s := range settings {
+	values := make(map[string]flag.Value, len(table))
+	for _, s := range table {
 		if s.def != "" {
 			// Through a value of its own: the first value a source gives a
 			// list replaces what was there, and the default must not count
@@ -336,7 +337,7 @@ func parseConfig(args []string) (*config, error) {
 func commandLine(values map[string]flag.Value) *flag.FlagSet {
 	fs := flag.NewFlagSet("distlock", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	for _, s := range settings {
+	for _, s := range table {
 		if s.from&fromCommandLine == 0 {
 			continue
 		}

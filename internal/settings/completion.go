@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"fmt"
@@ -32,7 +32,7 @@ var helpFlag = setting{name: "help", help: "show the modes, the flags and the ex
 // completedFlags are the flags a completion offers, in the table's order.
 // The original tool's names (aliases) still work but are not offered.
 func completedFlags() []setting {
-	return append(settings[:len(settings):len(settings)], helpFlag)
+	return append(table[:len(table):len(table)], helpFlag)
 }
 
 // completionScript is the script --completion prints for shell.
@@ -175,7 +175,7 @@ func zshQuote(text string) string {
 
 func zshCompletion() string {
 	var modes []string
-	for _, s := range settings {
+	for _, s := range table {
 		if s.mode {
 			modes = append(modes, "--"+s.name)
 		}

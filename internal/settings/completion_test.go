@@ -1,7 +1,6 @@
-package main
+package settings
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -18,12 +17,12 @@ import (
 // and returns its path.
 func completionFile(t *testing.T, shell string) string {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	if status := run(context.Background(), []string{"--completion", shell}, &stdout, &stderr); status != 0 || stderr.Len() > 0 {
-		t.Fatalf("distlock --completion %s: status %d, stderr %q", shell, status, stderr.String())
+	r, err := Parse([]string{"--completion", shell})
+	if err != nil || r.Mode != ModeCompletion {
+		t.Fatalf("--completion %s: %v, mode %q", shell, err, r.Mode)
 	}
 	path := filepath.Join(t.TempDir(), "distlock."+shell)
-	if err := os.WriteFile(path, stdout.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(Completion(r.Shell)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -50,15 +49,6 @@ func TestCompletionNamesEveryFlag(t *testing.T) {
 		if strings.Contains(script, "lockname") {
 			t.Errorf("the %s script offers the original tool's --lockname", shell)
 		}
-	}
-}
-
-func TestCompletionUnknownShell(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	status := run(context.Background(), []string{"--completion", "ksh"}, &stdout, &stderr)
-	want := "distlock: invalid value \"ksh\" for flag -completion: the shells are bash, zsh and fish\n"
-	if status != exitUsage || stderr.String() != want || stdout.Len() > 0 {
-		t.Errorf("--completion ksh: status %d, stdout %q, stderr %q; want 64 and %q", status, stdout.String(), stderr.String(), want)
 	}
 }
 

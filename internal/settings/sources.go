@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 // left unset. An empty variable counts as unset; today's name beats the
 // original tool's (DISTLOCK_LOCK_NAME beats DISTLOCK_LOCKNAME).
 func readEnvironment(values map[string]flag.Value, given map[string]bool, from origins) error {
-	for _, s := range settings {
+	for _, s := range table {
 		if s.from&fromEnvironment == 0 || given[s.name] {
 			continue
 		}

@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 // pairs: etcdctl's are used only where no other source gave either half.
 func readEtcdctlEnvironment(values map[string]flag.Value, from origins) error {
 	higher := maps.Clone(from)
-	for _, s := range settings {
+	for _, s := range table {
 		if s.etcdctl == "" {
 			continue
 		}

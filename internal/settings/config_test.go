@@ -1,6 +1,7 @@
-package main
+package settings
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -157,7 +158,7 @@ func TestConfigFileOneValuePerKey(t *testing.T) {
 			t.Errorf("%q: %v", tc.content, err)
 		case tc.wantErr == "" && len(c.endpoints) != 2:
 			t.Errorf("%q: endpoints %q, want both", tc.content, c.endpoints)
-		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || exitStatus(err, 75) != exitUsage):
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !isUsage(err)):
 			t.Errorf("%q: %v, want an error saying %s (64)", tc.content, err, tc.wantErr)
 		}
 	}
@@ -179,8 +180,14 @@ func TestConfigFileNotAMapping(t *testing.T) {
 		}
 		_, err := parseConfig([]string{"--config=" + path, "--lock-name=x", "--", "true"})
 		want := "config file " + path + " is not a YAML mapping of settings to values (setting: value, one a line)"
-		if err == nil || err.Error() != want || exitStatus(err, 75) != exitUsage {
+		if err == nil || err.Error() != want || !isUsage(err) {
 			t.Errorf("%q: %v, want %q (64)", content, err, want)
 		}
 	}
+}
+
+// isUsage says whether err is a usage error (exit 64).
+func isUsage(err error) bool {
+	var usage *usageError
+	return errors.As(err, &usage)
 }

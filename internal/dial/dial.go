@@ -1,4 +1,6 @@
-package main
+// Package dial makes distlock's etcd client from the connection settings,
+// and tells etcd's errors in words that say what to do.
+package dial
 
 import (
 	"context"
@@ -21,7 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tinx/distlock/internal/report"
-	"github.com/tinx/distlock/lock"
+	"github.com/tinx/distlock/internal/settings"
 )
 
 // The client's pings while a request or watch is open: gRPC pings no more
@@ -31,32 +33,32 @@ const (
 	keepAliveTimeout = 5 * time.Second
 )
 
-// dial makes an etcd client. Without --user it does not talk to etcd yet:
+// New makes an etcd client. Without --user it does not talk to etcd yet:
 // the first request, bounded by --dial-timeout, finds out whether etcd can
 // be reached. With --user the client logs in at once, bounded by
 // --dial-timeout, so etcd's answers (unreachable, wrong password) come from
 // here. Errors found before any request (TLS files) are usage errors.
 // With --discovery-srv, the endpoints are looked up in DNS first.
-func dial(c *config, out *report.Reporter) (*clientv3.Client, error) {
-	for _, w := range c.warnings {
+func New(c *settings.Conn, out *report.Reporter) (*clientv3.Client, error) {
+	for _, w := range c.Warnings {
 		out.About(report.EventSecret).Warn("warning: %s", w) // even with --quiet: it is about a secret
 	}
-	if c.discoverySrv != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), c.dialTimeout)
-		endpoints, err := discoverEndpoints(ctx, lookupSRV, c.discoverySrv)
+	if c.DiscoverySrv != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), c.DialTimeout)
+		endpoints, err := discoverEndpoints(ctx, LookupSRV, c.DiscoverySrv)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
-		c.endpoints = endpoints
+		c.Endpoints = endpoints
 		out.Debug("etcd at %s (from the DNS SRV records of %s, per %s)",
-			joinEndpoints(c.endpoints), c.discoverySrv, c.originOf("discovery-srv"))
+			joinEndpoints(c.Endpoints), c.DiscoverySrv, c.From("discovery-srv"))
 	} else {
-		out.Debug("etcd at %s (from %s)", joinEndpoints(c.endpoints), c.originOf("endpoints"))
+		out.Debug("etcd at %s (from %s)", joinEndpoints(c.Endpoints), c.From("endpoints"))
 	}
 	cfg := clientv3.Config{
-		Endpoints:   c.endpoints,
-		DialTimeout: c.dialTimeout,
+		Endpoints:   c.Endpoints,
+		DialTimeout: c.DialTimeout,
 		// A member that stops answering (frozen, or its machine gone
 		// without a word) keeps its TCP connection open: only a ping
 		// that gets no answer tells. Without it a watch on that member
@@ -64,11 +66,11 @@ func dial(c *config, out *report.Reporter) (*clientv3.Client, error) {
 		// through the members that answer.
 		DialKeepAliveTime:    keepAliveTime,
 		DialKeepAliveTimeout: keepAliveTimeout,
-		Username:             c.user,
-		Password:             c.password,
+		Username:             c.User,
+		Password:             c.Password,
 		Logger:               zap.NewNop(),
 	}
-	tlsConfig, err := c.tlsConfig()
+	tlsConfig, err := tlsConfig(c)
 	if err != nil {
 		return nil, err
 	}
@@ -76,27 +78,27 @@ func dial(c *config, out *report.Reporter) (*clientv3.Client, error) {
 	return clientv3.New(cfg)
 }
 
-// etcdError says which etcd could not be reached or what it refused, and
+// Explain says which etcd could not be reached or what it refused, and
 // what to do about it.
-func etcdError(c *config, err error) error {
-	at := joinEndpoints(c.endpoints)
+func Explain(c *settings.Conn, err error) error {
+	at := joinEndpoints(c.Endpoints)
 	var notFound *discoveryError
 	switch {
 	case errors.As(err, &notFound):
 		return err
 	case errors.Is(err, rpctypes.ErrPermissionDenied):
 		return refusal(err, "etcd at %s refused %s %s (permission denied): grant the user a role with readwrite on the prefix %s",
-			at, c.etcdUser(), c.accessTried(), c.prefix)
+			at, etcdUser(c), c.Access, c.Realm)
 	case errors.Is(err, rpctypes.ErrAuthFailed):
 		return refusal(err, "etcd at %s: user %s could not log in (authentication failed, invalid user ID or password): check the user (from %s) and the password (from %s)",
-			at, c.shownUser(), c.originOf("user"), c.originOf("password"))
+			at, c.ShownUser, c.From("user"), c.From("password"))
 	case errors.Is(err, rpctypes.ErrUserEmpty):
 		return refusal(err, "etcd at %s wants a user (authentication is on): give --user, and its password in DISTLOCK_PASSWORD or the config file", at)
 	case errors.Is(err, context.DeadlineExceeded):
-		if ep, problem := c.tlsProblem(); problem != nil {
+		if ep, problem := tlsProblem(c); problem != nil {
 			return refusal(err, "etcd at %s: %v", ep, problem)
 		}
-		return fmt.Errorf("cannot reach etcd at %s within %v: %w", at, c.dialTimeout, err)
+		return fmt.Errorf("cannot reach etcd at %s within %v: %w", at, c.DialTimeout, err)
 	}
 	return fmt.Errorf("etcd at %s: %w", at, err)
 }
@@ -116,64 +118,53 @@ func (r *refused) Error() string { return r.msg }
 func (r *refused) Unwrap() error { return r.err }
 
 // etcdUser names the etcd user distlock is to etcd, for a refusal.
-func (c *config) etcdUser() string {
+func etcdUser(c *settings.Conn) string {
 	switch {
-	case c.user != "":
-		return "user " + c.shownUser()
-	case c.cert != "":
-		return "the user of the client certificate " + c.cert
+	case c.User != "":
+		return "user " + c.ShownUser
+	case c.Cert != "":
+		return "the user of the client certificate " + c.Cert
 	}
 	return "this client (no --user)"
-}
-
-// accessTried says what the mode needed of etcd: read or write access to
-// the lock's keys, or to the whole realm.
-func (c *config) accessTried() string {
-	switch c.mode {
-	case modeList:
-		return "read access to " + c.prefix
-	case modeStatus:
-		return "read access to " + lock.Prefix(c.prefix, c.lockName)
-	}
-	return "write access to " + lock.Prefix(c.prefix, c.lockName)
 }
 
 func joinEndpoints(e []string) string { return strings.Join(e, ",") }
 
 // tlsConfig builds the client's TLS settings from etcdctl's flags, or nil
 // for plain http endpoints and no TLS flags.
-func (c *config) tlsConfig() (*tls.Config, error) {
+func tlsConfig(c *settings.Conn) (*tls.Config, error) {
 	https := false
-	for _, e := range c.endpoints {
+	for _, e := range c.Endpoints {
 		https = https || strings.HasPrefix(e, "https://")
 	}
-	if c.cacert == "" && c.cert == "" && c.key == "" && !c.insecureSkipTLSVerify {
+	if c.CACert == "" && c.Cert == "" && c.Key == "" && !c.InsecureSkipTLSVerify {
 		if !https {
 			return nil, nil
 		}
 		return &tls.Config{MinVersion: tls.VersionTLS12}, nil
 	}
 	switch {
-	case c.cert != "" && c.key == "":
-		return nil, usagef("--cert (from %s) needs --key: the certificate's key", c.originOf("cert"))
-	case c.key != "" && c.cert == "":
-		return nil, usagef("--key (from %s) needs --cert: the certificate of that key", c.originOf("key"))
+	case c.Cert != "" && c.Key == "":
+		return nil, settings.Usagef("--cert (from %s) needs --key: the certificate's key", c.From("cert"))
+	case c.Key != "" && c.Cert == "":
+		return nil, settings.Usagef("--key (from %s) needs --cert: the certificate of that key", c.From("key"))
 	}
 	info := transport.TLSInfo{
-		CertFile:           c.cert,
-		KeyFile:            c.key,
-		TrustedCAFile:      c.cacert,
-		InsecureSkipVerify: c.insecureSkipTLSVerify,
+		CertFile:           c.Cert,
+		KeyFile:            c.Key,
+		TrustedCAFile:      c.CACert,
+		InsecureSkipVerify: c.InsecureSkipTLSVerify,
 	}
 	cfg, err := info.ClientConfig()
 	if err != nil {
-		return nil, usagef("TLS: %v", err)
+		return nil, settings.Usagef("TLS: %v", err)
 	}
 	return cfg, nil
 }
 
-// lookupSRV is the resolver's SRV lookup; tests replace it.
-var lookupSRV = net.DefaultResolver.LookupSRV
+// LookupSRV is the resolver's SRV lookup, which --discovery-srv asks;
+// tests replace it.
+var LookupSRV = net.DefaultResolver.LookupSRV
 
 // discoveryError is --discovery-srv finding no etcd in DNS.
 type discoveryError struct {
@@ -242,16 +233,16 @@ const tlsProbeTimeout = time.Second
 // TLS endpoint as the client does, all at once, and returns the first
 // endpoint's failed check, in words that say what to do, or nil if no
 // handshake failed.
-func (c *config) tlsProblem() (endpoint string, problem error) {
-	cfg, err := c.tlsConfig()
+func tlsProblem(c *settings.Conn) (endpoint string, problem error) {
+	cfg, err := tlsConfig(c)
 	if err != nil || cfg == nil {
 		return "", nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), min(tlsProbeTimeout, c.dialTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), min(tlsProbeTimeout, c.DialTimeout))
 	defer cancel()
-	problems := make([]error, len(c.endpoints))
+	problems := make([]error, len(c.Endpoints))
 	var wg sync.WaitGroup
-	for i, ep := range c.endpoints {
+	for i, ep := range c.Endpoints {
 		addr := ep
 		if u, err := url.Parse(ep); err == nil && strings.Contains(ep, "://") {
 			if u.Scheme != "https" {
@@ -259,19 +250,19 @@ func (c *config) tlsProblem() (endpoint string, problem error) {
 			}
 			addr = u.Host
 		}
-		wg.Go(func() { problems[i] = c.handshake(ctx, cfg, addr) })
+		wg.Go(func() { problems[i] = handshake(ctx, c, cfg, addr) })
 	}
 	wg.Wait()
 	for i, problem := range problems {
 		if problem != nil {
-			return c.endpoints[i], problem
+			return c.Endpoints[i], problem
 		}
 	}
 	return "", nil
 }
 
 // handshake shakes hands with addr and says which check failed, if any.
-func (c *config) handshake(ctx context.Context, cfg *tls.Config, addr string) error {
+func handshake(ctx context.Context, c *settings.Conn, cfg *tls.Config, addr string) error {
 	cfg = cfg.Clone()
 	asked := false // whether etcd asked for a client certificate
 	ours, certs := cfg.GetClientCertificate, cfg.Certificates
@@ -289,11 +280,11 @@ func (c *config) handshake(ctx context.Context, cfg *tls.Config, addr string) er
 	var alert *net.OpError // etcd's refusal, rather than ours
 	switch {
 	case err != nil && !(errors.As(err, &alert) && alert.Op == "remote error"):
-		return c.tlsFailure(err) // etcd's certificate, or no TLS at all
-	case asked && c.cert == "":
+		return tlsFailure(c, err) // etcd's certificate, or no TLS at all
+	case asked && c.Cert == "":
 		return errors.New("TLS: etcd asks for a client certificate, and none was given: give one with --cert and --key")
 	case err != nil:
-		return c.tlsFailure(err)
+		return tlsFailure(c, err)
 	case !asked:
 		conn.Close()
 		return nil
@@ -305,12 +296,12 @@ func (c *config) handshake(ctx context.Context, cfg *tls.Config, addr string) er
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetReadDeadline(deadline)
 	_, err = conn.Read(make([]byte, 1))
-	return c.tlsFailure(err)
+	return tlsFailure(c, err)
 }
 
 // tlsFailure says which check of a TLS handshake failed, or nil if err is
 // no TLS failure.
-func (c *config) tlsFailure(err error) error {
+func tlsFailure(c *settings.Conn, err error) error {
 	var (
 		unknown  x509.UnknownAuthorityError
 		hostname x509.HostnameError
@@ -326,11 +317,11 @@ func (c *config) tlsFailure(err error) error {
 		if unknown.Cert != nil {
 			issuer = fmt.Sprintf(" (issuer %q)", unknown.Cert.Issuer.String())
 		}
-		if c.cacert == "" {
+		if c.CACert == "" {
 			return fmt.Errorf("TLS: etcd's certificate is signed by an unknown authority%s: give the certificate of the CA that signed it with --cacert", issuer)
 		}
 		return fmt.Errorf("TLS: etcd's certificate is signed by an unknown authority%s, not by the CA in %s (from %s): give the CA that signed it",
-			issuer, c.cacert, c.originOf("cacert"))
+			issuer, c.CACert, c.From("cacert"))
 	case errors.As(err, &hostname):
 		var names []string
 		if cert := hostname.Certificate; cert != nil {
@@ -351,11 +342,11 @@ func (c *config) tlsFailure(err error) error {
 	case errors.As(err, &header):
 		return errors.New("TLS: etcd does not speak TLS at this endpoint: use http:// for it, or turn on TLS in etcd")
 	case errors.As(err, &alert) && alert.Op == "remote error":
-		if c.cert == "" {
+		if c.Cert == "" {
 			return fmt.Errorf("TLS: etcd refused the handshake (%v)", alert.Err)
 		}
 		return fmt.Errorf("TLS: etcd refused the client certificate %s (from %s) with %q: it must be signed by a CA that etcd trusts, be valid now, and allow client authentication",
-			c.cert, c.originOf("cert"), alert.Err)
+			c.Cert, c.From("cert"), alert.Err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"strings"
@@ -35,13 +35,13 @@ func helpText() string {
 	var b strings.Builder
 	b.WriteString(helpIntro)
 	writeEntry(&b, usageColumn, "distlock [flags] -- COMMAND [ARG...]", strings.Fields("run COMMAND while holding the lock"))
-	for _, s := range settings {
+	for _, s := range table {
 		if s.mode {
 			writeEntry(&b, usageColumn, "distlock [flags] --"+s.name, strings.Fields(s.help))
 		}
 	}
 	b.WriteString(flagsIntro)
-	for _, s := range settings {
+	for _, s := range table {
 		if s.mode {
 			continue
 		}
