@@ -83,3 +83,38 @@ func TestEndings(t *testing.T) {
 		}
 	}
 }
+
+// TestOutcome is docs/reference.md's table of outcomes, from what a mode
+// returns, next to the exit status each comes with.
+func TestOutcome(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		skipped bool
+		want    string
+		status  int
+	}{
+		{"done", nil, false, "ran", 0},
+		{"command exited 3", commandEnded{supervise.Status{Code: 3}}, false, "ran", 3},
+		{"command killed by TERM", commandEnded{supervise.Status{Signal: syscall.SIGTERM}}, false, "ran", 143},
+		{"command not found", &supervise.StartError{Command: "nope", NotFound: true}, false, "ran", 127},
+		{"--status: free", errFree, false, "ran", 1},
+		{"--min-interval", nil, true, "skipped", 0},
+		{"busy", &lock.ConflictError{Name: "x"}, false, "conflict", 75},
+		{"signal while waiting", signalError{syscall.SIGINT}, false, "conflict", 130},
+		{"lock lost", lockLost{lock.ErrLeaseUnconfirmed}, false, "lost", 70},
+		{"lease lost before the start", lostBeforeStart{lock.ErrLeaseUnconfirmed}, false, "lost", 69},
+		{"etcd unreachable", context.DeadlineExceeded, false, "unreachable", 69},
+		{"--min-interval could not ask etcd", context.DeadlineExceeded, false, "unreachable", 69},
+		{"usage", settings.Usagef("bad"), false, "usage", 64},
+		{"another --limit", &lock.LimitError{Name: "x", Ours: 2, Held: 1}, false, "usage", 64},
+	}
+	for _, tt := range tests {
+		if got := outcomeOf(tt.err, &report.Facts{Skipped: tt.skipped}); got != tt.want {
+			t.Errorf("%s: outcomeOf(%v) = %q, want %q", tt.name, tt.err, got, tt.want)
+		}
+		if got := exitStatus(tt.err, exitConflict); got != tt.status {
+			t.Errorf("%s: exitStatus(%v) = %d, want %d", tt.name, tt.err, got, tt.status)
+		}
+	}
+}

@@ -70,7 +70,7 @@ func exitStatus(err error, conflict int) int {
 	case report.EndConflict:
 		return conflict
 	default:
-		n, _ := strconv.Atoi(e.ExitStatus()) // a number for every other report.Ending
+		n, _ := strconv.Atoi(e.ExitStatus()) // a number for every other ending
 		return n
 	}
 }

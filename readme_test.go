@@ -175,3 +175,18 @@ func TestREADMEIsAFrontPage(t *testing.T) {
 		t.Errorf("README.md has %d lines; a front page has at most 400: move the rest under docs/", n)
 	}
 }
+
+// referencePage is where the flags, the environment, the config file and
+// the events are described, for people.
+const referencePage = "docs/reference.md"
+
+// clearEnv keeps the DISTLOCK_ and ETCDCTL_ variables of the shell the
+// tests run from away from the test.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "DISTLOCK_") || strings.HasPrefix(name, "ETCDCTL_") {
+			t.Setenv(name, "")
+		}
+	}
+}

@@ -11,12 +11,12 @@ import (
 	"github.com/tinx/distlock/lock"
 )
 
-// Events say what one of distlock's lines is about, in the "event" field of
-// --log-format json. They are part of the interface (docs/reference.md lists
-// them): a log query may select on them where it cannot on the wording.
-// An Event says what one of distlock's lines is about.
+// An Event says what one of distlock's lines is about, in the "event"
+// field of --log-format json.
 type Event string
 
+// The events are part of the interface (docs/reference.md lists them): a
+// log query may select on them where it cannot on the wording.
 const (
 	EventMessage       Event = "message"        // any line without an event of its own
 	EventUsage         Event = "usage"          // bad input: exit 64

@@ -76,8 +76,9 @@ const (
 	metricLastRun     = "distlock_last_run_timestamp_seconds"
 )
 
-// WriteMetrics writes --metrics-file (path) for lockName when distlock is done, the lock let
-// go. A file it cannot write is said once and changes no exit status.
+// WriteMetrics writes --metrics-file (path) for lockName when distlock is
+// done, the lock let go. A file it cannot write is said once and changes
+// no exit status.
 func WriteMetrics(path, lockName string, f *Facts, outcome string, status int, out *Reporter) {
 	if path == "" {
 		return

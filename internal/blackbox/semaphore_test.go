@@ -1,4 +1,4 @@
-package main
+package blackbox
 
 import (
 	"fmt"
@@ -26,7 +26,7 @@ func TestSemaphoreContention(t *testing.T) {
 	}
 	for i, j := range jobs {
 		if got := j.wait(t, 60*time.Second); got != 0 {
-			t.Fatalf("running %d exited %d; stderr:\n%s", i, got, j.stderr)
+			t.Fatalf("distlock %d exited %d; stderr:\n%s", i, got, j.stderr)
 		}
 	}
 	type event struct {

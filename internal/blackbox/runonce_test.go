@@ -1,4 +1,4 @@
-package main
+package blackbox
 
 import (
 	"bytes"
@@ -146,7 +146,7 @@ func TestMinIntervalHostsAtOnce(t *testing.T) {
 		}
 	}
 	if n := countLines(t, filepath.Join(dir, "runs")); n != 1 {
-		t.Errorf("five hosts in one window ran the running %d times, want once", n)
+		t.Errorf("five hosts in one window ran the command %d times, want once", n)
 	}
 	if key, there := lastRunKey(t, client, "hourly"); !there {
 		t.Errorf("no record at %s after the run", key)

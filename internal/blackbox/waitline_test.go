@@ -1,11 +1,13 @@
-package main
+package blackbox
 
 import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +209,16 @@ wait $!; echo "status $?"`)
 	if out := term.output(); !want.MatchString(out) {
 		t.Errorf("terminal shows %q, want it to match %q", out, want)
 	}
+}
+
+// currentUser is the user name distlock writes into its key, as the tests
+// run it.
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return strconv.Itoa(os.Getuid())
 }

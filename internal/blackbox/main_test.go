@@ -1,4 +1,4 @@
-package main
+package blackbox
 
 import (
 	"bytes"
@@ -36,35 +36,59 @@ var sharedEtcd etcdtest.Shared
 // it skips the test.
 func testEtcd(t testing.TB) *etcdtest.Cluster {
 	t.Helper()
+	readSources(t)
 	return sharedEtcd.Get(t)
 }
 
 func TestMain(m *testing.M) {
-	testscript.Main(withEtcd{m}, map[string]func(){
-		"distlock":             main,
-		"distlock-late-signal": lateSignalMain,
-		"recordexit":           recordExitMain,
-		"become-root":          becomeRootMain,
-		"etcd-member":          etcdtest.MemberMain,
+	testscript.Main(withBinaries{m}, map[string]func(){
+		"recordexit":  recordExitMain,
+		"become-root": becomeRootMain,
 	})
 }
 
-// withEtcd stops the package's etcd after the tests, if one of them
-// started it; it is not there when the test binary runs as one of the
-// commands above.
-type withEtcd struct{ m *testing.M }
+// withBinaries builds distlock for the tests and puts it on PATH, with
+// the etcd member program (internal/devetcd, without the race detector:
+// etcd at its own speed) that the package's etcd and its clusters run,
+// and stops the package's etcd after the tests. None of it happens when
+// the test binary runs as one of the commands above.
+type withBinaries struct{ m *testing.M }
 
-func (w withEtcd) Run() int {
-	defer sharedEtcd.Close()
+func (w withBinaries) Run() int {
 	moreAtOnce()
+	dir, err := os.MkdirTemp("", "distlock-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := buildDistlock(dir, testing.Short()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if !testing.Short() && os.Getenv("DISTLOCK_TEST_ETCD") == "" {
+		// The package's etcd is a member process rather than embedded
+		// in this (race-detecting) test binary: a fifth less time.
+		etcd, err := etcdtest.StartProcessCluster(filepath.Join(dir, "etcd"), "etcd-member", 1)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "start etcd:", err)
+			return 1
+		}
+		defer etcd.Close()
+		os.Setenv("DISTLOCK_TEST_ETCD", etcd.Endpoint(0))
+	}
+	defer sharedEtcd.Close()
 	return w.m.Run()
 }
 
 // testsAtOnce is how many of this package's parallel tests run at once
-// unless -parallel says otherwise. They spend their time waiting (for a
-// lease to expire, a kill-after, a member to come back), not computing:
-// on a 2-core machine, 4 at once took the package from 348 s to 241 s
-// under -race, and 2, go test's default there, left the cores idle.
+// unless -parallel says otherwise. They spend most of their time waiting
+// (for a lease to expire, a kill-after, a member to come back), not
+// computing: on a 2-core machine under -race, the package took 348 s at
+// go test's default there (2), 241 s at 4 and 195 s at 8, alone. Beside
+// the torture and lock packages, 6 was too many: a login to etcd with
+// auth on (bcrypt, under the race detector) missed its 5 s.
 const testsAtOnce = 4
 
 // moreAtOnce raises -parallel to testsAtOnce when it was not given and
@@ -417,19 +441,4 @@ func writeFile(name, content string) {
 	if err := os.Rename(tmp, name); err != nil {
 		panic(err)
 	}
-}
-
-// lateSignalMain is distlock with a SIGTERM that arrives the moment the
-// lock has been taken, before anything else happens: the worst moment for
-// a signal that must keep the command from starting.
-func lateSignalMain() {
-	acquireLock = func(ctx context.Context, client *clientv3.Client, req lock.Request) (*lock.Holder, error) {
-		h, err := lock.Acquire(ctx, client, req)
-		if err == nil {
-			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
-			<-ctx.Done() // distlock's signal watcher has taken it
-		}
-		return h, err
-	}
-	main()
 }

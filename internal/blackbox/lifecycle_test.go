@@ -1,4 +1,4 @@
-package main
+package blackbox
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 	"github.com/tinx/distlock/lock"
 )
 
-// job is a distlock process started by a Go test.
+// running is a distlock process started by a Go test.
 type running struct {
 	cmd    *exec.Cmd
 	stderr *syncBuffer

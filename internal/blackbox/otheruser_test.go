@@ -1,4 +1,4 @@
-package main
+package blackbox
 
 import (
 	"context"
@@ -48,8 +48,8 @@ func testBecameAnotherUser(t *testing.T, lockName string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to install a setuid-root program and to run distlock as nobody")
 	}
-	// A directory nobody can enter, with this test binary twice: as
-	// distlock, and setuid root as become-root.
+	// A directory nobody can enter, with distlock, and this test binary
+	// setuid root as become-root.
 	dir, err := os.MkdirTemp("", "distlock-otheruser-")
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,11 @@ func testBecameAnotherUser(t *testing.T, lockName string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	distlock := copyExecutable(t, self, filepath.Join(dir, "distlock"), 0o755)
+	built, err := exec.LookPath("distlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	distlock := copyExecutable(t, built, filepath.Join(dir, "distlock"), 0o755)
 	becomeRoot := copyExecutable(t, self, filepath.Join(dir, "become-root"), 0o755|os.ModeSetuid)
 
 	ready := filepath.Join(dir, "ready")

@@ -1,4 +1,4 @@
-package main
+package blackbox
 
 import (
 	"bytes"
@@ -62,20 +62,5 @@ func TestFlagsNotFromEnvironment(t *testing.T) {
 				t.Errorf("stderr %q, want %q", stderr.String(), tt.stderr)
 			}
 		})
-	}
-}
-
-// referencePage is where the flags, the environment, the config file and
-// the events are described, for people.
-const referencePage = "docs/reference.md"
-
-// clearEnv keeps the DISTLOCK_ variables of the shell the tests run from
-// away from the test.
-func clearEnv(t *testing.T) {
-	t.Helper()
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "DISTLOCK_") {
-			t.Setenv(name, "")
-		}
 	}
 }

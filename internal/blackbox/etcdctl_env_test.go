@@ -1,26 +1,22 @@
-package main
+package blackbox
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tinx/distlock/internal/dial"
 )
 
 // The test run itself must not pick up the etcdctl settings of the shell
 // it was started from: every test says what distlock sees. Not when this
-// binary runs as distlock for a test, which hands it ETCDCTL_ on purpose.
+// binary runs as one of the tests' commands (recordexit, etcd-member),
+// which pass on what a test hands them.
 func init() {
 	if strings.HasSuffix(filepath.Base(os.Args[0]), ".test") {
 		for _, kv := range os.Environ() {
@@ -132,60 +128,5 @@ func TestEtcdctlBadValues(t *testing.T) {
 				t.Errorf("stderr shows the password:\n%s", stderr)
 			}
 		})
-	}
-}
-
-// TestEtcdctlDiscoveryReachesEtcd runs distlock with --discovery-srv, the
-// SRV records answered by the test and pointing at the test etcd: it finds
-// etcd there and says so with --verbose; no records is status 69.
-func TestEtcdctlDiscoveryReachesEtcd(t *testing.T) {
-	clearEnv(t)
-	empty := filepath.Join(t.TempDir(), "empty.yaml")
-	if err := os.WriteFile(empty, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("DISTLOCK_CONFIG", empty)
-	t.Setenv("DISTLOCK_ENDPOINTS", "http://127.0.0.1:1") // below the command line
-	u, err := url.Parse(testEtcd(t).Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(u.Port())
-	if err != nil {
-		t.Fatal(err)
-	}
-	real := dial.LookupSRV
-	t.Cleanup(func() { dial.LookupSRV = real })
-	var looked []string
-	found := true
-	dial.LookupSRV = func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
-		looked = append(looked, "_"+service+"._"+proto+"."+name)
-		if service != "etcd-client" || !found {
-			return "", nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
-		}
-		return "", []*net.SRV{{Target: u.Hostname() + ".", Port: uint16(port)}}, nil
-	}
-
-	var stdout, stderr bytes.Buffer
-	args := []string{"--discovery-srv=etcd.test", "--verbose", "--prefix=" + testRealm(t), "--list"}
-	if status := run(context.Background(), args, &stdout, &stderr); status != 0 {
-		t.Fatalf("exit %d, want 0; stderr:\n%s", status, stderr.String())
-	}
-	want := "distlock: etcd at " + testEtcd(t).Endpoint() + " (from the DNS SRV records of etcd.test, per --discovery-srv)\n"
-	if stderr.String() != want {
-		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
-	}
-	if got := strings.Join(looked, " "); got != "_etcd-client-ssl._tcp.etcd.test _etcd-client._tcp.etcd.test" {
-		t.Errorf("looked up %s", got)
-	}
-
-	found = false
-	stderr.Reset()
-	if status := run(context.Background(), args, &stdout, &stderr); status != exitUnavailable {
-		t.Fatalf("exit %d, want %d; stderr:\n%s", status, exitUnavailable, stderr.String())
-	}
-	want = "distlock: cannot find etcd in the DNS SRV records of etcd.test (--discovery-srv): _etcd-client-ssl._tcp.etcd.test, _etcd-client._tcp.etcd.test: lookup etcd.test: no such host\n"
-	if stderr.String() != want {
-		t.Errorf("stderr:\n%s\nwant one line:\n%s", stderr.String(), want)
 	}
 }
