@@ -18,6 +18,7 @@ import (
 // --version in the environment: the command runs all the same, and
 // DISTLOCK_LOCK without a lock name gets one line saying what to use.
 func TestFlagsNotFromEnvironment(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		env    string
 		args   []string

@@ -22,6 +22,7 @@ import (
 // controlling terminal, as in an interactive login.
 type terminal struct {
 	master, slave *os.File
+	term          string // TERM for what start starts; "" leaves the tests' own
 	mu            sync.Mutex
 	out           bytes.Buffer
 	copied        chan struct{}
@@ -86,6 +87,9 @@ func (term *terminal) start(t *testing.T, dir string, argv ...string) *exec.Cmd 
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "DISTLOCK_ENDPOINTS="+testEtcd(t).Endpoint(), "DISTLOCK_PREFIX="+testRealm(t), "DISTLOCK_CONFIG=/dev/null")
+	if term.term != "" {
+		cmd.Env = append(cmd.Env, "TERM="+term.term)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = term.slave, term.slave, term.slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {

@@ -46,7 +46,7 @@ func setColumns(t *testing.T, term *terminal, cols uint16) {
 // narrower, its line is cut to the new width. When the holder is done,
 // each line is erased before its command runs.
 func TestWaitLineOnTerminal(t *testing.T) {
-	t.Setenv("TERM", "xterm")
+	t.Parallel()
 	client := testClient(t)
 	dir := t.TempDir()
 	holder := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--reason=nightly backup",
@@ -54,6 +54,7 @@ func TestWaitLineOnTerminal(t *testing.T) {
 	waitFile(t, filepath.Join(dir, "held"))
 
 	wide, narrow := openTerminal(t), openTerminal(t)
+	wide.term, narrow.term = "xterm", "xterm"
 	setColumns(t, wide, 200)
 	setColumns(t, narrow, 60)
 	first := wide.start(t, dir, "distlock", "--lock-name=wl", "--", "echo", "first ran")
@@ -126,12 +127,12 @@ func TestWaitLineOnTerminal(t *testing.T) {
 // TestWaitLineWithoutTerminal: with stderr a pipe, a wait of seconds says
 // today's one waiting line, then gives up in one more, and nothing live.
 func TestWaitLineWithoutTerminal(t *testing.T) {
-	t.Setenv("TERM", "xterm")
+	t.Parallel()
 	dir := t.TempDir()
 	if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
 		t.Fatalf("--lock exit %d", got)
 	}
-	waiter := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--timeout=3.5", "--", "true")
+	waiter := startDistlockEnv(t, dir, testEtcd(t).Endpoint(), []string{"TERM=xterm"}, nil, "--lock-name=wl", "--timeout=3.5", "--", "true")
 	if got := waiter.wait(t, 30*time.Second); got != exitConflict {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", got, exitConflict, waiter.stderr)
 	}
@@ -148,7 +149,7 @@ func TestWaitLineWithoutTerminal(t *testing.T) {
 // erases its live line before it says it gave up; with --quiet there is no
 // live line at all, only the giving up; with TERM=dumb, the single line.
 func TestWaitLineGivingUpOnTerminal(t *testing.T) {
-	t.Setenv("TERM", "xterm")
+	t.Parallel()
 	gaveUp := `distlock: lock "wl" is held by .*reason "held" \(taken with --lock\); gave up after 2s \(--timeout\)\r\n`
 	for _, tc := range []struct {
 		name string
@@ -162,12 +163,13 @@ func TestWaitLineGivingUpOnTerminal(t *testing.T) {
 		{"dumb", "dumb", nil, regexp.MustCompile(`^distlock: lock "wl" is held by .*reason "held" \(taken with --lock\); waiting\r\n` + gaveUp + `$`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("TERM", tc.term)
+			t.Parallel()
 			dir := t.TempDir()
 			if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
 				t.Fatalf("--lock exit %d", got)
 			}
 			term := openTerminal(t)
+			term.term = tc.term
 			args := append([]string{"distlock", "--lock-name=wl", "--timeout=2"}, tc.args...)
 			cmd := term.start(t, dir, append(args, "--", "true")...)
 			if got := waitCmd(t, cmd, term); got != exitConflict {
@@ -189,12 +191,13 @@ func TestWaitLineGivingUpOnTerminal(t *testing.T) {
 // terminal (a job of a shell with job control) does not draw over the
 // shell's line; it still says that it gave up.
 func TestWaitLineInBackground(t *testing.T) {
-	t.Setenv("TERM", "xterm")
+	t.Parallel()
 	dir := t.TempDir()
 	if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wl", "--lock", "--reason=held").wait(t, 30*time.Second); got != 0 {
 		t.Fatalf("--lock exit %d", got)
 	}
 	term := openTerminal(t)
+	term.term = "xterm"
 	cmd := term.start(t, dir, "sh", "-c", `set -m
 distlock --lock-name=wl --timeout=2 -- true &
 wait $!; echo "status $?"`)
