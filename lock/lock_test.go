@@ -18,8 +18,8 @@ import (
 )
 
 // sharedEtcd is the etcd of this package's tests, started by the first
-// that needs it.
-var sharedEtcd etcdtest.Shared
+// that needs it, as a process of its own.
+var sharedEtcd = etcdtest.Shared{Process: true}
 
 // testEtcd is the package's etcd; under -short it skips the test.
 func testEtcd(t testing.TB) *etcdtest.Cluster {

@@ -30,7 +30,7 @@ import (
 
 // sharedEtcd is the one etcd the tests of this package talk to, started
 // by the first that needs it (testEtcd).
-var sharedEtcd etcdtest.Shared
+var sharedEtcd = etcdtest.Shared{Process: true}
 
 // testEtcd is the package's etcd, for a test that needs one; under -short
 // it skips the test.
@@ -49,8 +49,8 @@ func TestMain(m *testing.M) {
 
 // withBinaries builds distlock for the tests and puts it on PATH, with
 // the etcd member program (internal/devetcd, without the race detector:
-// etcd at its own speed) that the package's etcd and its clusters run,
-// and stops the package's etcd after the tests. None of it happens when
+// etcd at its own speed) that the package's clusters run, and stops the
+// package's etcd after the tests. None of it happens when
 // the test binary runs as one of the commands above.
 type withBinaries struct{ m *testing.M }
 
@@ -67,17 +67,6 @@ func (w withBinaries) Run() int {
 		return 1
 	}
 	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	if !testing.Short() && os.Getenv("DISTLOCK_TEST_ETCD") == "" {
-		// The package's etcd is a member process rather than embedded
-		// in this (race-detecting) test binary: a fifth less time.
-		etcd, err := etcdtest.StartProcessCluster(filepath.Join(dir, "etcd"), "etcd-member", 1)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start etcd:", err)
-			return 1
-		}
-		defer etcd.Close()
-		os.Setenv("DISTLOCK_TEST_ETCD", etcd.Endpoint(0))
-	}
 	defer sharedEtcd.Close()
 	return w.m.Run()
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -236,9 +237,15 @@ func Realm(t testing.TB, base string) string {
 // that asks for it (FromEnv), so that a package run whose tests need no
 // etcd starts none; and under -short, every test that asks is skipped.
 type Shared struct {
+	// Process runs the member as a process of its own, the module's etcd
+	// member program built without the race detector, rather than in the
+	// test process, which -race makes several times slower at being etcd.
+	Process bool
+
 	once sync.Once
 	dir  string
 	c    *Cluster
+	pc   *ProcessCluster // with Process
 	err  error
 }
 
@@ -248,8 +255,19 @@ func (s *Shared) Get(t testing.TB) *Cluster {
 	t.Helper()
 	SkipShort(t)
 	s.once.Do(func() {
-		if s.dir, s.err = os.MkdirTemp("", "distlock-test-etcd-"); s.err == nil {
+		if s.dir, s.err = os.MkdirTemp("", "distlock-test-etcd-"); s.err != nil {
+			return
+		}
+		if !s.Process || os.Getenv("DISTLOCK_TEST_ETCD") != "" {
 			s.c, s.err = FromEnv(s.dir)
+			return
+		}
+		var member string
+		if member, s.err = BuildMember(s.dir); s.err != nil {
+			return
+		}
+		if s.pc, s.err = StartProcessCluster(filepath.Join(s.dir, "etcd"), member, 1); s.err == nil {
+			s.c = External(s.pc.Endpoint(0))
 		}
 	})
 	if s.err != nil {
@@ -264,9 +282,29 @@ func (s *Shared) Close() {
 	if s.c != nil {
 		s.c.Close()
 	}
+	if s.pc != nil {
+		s.pc.Close()
+	}
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
+}
+
+// BuildMember builds the module's etcd member program (internal/devetcd)
+// into dir, without the race detector whatever the tests run with, for
+// StartProcessCluster, and returns its path.
+func BuildMember(dir string) (string, error) {
+	// go test puts the go command that runs it first in PATH.
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", err
+	}
+	member := filepath.Join(dir, "etcd-member")
+	out, err := exec.Command(goTool, "build", "-buildvcs=false", "-o", member, "github.com/tinx/distlock/internal/devetcd").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build internal/devetcd: %v\n%s", err, out)
+	}
+	return member, nil
 }
 
 // SkipShort skips a test that needs etcd when the tests run with -short:
