@@ -109,6 +109,14 @@ func (j *job) etcdError(err error) error { return dial.Explain(j.conn, err) }
 
 // runMode dials etcd and runs the mode; the lock is let go when it returns.
 func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report.Reporter, facts *report.Facts) error {
+	if r.Mode == settings.ModeExec {
+		// A command that cannot run is said now, not after the wait
+		// for the lock, and without a word to etcd.
+		if err := supervise.Find(r.Exec.Command[0]); err != nil {
+			out.About(report.EventNotStarted).Fail("%v", err)
+			return err
+		}
+	}
 	client, err := dial.New(&r.Conn, out)
 	if err != nil {
 		var usage *settings.UsageError
@@ -127,7 +135,7 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 	case settings.ModeExec:
 		return runExec(ctx, j, r.Exec, facts)
 	case settings.ModeLock:
-		return runLock(ctx, j, facts)
+		return runLock(ctx, j, stdout, facts)
 	case settings.ModeUnlock:
 		return runUnlock(ctx, j)
 	case settings.ModeStatus:

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"os/user"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
-	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 	"github.com/tinx/distlock/signals"
 	"github.com/tinx/distlock/supervise"
@@ -50,7 +51,7 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 		return err
 	}
 	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
-		Debug("acquired lock %q as %s (fencing token %d)", j.lock.Name, h.Key, h.FencingToken)
+		Step("acquired lock %q as %s (fencing token %d)", j.lock.Name, h.Key, h.FencingToken)
 
 	started := time.Now()
 	p, err := supervise.Start(commandSpec(j, x, h, wd, sigs))
@@ -63,7 +64,7 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	if stopped {
 		return lockLost{h.Err()}
 	}
-	j.out.About(report.EventEnded).With("exit_status", st.ExitCode()).Debug("command ended: %v", st)
+	j.out.About(report.EventEnded).With("exit_status", st.ExitCode()).Step("command ended: %v", st)
 	if st.ExitCode() == 0 {
 		recordRun(j, x, h, started)
 	}
@@ -128,7 +129,7 @@ func notStarted(j *job, err error) error {
 }
 
 // runLock is --lock: wait for the lock, then keep it beyond this process.
-func runLock(ctx context.Context, j *job, facts *report.Facts) error {
+func runLock(ctx context.Context, j *job, stdout io.Writer, facts *report.Facts) error {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
 	facts.Waiting()
@@ -145,69 +146,16 @@ func runLock(ctx context.Context, j *job, facts *report.Facts) error {
 		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return err
 	}
+	// The key, for a script to release exactly this lock later:
+	// KEY=$(distlock --lock ...) ... distlock --unlock --holder="$KEY".
+	fmt.Fprintln(stdout, h.Key)
 	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
-		Debug("holding lock %q as %s until someone runs --unlock", j.lock.Name, h.Key)
-	return nil
-}
-
-// runUnlock is --unlock: delete the holder's key, whoever holds it. A
-// holder that is still running makes way for a record that keeps the lock
-// taken until it has stopped its command.
-func runUnlock(ctx context.Context, j *job) error {
-	rctx, cancel := context.WithTimeout(ctx, j.lock.RPCTimeout)
-	defer cancel()
-	var done *lock.Unlocked
-	var err error
-	key := ""
-	if j.lock.Holder != "" {
-		var kerr error
-		key, kerr = lock.KeyOf(j.lock.Realm, j.lock.Name, j.lock.Holder)
-		if kerr != nil {
-			err = settings.Usagef("--holder: %v", kerr)
-			j.out.About(report.EventUsage).Fail("%v", err)
-			return err
-		}
-		done, err = lock.UnlockKey(rctx, j.client, j.lock.Realm, j.lock.Name, key)
-	} else {
-		done, err = lock.Unlock(rctx, j.client, j.lock.Realm, j.lock.Name)
-	}
-	switch {
-	case err != nil:
-		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
-		return err
-	case done.Removed != nil && j.lock.Holder != "":
-		j.out.About(report.EventReleased).Holder(*done.Removed).Info("released key %s of lock %q: %s", untrusted.Word(key, untrusted.MaxKey), j.lock.Name, describeUnlocked(*done.Removed))
-		sayStopping(j, done)
-	case done.Removed != nil:
-		j.out.About(report.EventReleased).Holder(*done.Removed).Info("released lock %q, held by %s", j.lock.Name, describeUnlocked(*done.Removed))
-		sayStopping(j, done)
-	case len(done.Pending) > 0:
-		for _, e := range done.Pending {
-			j.out.About(report.EventStopping).Holder(e).Info("lock %q was unlocked already; the next holder starts once this one has stopped its command: %s", j.lock.Name, describeUnlocked(e))
-		}
-	case j.lock.Holder != "":
-		j.out.About(report.EventNotHeld).Info("lock %q has no key %s; nothing to unlock", j.lock.Name, untrusted.Word(key, untrusted.MaxKey))
-	default:
-		j.out.About(report.EventNotHeld).Info("lock %q is not held; nothing to unlock", j.lock.Name)
+		Step("holding lock %q as %s until someone runs --unlock", j.lock.Name, h.Key)
+	if j.out.ToTerminal() {
+		j.out.Info("holding lock %q until it is released: distlock --lock-name=%s --unlock --holder=%s",
+			j.lock.Name, shellWord(j.lock.Name), h.Key)
 	}
 	return nil
-}
-
-// describeUnlocked is who a removed key belonged to, without the note that
-// it is stopping: sayStopping says that on a line of its own.
-func describeUnlocked(e lock.Entry) string {
-	e.Stopping = false
-	return e.Describe()
-}
-
-// sayStopping tells, after an unlock that left a stopping record, that the
-// lock is not free yet, and which lease keeps it: if that holder's
-// machine is gone, nobody stops anything, and whoever knows it can revoke
-// the lease rather than wait for it to expire.
-func sayStopping(j *job, done *lock.Unlocked) {
-	if done.Stopping {
-		j.out.About(report.EventStopping).Holder(*done.Removed).Info("its command is being stopped; the next holder of lock %q starts once it has stopped, or its lease %x expires", j.lock.Name, done.Removed.Lease)
-	}
 }
 
 // acquire waits for the lock while watching for signals that end the wait,
@@ -237,9 +185,7 @@ func acquire(ctx context.Context, j *job, mode string, lead time.Duration, sigs 
 	// On a terminal the waiting line stays live, and is gone again before
 	// anything else is said or run.
 	line := report.NewWaitLine(wctx, report.Queue{Client: j.client, Realm: j.lock.Realm, Name: j.lock.Name, Timeout: j.lock.RPCTimeout}, req.Info, j.out)
-	if line != nil {
-		req.Blocked = line.Blocked
-	}
+	req.Blocked = j.blockedBy(req, line)
 	h, err := acquireLock(wctx, j.client, req)
 	line.Stop()
 	close(stop)
@@ -318,7 +264,9 @@ func release(j *job, h *lock.Holder) {
 	defer cancel()
 	if err := h.Release(ctx); err != nil {
 		j.out.About(report.EventReleaseFailed).Fail("could not release lock %q (%v); etcd will expire it within %v", j.lock.Name, err, j.lock.TTL)
+		return
 	}
+	j.out.About(report.EventReleased).With("key", h.Key).Step("released lock %q", j.lock.Name)
 }
 
 // request describes what this call wants of the lock.
@@ -342,6 +290,32 @@ func (j *job) request(mode string, lead time.Duration) lock.Request {
 		Blocked: func(holder lock.Entry) {
 			j.out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by %s; waiting", j.lock.Name, holder.Describe())
 		},
+	}
+}
+
+// sameHolder says, when a --lock finds the lock held with --lock by this
+// host and user (taken earlier and forgotten, most likely), that it waits
+// behind that one, and how to release it.
+func (j *job) sameHolder(me lock.Info, holder lock.Entry) {
+	in := holder.Info
+	if me.Mode != lock.ModeLock || in == nil || in.Mode != lock.ModeLock || in.Host != me.Host || in.User != me.User {
+		return
+	}
+	j.out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by this host and user already, since %s; this call waits behind it like any other (to release that one: --unlock --holder=%s)",
+		j.lock.Name, holder.Info.Since.UTC().Format(time.RFC3339), holder.Key)
+}
+
+// blockedBy is what a request says when it finds the lock taken: on a
+// terminal the live line (line), else the one waiting line; both after
+// sameHolder.
+func (j *job) blockedBy(req lock.Request, line *report.WaitLine) func(lock.Entry) {
+	say := req.Blocked
+	if line != nil {
+		say = line.Blocked
+	}
+	return func(holder lock.Entry) {
+		j.sameHolder(req.Info, holder)
+		say(holder)
 	}
 }
 
@@ -396,4 +370,16 @@ func currentUser() string {
 		return u
 	}
 	return strconv.Itoa(os.Getuid())
+}
+
+// shellWord is s as one word for a shell: as it is if it is plain,
+// else in single quotes.
+func shellWord(s string) string {
+	plain := s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./:@%+=,", r))
+	}) < 0
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

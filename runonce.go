@@ -35,7 +35,7 @@ func recentRun(ctx context.Context, j *job, x settings.Exec, h *lock.Holder) (bo
 	if last == nil || !last.Within(x.MinInterval) {
 		return false, nil
 	}
-	j.out.About(report.EventSkipped).Debug("not running the command: lock %q last ran successfully less than %v ago (--min-interval): %s",
+	j.out.About(report.EventSkipped).Step("not running the command: lock %q last ran successfully less than %v ago (--min-interval): %s",
 		j.lock.Name, x.MinInterval, last.Describe())
 	return true, nil
 }
@@ -76,7 +76,7 @@ func letGo(j *job, x settings.Exec, h *lock.Holder, holdUntil time.Time) {
 	case err != nil:
 		j.out.About(report.EventEtcdError).Fail("could not keep lock %q taken for --min-hold (%v); it may be free before its time", j.lock.Name, j.etcdError(err))
 	case ttl > 0:
-		j.out.Debug("leaving lock %q taken for %v more (--min-hold); etcd releases it then", j.lock.Name, ttl)
+		j.out.About(report.EventReleased).With("key", h.Key).Step("leaving lock %q taken for %v more (--min-hold); etcd releases it then", j.lock.Name, ttl)
 	}
 }
 

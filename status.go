@@ -100,9 +100,13 @@ func runList(ctx context.Context, j *job, stdout io.Writer, asJSON bool) error {
 		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return err
 	}
-	if asJSON && n == 0 {
+	switch {
+	case asJSON && n == 0:
 		io.WriteString(stdout, "[]\n")
-	} else if asJSON {
+	case n == 0 && report.IsTerminal(stdout):
+		// A person at a terminal is told; a script reads no lines.
+		fmt.Fprintf(stdout, "no lock is held in the realm %s\n", untrusted.Word(j.lock.Realm, untrusted.MaxKey))
+	case asJSON:
 		io.WriteString(stdout, "\n]\n")
 	}
 	return nil

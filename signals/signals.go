@@ -57,3 +57,16 @@ func Name(sig syscall.Signal) string {
 func ExitStatus(sig syscall.Signal) int {
 	return 128 + int(sig)
 }
+
+// Ends says whether sig, at its default action, ends a process: SIGSTOP
+// and the terminal's stops only stop it, and SIGCONT, SIGCHLD, SIGWINCH
+// and SIGURG are ignored. Only a signal that ends the command can stop it
+// when its lock is lost.
+func Ends(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
+		syscall.SIGCONT, syscall.SIGCHLD, syscall.SIGWINCH, syscall.SIGURG:
+		return false
+	}
+	return true
+}

@@ -222,6 +222,14 @@ func (p *Process) run(r *reaper, path string, attr *syscall.ProcAttr, started ch
 	runtime.UnlockOSThread()
 }
 
+// Find looks name up as Start will, and returns the *StartError that
+// Start would, or nil: a caller can refuse a command that cannot run
+// before it waits for anything. Start looks again.
+func Find(name string) error {
+	_, err := lookPath(name)
+	return err
+}
+
 // lookPath finds the command the way a shell would and says why it cannot
 // be run if it cannot.
 func lookPath(name string) (string, error) {

@@ -69,28 +69,43 @@ func events(lines []map[string]any) []string {
 
 // TestLogFormatJSON: with --log-format json every line of distlock's is a
 // JSON object, in a normal run and in a conflict, and the command's own
-// stderr passes through as it is.
+// stderr passes through as it is. A run that went well says its steps at
+// info, so that a log shipper sees every run: acquired, ended (with its
+// status), released; the text format says nothing of them.
 func TestLogFormatJSON(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 
-	status, stderr := runHost(t, dir, nil, "--lock-name=j", "--log-format=json", "--verbose", "--",
+	status, stderr := runHost(t, dir, nil, "--lock-name=j", "--log-format=json", "--",
 		"sh", "-c", `echo 'plain words, not JSON' >&2; echo '{"half": ' >&2; exit 4`)
 	if status != 4 {
 		t.Fatalf("exit %d, stderr %q", status, stderr)
 	}
 	lines := jsonLines(t, stderr, "j", "plain words, not JSON", `{"half": `)
-	evs := events(lines)
-	if !slices.Contains(evs, string(report.EventAcquired)) || evs[len(evs)-1] != string(report.EventEnded) {
-		t.Errorf("events %q: want acquired, and ended last", evs)
+	want := []string{string(report.EventAcquired), string(report.EventEnded), string(report.EventReleased)}
+	if evs := events(lines); !slices.Equal(evs, want) {
+		t.Errorf("events %q, want %q", evs, want)
 	}
 	for _, l := range lines {
+		if l["level"] != "info" {
+			t.Errorf("a step of the run not at info: %v", l)
+		}
 		if l["event"] == string(report.EventAcquired) && (l["fencing_token"] == nil || l["key"] == nil) {
 			t.Errorf("acquired without its key and token: %v", l)
 		}
-		if l["event"] == string(report.EventEnded) && (l["exit_status"] != 4.0 || l["level"] != "debug") {
+		if l["event"] == string(report.EventEnded) && l["exit_status"] != 4.0 {
 			t.Errorf("ended: %v", l)
 		}
+		if l["event"] == string(report.EventReleased) && l["key"] == nil {
+			t.Errorf("released without its key: %v", l)
+		}
+	}
+	// In text, a run that went well says nothing; --quiet JSON neither.
+	if status, stderr := runHost(t, dir, nil, "--lock-name=j", "--", "true"); status != 0 || stderr != "" {
+		t.Errorf("text: exit %d, stderr %q; want 0 and nothing", status, stderr)
+	}
+	if status, stderr := runHost(t, dir, nil, "--lock-name=j", "--log-format=json", "--quiet", "--", "true"); status != 0 || stderr != "" {
+		t.Errorf("json --quiet: exit %d, stderr %q; want 0 and nothing", status, stderr)
 	}
 
 	// A holder with a reason; another call waits half a second for it,
@@ -145,7 +160,7 @@ func TestLogFormatUsage(t *testing.T) {
 		}
 	}
 	status, stderr := runHost(t, dir, nil, "--log-format=xml", "--lock-name=u", "--", "true")
-	if want := "distlock: invalid value \"xml\" for flag -log-format: \"xml\" is neither text nor json\n"; status != exitUsage || stderr != want {
+	if want := "distlock: invalid value \"xml\" for flag --log-format: \"xml\" is neither text nor json\n"; status != exitUsage || stderr != want {
 		t.Errorf("--log-format=xml: exit %d, stderr %q, want %q", status, stderr, want)
 	}
 }

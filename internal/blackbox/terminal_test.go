@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -337,5 +338,33 @@ distlock --lock-name=ttin -- sh -c 'echo r > started; read -r x < /dev/tty; echo
 		if got := waitFile(t, filepath.Join(dir, file)); got != want {
 			t.Errorf("%s: %q, want %q; terminal shows:\n%s", file, got, want, term.output())
 		}
+	}
+}
+
+// TestTerminalManualLock: on a terminal, --list says when no lock is held
+// (a script reads nothing), and --lock shows its key and how to release
+// exactly that lock.
+func TestTerminalManualLock(t *testing.T) {
+	dir := t.TempDir()
+	term := openTerminal(t)
+	if got := waitCmd(t, term.start(t, dir, "distlock", "--list"), term); got != 0 {
+		t.Fatalf("--list: exit %d; terminal shows %q", got, term.output())
+	}
+	want := "no lock is held in the realm " + testRealm(t) + "\r\n"
+	poll.For(t, "--list to say that no lock is held", 10*time.Second, func() bool { return term.output() == want })
+
+	term = openTerminal(t)
+	if got := waitCmd(t, term.start(t, dir, "distlock", "--lock-name=manual", "--lock"), term); got != 0 {
+		t.Fatalf("--lock: exit %d; terminal shows %q", got, term.output())
+	}
+	shows := regexp.MustCompile(`^(` + regexp.QuoteMeta(testRealm(t)) + `manual/[0-9a-f]+)\r\n` +
+		`distlock: holding lock "manual" until it is released: distlock --lock-name=manual --unlock --holder=(\S+)\r\n$`)
+	poll.For(t, "--lock to show its key and how to release it", 10*time.Second, func() bool {
+		m := shows.FindStringSubmatch(term.output())
+		return m != nil && m[1] == m[2]
+	})
+	key := shows.FindStringSubmatch(term.output())[1]
+	if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=manual", "--unlock", "--holder="+key).wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("--unlock --holder=%s: exit %d", key, got)
 	}
 }

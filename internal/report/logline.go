@@ -29,7 +29,7 @@ const (
 	EventEnded         Event = "ended"          // the command ended (--verbose)
 	EventLost          Event = "lost"           // the lock was lost
 	EventSkipped       Event = "skipped"        // --min-interval: a recent run succeeded (--verbose)
-	EventReleased      Event = "released"       // --unlock released a holder
+	EventReleased      Event = "released"       // --unlock released a holder, or this run let the lock go
 	EventNotHeld       Event = "not_held"       // --unlock: nothing to release
 	EventStopping      Event = "stopping"       // --unlock: the holder still stops its command
 	EventCannotStop    Event = "cannot_stop"    // the command may not be signalled: it became another user
@@ -92,6 +92,17 @@ func (n Note) Info(format string, args ...any) {
 	if !n.r.quiet {
 		n.say("info", format, args...)
 	}
+}
+
+// Step is a step of the run (acquired, ended, released, skipped): in
+// JSON at info, so that a log shipper sees every run, and in text at
+// debug, so that a run that went well says nothing.
+func (n Note) Step(format string, args ...any) {
+	if n.r.json {
+		n.Info(format, args...)
+		return
+	}
+	n.Debug(format, args...)
 }
 
 // Debug is said only with --verbose.

@@ -95,6 +95,20 @@ func (r *Reporter) send(m message) {
 	}
 }
 
+// IsTerminal says whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	ok := false
+	withTerminal(w, func(fd int) {
+		_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		ok = err == nil
+	})
+	return ok
+}
+
+// ToTerminal says whether the lines go to a terminal as text: a person
+// reads them, rather than a log.
+func (r *Reporter) ToTerminal() bool { return !r.json && IsTerminal(r.w) }
+
 // CanShowLive says whether a live line may be shown: stderr is a terminal
 // that can rewrite a line, and not --quiet. Elsewhere (cron, CI, a pipe, a
 // test's buffer) distlock says things once, line by line.

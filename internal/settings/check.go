@@ -46,8 +46,8 @@ func (c *config) check() error {
 	if err := c.checkSpans(); err != nil {
 		return err
 	}
-	if c.nowait {
-		c.timeout = 0
+	if err := c.checkNowait(); err != nil {
+		return err
 	}
 	// The safety rule: the command must be dead before etcd could expire
 	// the lease, and keepalives need some time to get through.
@@ -165,4 +165,26 @@ func normalizeEndpoint(e string) (string, error) {
 	}
 	// Built, not joined: the host is escaped again (an IPv6 zone's "%25").
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String(), nil
+}
+
+// checkNowait makes --nowait a --timeout of 0, and refuses the two from
+// one source when they disagree: which was meant cannot be told. (From
+// two sources, the higher one's wins, both of them: tieWait.)
+func (c *config) checkNowait() error {
+	if !c.nowait {
+		return nil
+	}
+	nowait, timeout := c.origin["nowait"], c.origin["timeout"]
+	if c.timeout != 0 && timeout.rank != rankDefault && timeout.rank == nowait.rank {
+		where := ""
+		if nowait.rank != rankFlag {
+			where = " (" + nowait.label + ", " + timeout.label + ")"
+		}
+		if nowait.label == timeout.label {
+			where = " (" + nowait.label + ")"
+		}
+		return usagef("--nowait and --timeout %v contradict each other%s: --nowait is --timeout 0; give one of them", (*waitValue)(&c.timeout).String(), where)
+	}
+	c.timeout = 0
+	return nil
 }

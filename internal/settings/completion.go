@@ -18,7 +18,7 @@ func signalNames() []string {
 	var names []string
 	for n := 1; n < 32; n++ {
 		name := signals.Name(syscall.Signal(n))
-		if _, err := strconv.Atoi(name); err != nil {
+		if _, err := strconv.Atoi(name); err != nil && signals.Ends(syscall.Signal(n)) {
 			names = append(names, name)
 		}
 	}

@@ -122,7 +122,7 @@ type setting struct {
 }
 
 var table = []setting{
-	{name: modeLock, help: "wait for the lock, keep it, exit 0", from: fromCommandLine, mode: true, bind: switchesTo(modeLock)},
+	{name: modeLock, help: "wait for the lock, keep it, print its key, exit 0", from: fromCommandLine, mode: true, bind: switchesTo(modeLock)},
 	{name: modeUnlock, help: "release the lock, whoever holds it", from: fromCommandLine, mode: true, bind: switchesTo(modeUnlock)},
 	{name: modeStatus, help: "show the holder and the waiters", from: fromCommandLine, mode: true, bind: switchesTo(modeStatus)},
 	{name: modeList, help: "show every lock in the realm", from: fromCommandLine, mode: true, bind: switchesTo(modeList)},
@@ -282,11 +282,11 @@ func parseConfig(args []string) (*config, error) {
 	// The command line alone chooses the mode and --version; it may also
 	// name the config file.
 	cmdLine := commandLine(values)
-	if err := cmdLine.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errHelp
+	if err := parseCommandLine(cmdLine, args); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil, err
 		}
-		return c, usagef("%v", err)
+		return c, err
 	}
 	switch {
 	case c.version && c.completion != "":
@@ -331,6 +331,22 @@ func parseConfig(args []string) (*config, error) {
 			envName(modeLock), envName("lock-name"))
 	}
 	return c, c.check()
+}
+
+// parseCommandLine parses args into cmdLine, and refuses a flag's value
+// that is another of distlock's flags (valueIsAFlag).
+func parseCommandLine(cmdLine *flag.FlagSet, args []string) error {
+	err := cmdLine.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return errHelp
+	}
+	if bad := valueIsAFlag(args); bad != nil {
+		return bad
+	}
+	if err != nil {
+		return commandLineError(err)
+	}
+	return nil
 }
 
 // commandLine is the flag set of the command line, bound to values.

@@ -55,7 +55,7 @@ func TestEtcdctlPrecedence(t *testing.T) {
 		{"both from one source", []string{"DISTLOCK_ENDPOINTS=e:2379", "DISTLOCK_DISCOVERY_SRV=example.com"}, nil,
 			`--endpoints (DISTLOCK_ENDPOINTS) and --discovery-srv (DISTLOCK_DISCOVERY_SRV) both say where etcd is; give one of them`},
 		{"a bad domain", nil, []string{"--discovery-srv=https://example.com"},
-			`invalid value "https://example.com" for flag -discovery-srv: "https://example.com" is not a DNS domain like example.com`},
+			`invalid value "https://example.com" for flag --discovery-srv: "https://example.com" is not a DNS domain like example.com`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

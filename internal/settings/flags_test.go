@@ -261,7 +261,7 @@ func TestConfigSources(t *testing.T) {
 
 	t.Setenv("DISTLOCK_QUIET", "maybe")
 	_, err = parseConfig([]string{"--lock-name=x", "--", "true"})
-	if want := `environment variable DISTLOCK_QUIET has a bad value: "maybe" is neither true nor false`; err == nil || err.Error() != want {
+	if want := `environment variable DISTLOCK_QUIET has a bad value: "maybe" is neither true nor false (nor yes, no, on, off, 1, 0)`; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
 	}
 }

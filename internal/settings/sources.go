@@ -66,7 +66,7 @@ func readConfigFile(path string, explicit bool, values map[string]flag.Value, gi
 			// follows the dot may be the value, and is not shown.
 			return usagef("config file %s: key %q must have text as its value, not a mapping", path, first)
 		case !ok:
-			return usagef("config file %s: key %q is not a distlock setting", path, key)
+			return usagef("config file %s: key %q is not a distlock setting%s", path, key, didYouMeanKey(key))
 		case s.from&fromFile == 0:
 			return usagef("config file %s: key %q can only be given on %s", path, key, s.only())
 		}

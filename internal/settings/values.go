@@ -84,12 +84,17 @@ func (v *boolValue) Set(s string) error {
 	return nil
 }
 
+// parseBool reads a switch's value, the same words from every source:
+// true, yes, on, 1 and false, no, off, 0, in any case (and t, y, f, n).
+// YAML reads yes and on as true, so DISTLOCK_NOWAIT=yes must too.
 func parseBool(s string) (bool, error) {
-	b, err := strconv.ParseBool(strings.TrimSpace(s))
-	if err != nil {
-		return false, fmt.Errorf("%q is neither true nor false", s)
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "t", "yes", "y", "on", "1":
+		return true, nil
+	case "false", "f", "no", "n", "off", "0":
+		return false, nil
 	}
-	return b, nil
+	return false, fmt.Errorf("%q is neither true nor false (nor yes, no, on, off, 1, 0)", s)
 }
 
 type intValue int
@@ -225,6 +230,9 @@ func (v *signalValue) Set(s string) error {
 	sig, err := signals.Parse(s)
 	if err != nil {
 		return err
+	}
+	if !signals.Ends(sig) {
+		return fmt.Errorf("SIG%s does not end a process, so it could not stop the command when the lock is lost; use TERM, INT, HUP, QUIT or KILL", signals.Name(sig))
 	}
 	*v = signalValue(sig)
 	return nil
