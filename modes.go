@@ -141,19 +141,20 @@ func runLock(ctx context.Context, j *job, stdout io.Writer, facts *report.Facts)
 	dctx, cancel := context.WithTimeout(ctx, j.lock.RPCTimeout)
 	defer cancel()
 	if err := h.Detach(dctx); err != nil {
-		release(j, h)
+		release(j, h, true)
 		facts.Released()
 		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return err
 	}
 	// The key, for a script to release exactly this lock later:
 	// KEY=$(distlock --lock ...) ... distlock --unlock --holder="$KEY".
-	fmt.Fprintln(stdout, h.Key)
+	if _, err := fmt.Fprintln(stdout, h.Key); err != nil {
+		j.out.About(report.EventAcquired).With("key", h.Key).Warn("holding lock %q as %s, but could not print the key (%v)", j.lock.Name, h.Key, err)
+	}
 	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
 		Step("holding lock %q as %s until someone runs --unlock", j.lock.Name, h.Key)
 	if j.out.ToTerminal() {
-		j.out.Info("holding lock %q until it is released: distlock --lock-name=%s --unlock --holder=%s",
-			j.lock.Name, shellWord(j.lock.Name), h.Key)
+		j.out.Info("holding lock %q until it is released: %s", j.lock.Name, j.unlockCommand(h.Key))
 	}
 	return nil
 }
@@ -197,7 +198,7 @@ func acquire(ctx context.Context, j *job, mode string, lead time.Duration, sigs 
 	}
 	switch {
 	case h != nil && sig.sig != 0:
-		release(j, h)
+		release(j, h, true)
 		j.out.About(report.EventSignal).Fail("got SIG%s just as lock %q was taken; released it again", signals.Name(sig.sig), j.lock.Name)
 		return nil, sig
 	case h != nil:
@@ -258,15 +259,19 @@ func pendingSignal(sigs <-chan os.Signal) signalError {
 }
 
 // release gives the lock back; if etcd cannot be reached the lease expires
-// by itself.
-func release(j *job, h *lock.Holder) {
+// by itself. Unless quietly (a line that says more follows), a lock that
+// was still ours is said released: in JSON, a step of the run.
+func release(j *job, h *lock.Holder, quietly bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), j.lock.RPCTimeout)
 	defer cancel()
+	lost := h.Err() != nil // then it is not ours to say released
 	if err := h.Release(ctx); err != nil {
 		j.out.About(report.EventReleaseFailed).Fail("could not release lock %q (%v); etcd will expire it within %v", j.lock.Name, err, j.lock.TTL)
 		return
 	}
-	j.out.About(report.EventReleased).With("key", h.Key).Step("released lock %q", j.lock.Name)
+	if !lost && !quietly {
+		j.out.About(report.EventReleased).With("key", h.Key).Step("released lock %q", j.lock.Name)
+	}
 }
 
 // request describes what this call wants of the lock.
@@ -301,8 +306,20 @@ func (j *job) sameHolder(me lock.Info, holder lock.Entry) {
 	if me.Mode != lock.ModeLock || in == nil || in.Mode != lock.ModeLock || in.Host != me.Host || in.User != me.User {
 		return
 	}
-	j.out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by this host and user already, since %s; this call waits behind it like any other (to release that one: --unlock --holder=%s)",
-		j.lock.Name, holder.Info.Since.UTC().Format(time.RFC3339), holder.Key)
+	j.out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by this host and user already, since %s; this call waits behind it like any other (to release that one: %s)",
+		j.lock.Name, holder.Info.Since.UTC().Format(time.RFC3339), j.unlockCommand(holder.Key))
+}
+
+// unlockCommand is the command line that releases key of this lock and
+// no other, as one can paste it into a shell: the realm unless it is the
+// default, and the key by the lease ID that ends it.
+func (j *job) unlockCommand(key string) string {
+	cmd := "distlock"
+	if j.lock.Realm != settings.DefaultRealm {
+		cmd += " --prefix=" + shellWord(j.lock.Realm)
+	}
+	lease := key[strings.LastIndexByte(key, '/')+1:]
+	return cmd + " --lock-name=" + shellWord(j.lock.Name) + " --unlock --holder=" + shellWord(lease)
 }
 
 // blockedBy is what a request says when it finds the lock taken: on a

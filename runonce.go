@@ -66,7 +66,7 @@ func recordRun(j *job, x settings.Exec, h *lock.Holder, started time.Time) {
 func letGo(j *job, x settings.Exec, h *lock.Holder, holdUntil time.Time) {
 	left := time.Until(holdUntil)
 	if holdUntil.IsZero() || left <= 0 || h.Err() != nil {
-		release(j, h)
+		release(j, h, false)
 		return
 	}
 	ttl, err := h.HoldFor(context.Background(), left)

@@ -2,6 +2,7 @@ package blackbox
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -162,5 +163,25 @@ func TestLogFormatUsage(t *testing.T) {
 	status, stderr := runHost(t, dir, nil, "--log-format=xml", "--lock-name=u", "--", "true")
 	if want := "distlock: invalid value \"xml\" for flag --log-format: \"xml\" is neither text nor json\n"; status != exitUsage || stderr != want {
 		t.Errorf("--log-format=xml: exit %d, stderr %q, want %q", status, stderr, want)
+	}
+}
+
+// TestLogFormatJSONLost: a run whose lock was lost says so, and does not
+// say afterwards that it released the lock: it was not its to release.
+func TestLogFormatJSONLost(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	holder := startDistlockEnv(t, dir, testEtcd(t).Endpoint(), []string{"DISTLOCK_LOG_FORMAT=json"}, nil,
+		"--lock-name=jl", "--kill-after=1s", "--", "sh", "-c", "echo r > held; while :; do sleep 0.05; done")
+	waitFile(t, filepath.Join(dir, "held"))
+	if status, stderr := runHost(t, dir, nil, "--lock-name=jl", "--unlock"); status != 0 {
+		t.Fatalf("--unlock: exit %d, %s", status, stderr)
+	}
+	if got := holder.wait(t, 30*time.Second); got != exitLockLost {
+		t.Fatalf("holder exit %d, want %d; stderr:\n%s", got, exitLockLost, holder.stderr)
+	}
+	evs := events(jsonLines(t, holder.stderr.String(), "jl"))
+	if !slices.Contains(evs, string(report.EventLost)) || slices.Contains(evs, string(report.EventReleased)) {
+		t.Errorf("events %q: want lost, and no released", evs)
 	}
 }

@@ -2,6 +2,7 @@ package blackbox
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/tinx/distlock/internal/poll"
@@ -357,14 +359,25 @@ func TestTerminalManualLock(t *testing.T) {
 	if got := waitCmd(t, term.start(t, dir, "distlock", "--lock-name=manual", "--lock"), term); got != 0 {
 		t.Fatalf("--lock: exit %d; terminal shows %q", got, term.output())
 	}
-	shows := regexp.MustCompile(`^(` + regexp.QuoteMeta(testRealm(t)) + `manual/[0-9a-f]+)\r\n` +
-		`distlock: holding lock "manual" until it is released: distlock --lock-name=manual --unlock --holder=(\S+)\r\n$`)
+	// The realm is not the default here, so the command names it.
+	shows := regexp.MustCompile(`^` + regexp.QuoteMeta(testRealm(t)) + `manual/([0-9a-f]+)\r\n` +
+		`distlock: holding lock "manual" until it is released: distlock --prefix=` + regexp.QuoteMeta(testRealm(t)) +
+		` --lock-name=manual --unlock --holder=([0-9a-f]+)\r\n$`)
 	poll.For(t, "--lock to show its key and how to release it", 10*time.Second, func() bool {
 		m := shows.FindStringSubmatch(term.output())
 		return m != nil && m[1] == m[2]
 	})
-	key := shows.FindStringSubmatch(term.output())[1]
-	if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=manual", "--unlock", "--holder="+key).wait(t, 30*time.Second); got != 0 {
-		t.Fatalf("--unlock --holder=%s: exit %d", key, got)
+	lease := shows.FindStringSubmatch(term.output())[1]
+	// Run as shown, through a shell, it releases that lock.
+	unlock := regexp.MustCompile(`distlock --prefix=.*`).FindString(term.output())
+	unlock = strings.TrimRight(unlock, "\r")
+	cmd := exec.Command("sh", "-c", unlock)
+	cmd.Env = append(os.Environ(), "DISTLOCK_ENDPOINTS="+testEtcd(t).Endpoint(), "DISTLOCK_CONFIG=/dev/null", "DISTLOCK_PREFIX=/elsewhere/")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "/manual/"+lease) {
+		t.Fatalf("%s: %v\n%s", unlock, err, out)
+	}
+	keys, err := testClient(t).Get(context.Background(), testRealm(t), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || keys.Count != 0 {
+		t.Fatalf("after the shown --unlock: %d keys left (%v)", keys.Count, err)
 	}
 }

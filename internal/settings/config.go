@@ -112,7 +112,9 @@ type setting struct {
 	help  string // for --help
 	from  source
 	mode  bool // shown in --help's usage lines rather than among the flags
-	bind  func(c *config) flag.Value
+	// secret: its value may be a password, and no message says it back.
+	secret bool
+	bind   func(c *config) flag.Value
 	// etcdctl is etcdctl's environment variable for the setting, read as a
 	// fallback below the config file.
 	etcdctl string
@@ -214,10 +216,10 @@ var table = []setting{
 	{name: "insecure-skip-tls-verify", from: fromAnywhere,
 		help: "do not verify etcd's certificate",
 		bind: func(c *config) flag.Value { return (*boolValue)(&c.insecureSkipTLSVerify) }},
-	{name: "user", arg: "NAME", from: fromAnywhere, etcdctl: "ETCDCTL_USER",
+	{name: "user", arg: "NAME", from: fromAnywhere, etcdctl: "ETCDCTL_USER", secret: true,
 		help: "etcd user, or NAME:PASSWORD as in etcdctl",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.user) }},
-	{name: "password", arg: "PASSWORD", from: fromAnywhere, etcdctl: "ETCDCTL_PASSWORD",
+	{name: "password", arg: "PASSWORD", from: fromAnywhere, etcdctl: "ETCDCTL_PASSWORD", secret: true,
 		help: "etcd password; prefer DISTLOCK_PASSWORD or the config file",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.password) }},
 }
@@ -336,12 +338,15 @@ func parseConfig(args []string) (*config, error) {
 // parseCommandLine parses args into cmdLine, and refuses a flag's value
 // that is another of distlock's flags (valueIsAFlag).
 func parseCommandLine(cmdLine *flag.FlagSet, args []string) error {
+	if at, bad := valueIsAFlag(args); bad != nil {
+		// What came before it still says how to report the error (the
+		// log format); the refused value itself is used for nothing.
+		_ = cmdLine.Parse(args[:at])
+		return bad
+	}
 	err := cmdLine.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return errHelp
-	}
-	if bad := valueIsAFlag(args); bad != nil {
-		return bad
 	}
 	if err != nil {
 		return commandLineError(err)

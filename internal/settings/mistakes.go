@@ -11,40 +11,55 @@ import (
 // and the flag package's messages in distlock's spelling (two dashes).
 
 // closest is the flag nearest to name, for "did you mean", or "" when
-// none is near enough: at most two edits away (one for a short name).
+// none is near enough: at most two edits away (one for a short name, and
+// for a mode, where a wrong guess would do the opposite of what was
+// meant: --nolock is not --lock). Case does not count, a swap of two
+// letters is one edit, and the original tool's names lead to today's.
 func closest(name string) string {
-	best, bestDist := "", 2
-	if len(name) <= 4 {
-		bestDist = 1
-	}
+	name = strings.ToLower(name)
+	best, bestDist := "", 3
 	for _, s := range completedFlags() {
-		if d := editDistance(name, s.name); d <= bestDist && (best == "" || d < bestDist) {
-			best, bestDist = s.name, d
+		limit := 2
+		if len(name) <= 4 || s.mode {
+			limit = 1
+		}
+		for _, candidate := range []string{s.name, s.alias} {
+			if candidate == "" {
+				continue
+			}
+			if d := editDistance(name, candidate); d <= limit && d < bestDist {
+				best, bestDist = s.name, d
+			}
 		}
 	}
 	return best
 }
 
-// editDistance is the Levenshtein distance between a and b, in bytes
-// (flag names are ASCII).
+// editDistance is the edit distance between a and b, in bytes (flag
+// names are ASCII): insertions, deletions, substitutions, and swaps of
+// two neighbours, one each.
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
 
 // didYouMean is ": did you mean --NAME?" for the setting nearest name, or
@@ -69,7 +84,7 @@ func didYouMeanKey(key string) string {
 // The flag package's messages, which spell a flag with one dash.
 var (
 	flagUnknown   = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
-	flagOneDash   = regexp.MustCompile(`(flag|for) -([a-z])`)
+	flagOneDash   = regexp.MustCompile(`^(invalid (?:boolean )?value "(?:[^"\\]|\\.)*" for (?:flag )?)-+([a-z][a-z0-9-]*):`)
 	flagNeedsArgs = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
 )
 
@@ -83,20 +98,23 @@ func commandLineError(err error) error {
 	if m := flagNeedsArgs.FindStringSubmatch(msg); m != nil {
 		return usagef("flag --%s needs a value", m[1])
 	}
-	return usagef("%s", flagOneDash.ReplaceAllString(msg, "$1 --$2"))
+	return usagef("%s", flagOneDash.ReplaceAllString(msg, "${1}--${2}:"))
 }
 
 // valueIsAFlag catches a flag that takes a value given as the next word,
-// when that word is one of distlock's own flags: "--lock-name --nowait"
-// takes a lock named --nowait, and the --nowait that was meant is gone.
-// A value that really starts with dashes is written with "=".
-func valueIsAFlag(args []string) error {
+// when that word is one of distlock's own flags, or the -- that starts
+// the command: "--lock-name --nowait" takes a lock named --nowait, and
+// the --nowait that was meant is gone; "--lock-name $EMPTY -- make" takes
+// a lock named --. A value that really starts with dashes is written
+// with "=". It returns the index of the flag in args, for the caller to
+// read no further, or -1.
+func valueIsAFlag(args []string) (int, error) {
 	for i := 0; i < len(args)-1; i++ {
 		arg := args[i]
 		if arg == "--" || !strings.HasPrefix(arg, "-") || arg == "-" {
-			return nil // the command starts here: the flag package stops too
+			return -1, nil // the command starts here: the flag package stops too
 		}
-		name := strings.TrimLeft(arg, "-")
+		name := strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-")
 		if strings.Contains(name, "=") {
 			continue
 		}
@@ -105,13 +123,18 @@ func valueIsAFlag(args []string) error {
 			continue
 		}
 		next := args[i+1]
-		if looksLikeFlag(next) {
-			return usagef("--%s got %q as its value, which is one of distlock's flags; if that is the value meant, write --%s=%s",
+		switch {
+		case next == "--":
+			return i, usagef("--%s has no value: the word after it is the -- that starts the command", s.name)
+		case looksLikeFlag(next) && s.secret:
+			return i, usagef("--%s got one of distlock's flags as its value; if that is the value meant, write --%s=VALUE", s.name, s.name)
+		case looksLikeFlag(next):
+			return i, usagef("--%s got %q as its value, which is one of distlock's flags; if that is the value meant, write --%s=%s",
 				s.name, next, s.name, next)
 		}
 		i++ // the value
 	}
-	return nil
+	return -1, nil
 }
 
 // looksLikeFlag says whether word is one of distlock's flags, with one

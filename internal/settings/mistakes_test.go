@@ -16,7 +16,12 @@ func TestClosest(t *testing.T) {
 		"lockname":     "lock-name", // the alias, were it unknown
 		"time-out":     "timeout",
 		"verbos":       "verbose",
-		"hepl":         "",
+		"hepl":         "help",
+		"lsit":         "list",
+		"uesr":         "user",
+		"LOCK-NAME":    "lock-name",
+		"nolock":       "", // a mode: --lock would do the opposite
+		"relock":       "",
 		"zzz":          "",
 		"unlcok":       "unlock",
 		"kill-signals": "kill-signal",
@@ -44,8 +49,12 @@ func TestValueIsAFlag(t *testing.T) {
 		{[]string{"--nowait", "--lock-name", "x", "--", "--reason", "--nowait"}, false},
 		{[]string{"--lock-name", "x", "--reason", "-"}, false},
 		{[]string{"--lock", "--lock-name", "x"}, false},
+		{[]string{"--lock-name", "--", "make"}, true},
+		{[]string{"--lockname", "--nowait", "--", "make"}, true},
+		{[]string{"--reason", "-5", "--lock-name=x"}, false},
+		{[]string{"--timeout", "-1", "--lock-name=x"}, false},
 	} {
-		err := valueIsAFlag(tc.args)
+		_, err := valueIsAFlag(tc.args)
 		if (err != nil) != tc.bad {
 			t.Errorf("valueIsAFlag(%q) = %v, want an error: %v", tc.args, err, tc.bad)
 		}

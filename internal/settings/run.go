@@ -30,6 +30,9 @@ const (
 	ModeCompletion Mode = "completion" // --completion: print Completion(Run.Shell)
 )
 
+// DefaultRealm is --prefix's default.
+const DefaultRealm = defaultPrefix
+
 // KillMargin is kept free after SIGKILL for the command to die and be
 // reaped before the lease could expire.
 const KillMargin = killMargin
