@@ -26,7 +26,7 @@ func TestAuthUnreachableEtcd(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("took %v to give up with --dial-timeout=1s", took)
 	}
-	want := "distlock: cannot reach etcd at " + proxy.URL() + " within 1s"
+	want := "distlock: cannot reach etcd at " + proxy.URL() + " (from DISTLOCK_ENDPOINTS) within 1s"
 	if !strings.HasPrefix(afterArgvWarning(t, j.stderr.String()), want) {
 		t.Errorf("stderr:\n%s\nwant it to start with:\n%s", j.stderr, want)
 	}

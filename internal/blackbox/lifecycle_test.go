@@ -454,7 +454,7 @@ func TestUnansweredEtcdIsNotAHang(t *testing.T) {
 		if took := time.Since(start); took > 3*time.Second {
 			t.Errorf("%v: took %v with --dial-timeout=1s", args, took.Round(time.Millisecond))
 		}
-		if !strings.HasPrefix(j.stderr.String(), "distlock: cannot reach etcd at "+proxy.URL()+" within 1s") {
+		if !strings.HasPrefix(j.stderr.String(), "distlock: cannot reach etcd at "+proxy.URL()+" (from DISTLOCK_ENDPOINTS) within 1s") {
 			t.Errorf("%v: stderr:\n%s", args, j.stderr)
 		}
 	}

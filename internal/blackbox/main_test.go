@@ -107,6 +107,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("DISTLOCK_PREFIX", realm)
 			env.Setenv("REALM", realm)
 			env.Setenv("ETCD", testEtcd(t).Endpoint())
+			env.Setenv("ETCD_HOSTPORT", strings.TrimPrefix(testEtcd(t).Endpoint(), "http://"))
 			env.Setenv("DISTLOCK_CONFIG", "/dev/null")
 			env.Setenv("LONG", strings.Repeat("x", 256))
 			env.Setenv("ORPHAN_CHECK", orphanCheck)

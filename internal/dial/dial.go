@@ -8,12 +8,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -98,7 +100,7 @@ func Explain(c *settings.Conn, err error) error {
 		if ep, problem := tlsProblem(c); problem != nil {
 			return refusal(err, "etcd at %s: %v", ep, problem)
 		}
-		return fmt.Errorf("cannot reach etcd at %s within %v: %w", at, c.DialTimeout, err)
+		return fmt.Errorf("cannot reach etcd at %s (%s) within %v: %s", at, c.EndpointsFrom, c.DialTimeout, whyUnreachable(c.Endpoints, err))
 	}
 	return fmt.Errorf("etcd at %s: %w", at, err)
 }
@@ -341,6 +343,9 @@ func tlsFailure(c *settings.Conn, err error) error {
 		return fmt.Errorf("TLS: etcd's certificate was refused (%v)", invalid)
 	case errors.As(err, &header):
 		return errors.New("TLS: etcd does not speak TLS at this endpoint: use http:// for it, or turn on TLS in etcd")
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		// etcd without TLS hangs up on a TLS hello rather than answer.
+		return errors.New("TLS: etcd hung up at the TLS handshake: it speaks plain HTTP at this endpoint, most likely; use http:// for it, or turn on TLS in etcd")
 	case errors.As(err, &alert) && alert.Op == "remote error":
 		if c.Cert == "" {
 			return fmt.Errorf("TLS: etcd refused the handshake (%v)", alert.Err)

@@ -142,6 +142,9 @@ func normalizeEndpoint(e string) (string, error) {
 	if e == "" {
 		return "", errors.New("empty endpoint")
 	}
+	if strings.ContainsAny(e, " \t\n") {
+		return "", fmt.Errorf("%q has a space in it: endpoints are separated by commas (http://etcd1:2379,http://etcd2:2379)", e)
+	}
 	// Never echoed: it may be a password.
 	if strings.Contains(e, "@") {
 		return "", errors.New("an endpoint holds a user name or password (NAME:PASSWORD@); give them with --user and DISTLOCK_PASSWORD instead")

@@ -8,6 +8,7 @@ package settings
 
 import (
 	"errors"
+	"os"
 	"syscall"
 	"time"
 
@@ -81,6 +82,11 @@ type Conn struct {
 	User, Password        string
 	ShownUser             string // the user, quoted, and without a password in it
 
+	// EndpointsFrom says where the endpoints came from, for the line
+	// that says etcd could not be reached: a flag, a variable, the
+	// config file, DNS, or the default (and why: no config file).
+	EndpointsFrom string
+
 	Realm  string // the realm whose keys the mode uses
 	Access string // what the mode needs of etcd: "write access to /distlock/db/"
 	// Warnings are said before distlock talks to etcd, even with --quiet:
@@ -134,7 +140,8 @@ func (c *config) run() *Run {
 			Endpoints: c.endpoints, DiscoverySrv: c.discoverySrv, DialTimeout: c.dialTimeout,
 			CACert: c.cacert, Cert: c.cert, Key: c.key, InsecureSkipTLSVerify: c.insecureSkipTLSVerify,
 			User: c.user, Password: c.password, ShownUser: c.shownUser(),
-			Realm: c.prefix, Access: c.accessNeeded(), Warnings: c.warnings, from: c.labels(),
+			EndpointsFrom: c.endpointsFrom(),
+			Realm:         c.prefix, Access: c.accessNeeded(), Warnings: c.warnings, from: c.labels(),
 		},
 		Lock: Lock{
 			Realm: c.prefix, Name: c.lockName, Reason: c.reason, Limit: c.limit,
@@ -155,6 +162,22 @@ func (c *config) labels() map[string]string {
 		from[name] = o.label
 	}
 	return from
+}
+
+// endpointsFrom says where the endpoints came from; for the default, why
+// nothing else gave them.
+func (c *config) endpointsFrom() string {
+	if c.discoverySrv != "" {
+		return "from the DNS SRV records of " + c.discoverySrv
+	}
+	if o, ok := c.origin["endpoints"]; ok {
+		return "from " + o.label
+	}
+	file := "the config file " + c.configFile + " names none"
+	if _, err := os.Stat(c.configFile); err != nil {
+		file = "there is no config file " + c.configFile
+	}
+	return "the default: no --endpoints, DISTLOCK_ENDPOINTS or ETCDCTL_ENDPOINTS, and " + file
 }
 
 // accessNeeded says what the mode needs of etcd: read or write access to
