@@ -310,18 +310,6 @@ func (j *job) sameHolder(me lock.Info, holder lock.Entry) {
 		j.lock.Name, holder.Info.Since.UTC().Format(time.RFC3339), j.unlockCommand(holder.Key))
 }
 
-// unlockCommand is the command line that releases key of this lock and
-// no other, as one can paste it into a shell: the realm unless it is the
-// default, and the key by the lease ID that ends it.
-func (j *job) unlockCommand(key string) string {
-	cmd := "distlock"
-	if j.lock.Realm != settings.DefaultRealm {
-		cmd += " --prefix=" + shellWord(j.lock.Realm)
-	}
-	lease := key[strings.LastIndexByte(key, '/')+1:]
-	return cmd + " --lock-name=" + shellWord(j.lock.Name) + " --unlock --holder=" + shellWord(lease)
-}
-
 // blockedBy is what a request says when it finds the lock taken: on a
 // terminal the live line (line), else the one waiting line; both after
 // sameHolder.
@@ -387,16 +375,4 @@ func currentUser() string {
 		return u
 	}
 	return strconv.Itoa(os.Getuid())
-}
-
-// shellWord is s as one word for a shell: as it is if it is plain,
-// else in single quotes.
-func shellWord(s string) string {
-	plain := s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./:@%+=,", r))
-	}) < 0
-	if plain {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
