@@ -80,6 +80,9 @@ func (c *config) check() error {
 // checkCombinations checks the lock name, and the settings that go only
 // with others or within bounds.
 func (c *config) checkCombinations() error {
+	if err := c.checkShellCommand(); err != nil {
+		return err
+	}
 	if c.mode != modeList {
 		if c.lockName == "" {
 			return usagef("--lock-name is required")
@@ -189,5 +192,22 @@ func (c *config) checkNowait() error {
 		return usagef("--nowait and --timeout %v contradict each other%s: --nowait is --timeout 0; give one of them", (*waitValue)(&c.timeout).String(), where)
 	}
 	c.timeout = 0
+	return nil
+}
+
+// checkShellCommand makes -c STRING the command: /bin/sh -c STRING.
+func (c *config) checkShellCommand() error {
+	if _, given := c.origin["c"]; !given {
+		return nil
+	}
+	switch {
+	case c.mode != modeExec:
+		return usagef("-c goes with exec mode, not with --%s", c.mode)
+	case len(c.command) > 0:
+		return usagef("-c and a command after -- cannot be used together: give one of them")
+	case strings.TrimSpace(c.shellCommand) == "":
+		return usagef("-c has no command: give it the shell command to run, as in -c 'make install'")
+	}
+	c.command = []string{"/bin/sh", "-c", c.shellCommand}
 	return nil
 }

@@ -42,9 +42,10 @@ const (
 
 // config is everything one call of distlock needs, parsed and checked.
 type config struct {
-	mode    string
-	modes   []string // the mode switches given, in the order given
-	command []string
+	mode         string
+	modes        []string // the mode switches given, in the order given
+	command      []string
+	shellCommand string // -c: run it with /bin/sh -c
 
 	lockName         string
 	reason           string
@@ -135,6 +136,10 @@ var table = []setting{
 	{name: "reason", arg: "TEXT", from: fromAnywhere,
 		help: "why; shown to everyone who finds the lock taken",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.reason) }},
+	// Like a command after --, it says what runs: the command line only.
+	{name: "c", arg: "STRING", from: fromCommandLine,
+		help: "run STRING with /bin/sh -c, instead of a command after --",
+		bind: func(c *config) flag.Value { return (*stringValue)(&c.shellCommand) }},
 	{name: "nowait", from: fromAnywhere,
 		help: "fail at once if the lock is taken (--timeout 0)",
 		bind: func(c *config) flag.Value { return (*boolValue)(&c.nowait) }},
@@ -232,6 +237,14 @@ func settingNamed(name string) (setting, bool) {
 		}
 	}
 	return setting{}, false
+}
+
+// spelled is how a flag is written in distlock's words: -c, --lock-name.
+func spelled(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // envName is the environment variable of a setting's name or alias.

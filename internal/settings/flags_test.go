@@ -27,13 +27,13 @@ func TestFlagTable(t *testing.T) {
 		if s.help == "" || s.bind == nil || s.from&fromCommandLine == 0 {
 			t.Errorf("--%s: needs help, a field and the command line", s.name)
 		}
-		if !regexp.MustCompile(`(?m)^  (distlock \[flags\] )?--` + s.name + `( |$)`).MatchString(usage) {
-			t.Errorf("--help has no line for --%s", s.name)
+		if !regexp.MustCompile(`(?m)^  (distlock \[flags\] )?` + spelled(s.name) + `( |$)`).MatchString(usage) {
+			t.Errorf("--help has no line for %s", spelled(s.name))
 		}
 	}
 	// The contract: these come from the command line only, but for
 	// DISTLOCK_CONFIG, which names the file.
-	for _, name := range append(modeFlagNames(), "version", "completion", "config") {
+	for _, name := range append(modeFlagNames(), "version", "completion", "config", "c") {
 		s, ok := settingNamed(name)
 		switch {
 		case !ok:
@@ -68,8 +68,8 @@ func TestFlagsInReference(t *testing.T) {
 	rows, defaultColumn := readmeFlagTable(t, string(readme))
 
 	for _, s := range table {
-		if !regexp.MustCompile(`--` + regexp.QuoteMeta(s.name) + `([^a-z0-9-]|$)`).Match(readme) {
-			t.Errorf(referencePage+" never mentions --%s", s.name)
+		if !regexp.MustCompile(regexp.QuoteMeta(spelled(s.name)) + `([^a-z0-9-]|$)`).Match(readme) {
+			t.Errorf(referencePage+" never mentions %s", spelled(s.name))
 		}
 		if s.from&fromEnvironment != 0 {
 			for _, n := range []string{s.name, s.alias} {
@@ -125,7 +125,7 @@ func TestReferenceLists(t *testing.T) {
 	var env []string
 	for _, s := range table {
 		if s.from&fromFile == 0 && !s.mode {
-			found := slices.ContainsFunc(bullets, func(b string) bool { return strings.Contains(b, "`--"+s.name+"`") })
+			found := slices.ContainsFunc(bullets, func(b string) bool { return strings.Contains(b, "`"+spelled(s.name)+"`") })
 			if !found {
 				t.Errorf(referencePage+"'s list of what comes from the command line only has no bullet for --%s", s.name)
 			}
@@ -160,7 +160,7 @@ func readmeFlagTable(t *testing.T, readme string) (map[string]readmeRow, int) {
 		}
 		return parts
 	}
-	flagName := regexp.MustCompile("`--([a-z][a-z0-9-]*)")
+	flagName := regexp.MustCompile("`--?([a-z][a-z0-9-]*)")
 	lines := strings.Split(readme, "\n")
 	for i, line := range lines {
 		header := cells(line)

@@ -87,6 +87,11 @@ func (m *manWriter) synopsis() {
 	m.line(`.B \-\-`)
 	m.line(`.I command`)
 	m.line(`.RI [ arg ...]`)
+	m.line(`.br`)
+	m.line(`.B distlock`)
+	m.line(`.RI [ flags ]`)
+	m.line(`.B \-c`)
+	m.line(`.I string`)
 	for _, s := range table {
 		if s.mode {
 			m.line(`.br`)
@@ -130,9 +135,9 @@ func (m *manWriter) option(s setting) {
 	line := m.line
 	line(`.TP`)
 	if s.arg != "" {
-		line(`.BI %s " %s"`, roff("--"+s.name), s.arg)
+		line(`.BI %s " %s"`, roff(spelled(s.name)), s.arg)
 	} else {
-		line(`.B %s`, roff("--"+s.name))
+		line(`.B %s`, roff(spelled(s.name)))
 	}
 	line(`%s.`, roff(s.help))
 	if s.def != "" {
@@ -163,7 +168,7 @@ func (m *manWriter) environment() {
 	var cmdLineOnly []string
 	for _, s := range table {
 		if !s.mode && s.from&fromEnvironment == 0 {
-			cmdLineOnly = append(cmdLineOnly, "--"+s.name)
+			cmdLineOnly = append(cmdLineOnly, spelled(s.name))
 		}
 	}
 	line(`%s`, roff("Every flag but the modes, "+strings.Join(cmdLineOnly, ", ")+" and --help may also be set as DISTLOCK_ and its name in upper case with _ for - (--dial-timeout is DISTLOCK_DIAL_TIMEOUT). "+

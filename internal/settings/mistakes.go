@@ -24,7 +24,7 @@ func closest(name string) string {
 			limit = 1
 		}
 		for _, candidate := range []string{s.name, s.alias} {
-			if candidate == "" {
+			if len(candidate) < 2 { // -c is no guess for a one-letter typo
 				continue
 			}
 			if d := editDistance(name, candidate); d <= limit && d < bestDist {
@@ -96,7 +96,7 @@ func commandLineError(err error) error {
 		return usagef("unknown flag --%s%s (distlock --help lists them)", m[1], didYouMean(m[1]))
 	}
 	if m := flagNeedsArgs.FindStringSubmatch(msg); m != nil {
-		return usagef("flag --%s needs a value", m[1])
+		return usagef("flag %s needs a value", spelled(m[1]))
 	}
 	return usagef("%s", flagOneDash.ReplaceAllString(msg, "${1}--${2}:"))
 }
@@ -125,12 +125,12 @@ func valueIsAFlag(args []string) (int, error) {
 		next := args[i+1]
 		switch {
 		case next == "--":
-			return i, usagef("--%s has no value: the word after it is the -- that starts the command", s.name)
+			return i, usagef("%s has no value: the word after it is the -- that starts the command", spelled(s.name))
 		case looksLikeFlag(next) && s.secret:
-			return i, usagef("--%s got one of distlock's flags as its value; if that is the value meant, write --%s=VALUE", s.name, s.name)
+			return i, usagef("%s got one of distlock's flags as its value; if that is the value meant, write %s=VALUE", spelled(s.name), spelled(s.name))
 		case looksLikeFlag(next):
-			return i, usagef("--%s got %q as its value, which is one of distlock's flags; if that is the value meant, write --%s=%s",
-				s.name, next, s.name, next)
+			return i, usagef("%s got %q as its value, which is one of distlock's flags; if that is the value meant, write %s=%s",
+				spelled(s.name), next, spelled(s.name), next)
 		}
 		i++ // the value
 	}

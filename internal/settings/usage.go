@@ -35,6 +35,7 @@ func helpText() string {
 	var b strings.Builder
 	b.WriteString(helpIntro)
 	writeEntry(&b, usageColumn, "distlock [flags] -- COMMAND [ARG...]", strings.Fields("run COMMAND while holding the lock"))
+	writeEntry(&b, usageColumn, "distlock [flags] -c STRING", strings.Fields("run STRING with /bin/sh -c while holding the lock"))
 	for _, s := range table {
 		if s.mode {
 			writeEntry(&b, usageColumn, "distlock [flags] --"+s.name, strings.Fields(s.help))
@@ -45,7 +46,7 @@ func helpText() string {
 		if s.mode {
 			continue
 		}
-		flag, words := "--"+s.name, strings.Fields(s.help)
+		flag, words := spelled(s.name), strings.Fields(s.help)
 		if s.arg != "" {
 			flag += " " + s.arg
 		}
