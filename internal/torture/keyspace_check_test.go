@@ -290,12 +290,22 @@ func (c *ksChecker) deletedByOwner(key string, from, to int64) bool {
 
 // cut counts the section of id, removed by the plain --unlock u of its own
 // lock, only up to u; a distlock command must be dead within the TTL.
+// etcd's recipe reads its key once, then holds for as long as it means to:
+// it can enter after the --unlock began and before it deleted the key
+// (sometime before u ended), and such a section counts up to its own
+// entry, that is not at all. A distlock section that entered after u
+// began counts whole, as before: distlock's stopping record is to keep
+// the next holder out until its command is gone.
 func (c *ksChecker) cut(id string, u *ksUnlock) {
 	s := c.secs[id]
-	if s == nil || s.enter > u.start || s.last < u.start {
+	began := u.start
+	if c.recipeByID[id] != nil {
+		began = u.end
+	}
+	if s == nil || s.enter > began || s.last < u.start {
 		return // it had not begun, or had ended: nothing to cut
 	}
-	c.until[id] = u.start
+	c.until[id] = max(u.start, s.enter)
 	c.rep.cut++
 	r := c.runByID[id]
 	if r == nil || r.lockMode {
@@ -343,6 +353,7 @@ func (c *ksChecker) checkSections() {
 			kind := "token"
 			if strings.Contains(p, "at once") {
 				kind = "overlap"
+				p += c.unlocksOf(label)
 			}
 			rep.problem(kind, "%s", p)
 		}
@@ -768,4 +779,29 @@ func statusList(m map[int]int) string {
 		parts = append(parts, fmt.Sprintf("%d: %d", c, m[c]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// unlocksOf tells, for an overlap under label, when each --unlock of that
+// lock ran and whom it said it removed: to tell a cut the checker missed
+// from two holders at once.
+func (c *ksChecker) unlocksOf(label string) string {
+	var b strings.Builder
+	for _, u := range c.ks.unlocks {
+		if u.lk.label() != label {
+			continue
+		}
+		var removed []string
+		for _, line := range strings.Split(u.stderr, "\n") {
+			if strings.HasPrefix(line, "distlock: released ") {
+				removed = append(removed, c.ownerOf(line).id)
+			}
+		}
+		fmt.Fprintf(&b, "\n    --unlock %q %.3fs..%.3fs removed %q", u.holder, float64(u.start)/1e9, float64(u.end)/1e9, removed)
+	}
+	for _, rh := range c.ks.recipes {
+		if rh.lk.label() == label && !rh.slash && rh.acquired {
+			fmt.Fprintf(&b, "\n    etcd's recipe %s: key %s (rev %d), lost at its end: %v", rh.id, rh.key, rh.rev, rh.lost)
+		}
+	}
+	return b.String()
 }
