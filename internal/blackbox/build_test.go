@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tinx/distlock/internal/etcdtest"
 )
 
 // buildDistlock builds the programs the tests run into dir, once for all
@@ -16,22 +18,27 @@ import (
 // short (the tests that need them need etcd, which -short skips)
 // distlock-late-signal, which sends itself SIGTERM the moment it has
 // taken the lock (the build tag distlock_late_signal, main's
-// late_signal.go), and etcd-member, the etcd member program
-// (internal/devetcd), without the race detector: etcd at its own speed.
-// The builds run at once.
+// late_signal.go), and etcd-member, the etcd member program, without the
+// race detector (etcdtest.BuildMember). The builds run at once.
 func buildDistlock(dir string, short bool) error {
-	const distlock, devetcd = "github.com/tinx/distlock", "github.com/tinx/distlock/internal/devetcd"
+	const distlock = "github.com/tinx/distlock"
 	builds := []program{{"distlock", distlock, raceEnabled, nil}}
 	if !short {
-		builds = append(builds,
-			program{"distlock-late-signal", distlock, raceEnabled, []string{"-tags=distlock_late_signal"}},
-			program{"etcd-member", devetcd, false, nil})
+		builds = append(builds, program{"distlock-late-signal", distlock, raceEnabled, []string{"-tags=distlock_late_signal"}})
 	}
-	errs := make(chan error, len(builds))
+	errs := make(chan error, len(builds)+1)
 	for _, p := range builds {
 		go func() { errs <- p.build(dir) }()
 	}
-	for range builds {
+	started := len(builds)
+	if !short {
+		started++
+		go func() {
+			_, err := etcdtest.BuildMember(dir)
+			errs <- err
+		}()
+	}
+	for range started {
 		if err := <-errs; err != nil {
 			return err
 		}

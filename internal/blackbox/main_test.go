@@ -67,6 +67,9 @@ func (w withBinaries) Run() int {
 		return 1
 	}
 	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if !testing.Short() {
+		sharedEtcd.Member = filepath.Join(dir, "etcd-member") // built above
+	}
 	defer sharedEtcd.Close()
 	return w.m.Run()
 }

@@ -245,13 +245,10 @@ func tlsProblem(c *settings.Conn) (endpoint string, problem error) {
 	problems := make([]error, len(c.Endpoints))
 	var wg sync.WaitGroup
 	for i, ep := range c.Endpoints {
-		addr := ep
-		if u, err := url.Parse(ep); err == nil && strings.Contains(ep, "://") {
-			if u.Scheme != "https" {
-				continue // etcd's client speaks plain TCP to http:// endpoints
-			}
-			addr = u.Host
+		if strings.HasPrefix(ep, "http://") {
+			continue // etcd's client speaks plain TCP to http:// endpoints
 		}
+		addr := hostPort(ep)
 		wg.Go(func() { problems[i] = handshake(ctx, c, cfg, addr) })
 	}
 	wg.Wait()

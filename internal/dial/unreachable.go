@@ -43,16 +43,22 @@ func whyUnreachable(endpoints []string, err error) string {
 	return strings.Join(said, "; ")
 }
 
+// hostPort is where an endpoint (a URL, or host:port already) is
+// connected to: its host and port, 2379 if it names none.
+func hostPort(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || !strings.Contains(endpoint, "://") {
+		return endpoint
+	}
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), "2379")
+	}
+	return u.Host
+}
+
 // connectProblem connects to endpoint and says what went wrong, or "".
 func connectProblem(ctx context.Context, endpoint string) string {
-	addr := endpoint
-	if u, err := url.Parse(endpoint); err == nil && strings.Contains(endpoint, "://") {
-		addr = u.Host
-		if u.Port() == "" {
-			addr = net.JoinHostPort(u.Hostname(), "2379")
-		}
-	}
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", hostPort(endpoint))
 	var dnsErr *net.DNSError
 	switch {
 	case err == nil:

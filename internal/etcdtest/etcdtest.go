@@ -241,6 +241,9 @@ type Shared struct {
 	// member program built without the race detector, rather than in the
 	// test process, which -race makes several times slower at being etcd.
 	Process bool
+	// Member is the member program for Process, built already (by
+	// BuildMember); if empty, Get builds one.
+	Member string
 
 	once sync.Once
 	dir  string
@@ -262,9 +265,11 @@ func (s *Shared) Get(t testing.TB) *Cluster {
 			s.c, s.err = FromEnv(s.dir)
 			return
 		}
-		var member string
-		if member, s.err = BuildMember(s.dir); s.err != nil {
-			return
+		member := s.Member
+		if member == "" {
+			if member, s.err = BuildMember(s.dir); s.err != nil {
+				return
+			}
 		}
 		if s.pc, s.err = StartProcessCluster(filepath.Join(s.dir, "etcd"), member, 1); s.err == nil {
 			s.c = External(s.pc.Endpoint(0))

@@ -116,12 +116,7 @@ func (r *Reporter) CanShowLive() bool {
 	if r.quiet || r.json || os.Getenv("TERM") == "dumb" {
 		return false
 	}
-	ok := false
-	withTerminal(r.w, func(fd int) {
-		_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-		ok = err == nil
-	})
-	return ok
+	return IsTerminal(r.w)
 }
 
 // ShowLive makes text the live line, in place of the one shown. It never
