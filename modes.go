@@ -187,6 +187,7 @@ func acquire(ctx context.Context, j *job, mode string, lead time.Duration, sigs 
 	// anything else is said or run.
 	line := report.NewWaitLine(wctx, report.Queue{Client: j.client, Realm: j.lock.Realm, Name: j.lock.Name, Timeout: j.lock.RPCTimeout}, req.Info, j.out)
 	req.Blocked = j.blockedBy(req, line)
+	req.Outage = j.out.Outages(j.lock.Name, line)
 	h, err := acquireLock(wctx, j.client, req)
 	line.Stop()
 	close(stop)
@@ -216,9 +217,12 @@ func acquire(ctx context.Context, j *job, mode string, lead time.Duration, sigs 
 func sayNotAcquired(j *job, err error) {
 	var conflict *lock.ConflictError
 	var limit *lock.LimitError
+	var outage *lock.OutageError
 	switch {
 	case errors.As(err, &limit):
 		j.out.About(report.EventUsage).Fail("%v", err)
+	case errors.As(err, &outage):
+		j.out.About(report.EventEtcdError).Fail("%v; gave up after %v (--timeout)", err, j.lock.Timeout)
 	case errors.As(err, &conflict):
 		about := j.out.About(report.EventConflict)
 		if conflict.Holder != nil {

@@ -32,6 +32,10 @@ type Request struct {
 	// Blocked, if set, is called once with the current holder when the
 	// lock is taken by someone else.
 	Blocked func(holder Entry)
+	// Outage, if set, hears of etcd's silence while we wait and while we
+	// hold the lock (see OutageKind). It must not block: a holder's
+	// lease tells it on the path that gives the lease up.
+	Outage func(Outage)
 }
 
 // ConflictError is returned when the lock was not acquired in time.
@@ -83,47 +87,86 @@ func agree(name string, ours int, others []Entry) error {
 var ErrPlaceLost = errors.New("our place in the queue was deleted while we waited")
 
 // Acquire queues for the lock and waits until it is ours, the timeout
-// passes (*ConflictError), or ctx ends (ctx's error). On every error the
-// waiter's key and lease are removed again.
+// passes (*ConflictError, or *OutageError if etcd was out of reach then),
+// or ctx ends (ctx's error). A waiter whose lease is lost to etcd's
+// silence holds nothing: it queues again, at the back, once etcd answers,
+// within the timeout. On every error the waiter's key and lease are
+// removed again.
 func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder, error) {
 	gctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
-	l, err := grantLease(gctx, client, req.TTL, req.Lead)
+	l, err := grantLease(gctx, client, req.TTL, req.Lead, req.Outage)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("grant a lease: %w", err)
 	}
-	h, err := acquire(ctx, client, req, l)
-	if err != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), req.RPCTimeout)
-		defer cancel()
-		_ = l.close(cctx) // revoking the lease deletes our key
-		return nil, err
+	wctx, cancel := waitContext(ctx, req.Timeout)
+	defer cancel()
+	for {
+		h, err := acquire(ctx, wctx, client, &req, l)
+		if err == nil {
+			return h, nil
+		}
+		if !lostPlace(ctx, wctx, client, req, l, err) {
+			if ctx.Err() == nil && errors.Is(context.Cause(wctx), errTimedOut) && !verdict(err) {
+				// The timeout passed in the middle of a call.
+				err = conflict(ctx, client, req, l)
+			}
+			cctx, cancel := context.WithTimeout(context.Background(), req.RPCTimeout)
+			_ = l.close(cctx) // revoking the lease deletes our key
+			cancel()
+			return nil, err
+		}
+		since := l.confirmedAt()
+		req.tell(Outage{Kind: PlaceLost, Since: since, Err: err})
+		if l, err = rejoin(ctx, wctx, client, req, l, since); err != nil {
+			return nil, err
+		}
+		req.tell(Outage{Kind: Rejoined, Since: since})
 	}
-	return h, nil
+}
+
+// verdict says whether err already says what stood in the way when the
+// wait timed out.
+func verdict(err error) bool {
+	var conflict *ConflictError
+	var outage *OutageError
+	var limit *LimitError
+	return errors.As(err, &conflict) || errors.As(err, &outage) || errors.As(err, &limit)
+}
+
+// waitContext is ctx, ended with the cause errTimedOut once timeout has
+// passed, if it is positive.
+func waitContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, timeout, errTimedOut)
 }
 
 // acquire is etcd's recipe: take a place in the queue, wait for the turn
-// (for a semaphore, then confirm it).
-func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease) (*Holder, error) {
-	p, err := enqueue(ctx, client, req, l)
+// (for a semaphore, then confirm it), until wctx (ctx and the timeout)
+// ends.
+func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l *lease) (*Holder, error) {
+	p, err := enqueue(wctx, client, *req, l)
 	if err != nil {
 		return nil, err
 	}
 	if p.holds {
 		// Fewer than Limit were ahead: the uncontended path is one
 		// round trip.
-		return newHolder(client, l, p.key, p.rev, p.rev, req), nil
+		return newHolder(client, l, p.key, p.rev, p.rev, *req), nil
 	}
 	if req.Timeout == 0 {
 		return nil, &ConflictError{Name: req.Name, Holder: p.ahead}
 	}
 	if req.Blocked != nil {
 		req.Blocked(*p.ahead)
+		req.Blocked = nil // once, however often we queue
 	}
 	// The wait and the confirmation end the moment the lease is lost.
-	lctx, cancel := l.bind(ctx)
+	lctx, cancel := l.bind(wctx)
 	defer cancel()
-	rev, err := waitTurn(ctx, lctx, client, req, l, p)
+	rev, err := waitTurn(ctx, lctx, client, *req, l, p)
 	if err != nil {
 		return nil, err
 	}
@@ -131,14 +174,14 @@ func acquire(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		// The waiter behind ours watches our key until it changes
 		// (waitForSlot): the confirmation's write is what tells it that
 		// it is first in line now.
-		return confirm(lctx, client, req, l, p)
+		return confirm(lctx, client, *req, l, p)
 	}
 	// The read that found our turn also found our key, at rev: the lock
 	// is ours from there, and the holder watches the key from there. No
 	// write stands between the previous holder's release and our
 	// command's start; the key's value says since when we hold the lock
 	// a moment later (a --lock says it as it detaches the key).
-	h := newHolder(client, l, p.key, p.rev, rev, req)
+	h := newHolder(client, l, p.key, p.rev, rev, *req)
 	if req.Info.Mode != ModeLock {
 		go h.sayHeld()
 	}
@@ -217,15 +260,10 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	return p, agree(req.Name, req.limit(), append(ahead[:len(ahead):len(ahead)], recs...))
 }
 
-// waitTurn waits under lctx (the caller's ctx, ended by the lease's loss)
-// until no key is ahead of p, or req.Timeout passes (*ConflictError).
-func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l *lease, p place) (int64, error) {
-	wctx := lctx
-	if req.Timeout > 0 {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeoutCause(lctx, req.Timeout, errTimedOut)
-		defer cancel()
-	}
+// waitTurn waits under wctx (the caller's ctx, ended by the timeout and by
+// the lease's loss) until no key is ahead of p, or the timeout passes
+// (*ConflictError, or *OutageError if etcd is silent then).
+func waitTurn(ctx, wctx context.Context, client *clientv3.Client, req Request, l *lease, p place) (int64, error) {
 	pfx, sp := Prefix(req.Realm, req.Name), StoppingPrefix(req.Realm, req.Name)
 	var rev int64
 	var err error
@@ -241,7 +279,7 @@ func waitTurn(ctx, lctx context.Context, client *clientv3.Client, req Request, l
 	case errors.As(err, &disagree), errors.Is(err, ErrPlaceLost):
 		return 0, err
 	case errors.Is(context.Cause(wctx), errTimedOut):
-		return 0, conflict(ctx, client, req)
+		return 0, conflict(ctx, client, req, l)
 	case ctx.Err() != nil:
 		return 0, ctx.Err()
 	case l.err() != nil:
@@ -296,13 +334,18 @@ func (req Request) valueSince(since time.Time) string {
 var errTimedOut = errors.New("timed out waiting for the lock")
 
 // conflict builds the error for a wait that timed out, naming whoever holds
-// the lock now: the oldest holder, or else the oldest being stopped.
-func conflict(ctx context.Context, client *clientv3.Client, req Request) error {
+// the lock now: the oldest holder, or else the oldest being stopped. If
+// etcd has left our lease unconfirmed for a third of its TTL, or does not
+// answer the read, etcd is what stood in the way (*OutageError).
+func conflict(ctx context.Context, client *clientv3.Client, req Request, l *lease) error {
+	if l.untilQuiet() <= 0 {
+		return &OutageError{Name: req.Name, Since: l.confirmedAt()}
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), req.RPCTimeout)
 	defer cancel()
 	q, err := ReadQueue(rctx, client, req.Realm, req.Name)
 	if err != nil {
-		return &ConflictError{Name: req.Name}
+		return &OutageError{Name: req.Name, Since: l.confirmedAt()}
 	}
 	entries, stopping := q.Entries, q.Stopping
 	if holders, _ := Split(entries, stopping); len(holders) > 0 {

@@ -56,6 +56,7 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 		done:         make(chan struct{}),
 		whyKnown:     make(chan struct{}),
 	}
+	l.holding.Store(true)
 	h.held, h.lose = context.WithCancelCause(l.alive)
 	ctx, stop := context.WithCancel(h.held)
 	h.stop = stop

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -23,6 +24,13 @@ type lease struct {
 
 	mu        sync.Mutex
 	safeUntil time.Time // last acknowledged send + TTL
+	confirmed time.Time // last acknowledged send
+
+	// tell, if set, hears when etcd leaves the lease unconfirmed for a
+	// third of its TTL, and when it confirms it again. It is called from
+	// the keepalive loop, which also gives the lease up: it must not block.
+	tell    func(Outage)
+	holding atomic.Bool // the lock is ours: a holder's lease, not a waiter's
 
 	// alive ends, with the reason as its cause, the moment the lease can
 	// no longer be proven: whatever derives from it (the holder, its
@@ -41,7 +49,7 @@ var ErrLeaseUnconfirmed = errors.New("etcd has not confirmed the lease in time")
 // expired or was revoked.
 var ErrLeaseGone = errors.New("etcd says the lease has expired or was revoked")
 
-func grantLease(ctx context.Context, client *clientv3.Client, ttl, lead time.Duration) (*lease, error) {
+func grantLease(ctx context.Context, client *clientv3.Client, ttl, lead time.Duration, tell func(Outage)) (*lease, error) {
 	sent := time.Now()
 	resp, err := client.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
 	if err != nil {
@@ -52,9 +60,11 @@ func grantLease(ctx context.Context, client *clientv3.Client, ttl, lead time.Dur
 		id:     resp.ID,
 		ttl:    ttl,
 		lead:   lead,
+		tell:   tell,
 		done:   make(chan struct{}),
 	}
 	l.safeUntil = sent.Add(l.effectiveTTL(resp.TTL))
+	l.confirmed = sent
 	l.alive, l.lose = context.WithCancelCause(context.Background())
 	var kctx context.Context
 	kctx, l.stop = context.WithCancel(context.Background())
@@ -97,12 +107,22 @@ func (l *lease) keepAlive(ctx context.Context) {
 	defer ticker.Stop()
 	alarm := time.NewTimer(l.untilGiveUp())
 	defer alarm.Stop()
+	hush := time.NewTimer(l.untilQuiet())
+	defer hush.Stop()
+	var quiet time.Time // since when etcd has left the lease unconfirmed, once said
 	results := make(chan keepAliveResult, 1)
 	inFlight := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-hush.C:
+			if d := l.untilQuiet(); d > 0 {
+				hush.Reset(d)
+				continue
+			}
+			quiet = l.confirmedAt()
+			l.say(Outage{Kind: EtcdQuiet, Since: quiet, GiveUp: l.SafeUntil().Add(-l.lead), Holding: l.holding.Load()})
 		case <-ticker.C:
 			if inFlight {
 				continue // the previous one is still waiting for its answer
@@ -131,9 +151,15 @@ func (l *lease) keepAlive(ctx context.Context) {
 			l.mu.Lock()
 			if until := r.sent.Add(l.effectiveTTL(r.ttl)); until.After(l.safeUntil) {
 				l.safeUntil = until
+				l.confirmed = r.sent
 			}
 			l.mu.Unlock()
 			alarm.Reset(l.untilGiveUp())
+			if !quiet.IsZero() {
+				l.say(Outage{Kind: EtcdBack, Since: quiet, Holding: l.holding.Load()})
+				quiet = time.Time{}
+			}
+			hush.Reset(l.untilQuiet())
 		case <-alarm.C:
 			if d := l.untilGiveUp(); d > 0 {
 				alarm.Reset(d) // a confirmation arrived in the meantime
@@ -142,6 +168,26 @@ func (l *lease) keepAlive(ctx context.Context) {
 			l.lose(ErrLeaseUnconfirmed)
 			return
 		}
+	}
+}
+
+// untilQuiet is how long until the lease has gone unconfirmed for a third
+// of its TTL: then etcd's silence is worth a word.
+func (l *lease) untilQuiet() time.Duration {
+	return time.Until(l.confirmedAt().Add(l.ttl / 3))
+}
+
+// confirmedAt is when the last keepalive that etcd acknowledged was sent.
+func (l *lease) confirmedAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.confirmed
+}
+
+// say tells o to whoever listens.
+func (l *lease) say(o Outage) {
+	if l.tell != nil {
+		l.tell(o)
 	}
 }
 

@@ -73,7 +73,7 @@ func TestDeadlineCountsFromSend(t *testing.T) {
 	const ttl, delay = 10 * time.Second, 700 * time.Millisecond
 	proxy.DelayRx(delay, 0)
 	sent := time.Now()
-	l, err := grantLease(context.Background(), client, ttl, 0)
+	l, err := grantLease(context.Background(), client, ttl, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -225,3 +225,46 @@ func currentUser() string {
 	}
 	return strconv.Itoa(os.Getuid())
 }
+
+// TestWaitLineEtcdNotAnswering: while etcd does not answer a waiter on a
+// terminal, its live line says so, counting up, instead of the holder's
+// time, also once its lease is lost; when etcd answers again, the waiter
+// queues again and runs its command once the lock is free.
+func TestWaitLineEtcdNotAnswering(t *testing.T) {
+	t.Parallel()
+	client, proxy := testClient(t), testProxy(t)
+	dir := t.TempDir()
+	if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wq", "--lock").wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("--lock exited %d", got)
+	}
+	term := openTerminal(t)
+	term.term = "xterm"
+	setColumns(t, term, 200)
+	cmd := term.start(t, dir, "distlock", "--endpoints="+proxy.URL(), "--lock-name=wq", "--ttl=6s", "--kill-after=1s", "--dial-timeout=1s", "--", "echo", "waiter ran")
+	waitKeys(t, client, "wq", 2)
+	poll.For(t, "the waiting line", 30*time.Second, func() bool {
+		return strings.Contains(term.output(), `distlock: waiting for lock "wq", 1 ahead; held for `)
+	})
+	proxy.Partition()
+	line := regexp.MustCompile(`^distlock: waiting for lock "wq"; etcd not answering for (\d+)s$`)
+	poll.For(t, "the line to count etcd's silence up", 30*time.Second, func() bool {
+		spans := map[string]bool{}
+		for _, p := range shown(term.output()) {
+			if m := line.FindStringSubmatch(p); m != nil {
+				spans[m[1]] = true
+			}
+		}
+		return len(spans) >= 2 && strings.Contains(term.output(), `lost the place in the queue for lock "wq"`)
+	})
+	proxy.Heal()
+	poll.For(t, "the waiter to queue again", 60*time.Second, func() bool {
+		return strings.Contains(term.output(), `queued again for lock "wq", at the back`)
+	})
+	if got := startDistlock(t, dir, testEtcd(t).Endpoint(), "--lock-name=wq", "--unlock", "--quiet").wait(t, 30*time.Second); got != 0 {
+		t.Fatalf("--unlock exited %d", got)
+	}
+	if status := waitCmd(t, cmd, term); status != 0 {
+		t.Fatalf("exit %d; terminal shows %q", status, term.output())
+	}
+	poll.For(t, "the command's output", 10*time.Second, func() bool { return strings.Contains(term.output(), "waiter ran") })
+}

@@ -43,10 +43,10 @@ var endings = [numEndings]ending{
 	EndSignal:      {"128+N", OutcomeConflict, EventSignal, "or signal N ended the wait"},
 	EndFree:        {"1", OutcomeRan, "", "--status: the lock is free"},
 	EndUsage:       {"64", OutcomeUsage, EventUsage, "usage or configuration error"},
-	EndUnreachable: {"69", OutcomeUnreachable, EventEtcdError, "etcd unreachable or refused us, before any command ran"},
+	EndUnreachable: {"69", OutcomeUnreachable, EventEtcdError, "etcd unreachable or refused us, before any command ran (also: --timeout passed while etcd was out of reach)"},
 	EndLostEarly:   {"69", OutcomeLost, EventLost, "or the lock was lost before the command started"},
 	EndLost:        {"70", OutcomeLost, EventLost, "the lock was lost while the command ran"},
-	EndConflict:    {"75", OutcomeConflict, EventConflict, "the lock was not acquired (--nowait, --timeout; --conflict-exit-code)"},
+	EndConflict:    {"75", OutcomeConflict, EventConflict, "the lock was not acquired (--nowait, or --timeout passed while it was held; --conflict-exit-code)"},
 	EndCannotRun:   {"126", OutcomeRan, EventNotStarted, "the command cannot be run"},
 	EndNotFound:    {"127", OutcomeRan, EventNotStarted, "the command was not found"},
 }

@@ -36,6 +36,10 @@ const (
 	EventReleaseFailed Event = "release_failed" // etcd will expire the lock instead
 	EventMetrics       Event = "metrics"        // the metrics file could not be written
 	EventSecret        Event = "secret"         // a password where others can read it
+	EventEtcdQuiet     Event = "etcd_quiet"     // etcd has left the lease unconfirmed a third of its TTL, or is still out of reach
+	EventEtcdBack      Event = "etcd_back"      // etcd confirms the lease again
+	EventPlaceLost     Event = "place_lost"     // a waiter lost its lease to etcd's silence; it queues again
+	EventRequeued      Event = "requeued"       // etcd answers again: the waiter queued again, at the back
 )
 
 // Note is one of distlock's lines in the making: what it is about, and

@@ -43,6 +43,7 @@ type WaitLine struct {
 	mu      sync.Mutex
 	started bool
 	stopped bool
+	quiet   time.Time // since when etcd has not answered, while it does not
 }
 
 // NewWaitLine returns the waiting line for this wait, or nil when stderr
@@ -68,6 +69,27 @@ func (w *WaitLine) Blocked(holder lock.Entry) {
 	w.started = true
 	w.wg.Add(1)
 	go w.run(holder)
+}
+
+// Quiet tells the line that etcd has not answered since since, or, with a
+// zero since, that it answers again. It says whether the line shows it:
+// false when there is no live line (yet), and the news is for a line of
+// its own.
+func (w *WaitLine) Quiet(since time.Time) bool {
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.quiet = since
+	return w.started && !w.stopped
+}
+
+// quietSince is since when etcd has not answered, or zero.
+func (w *WaitLine) quietSince() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.quiet
 }
 
 // Stop ends the line when the wait is over, however it ended: the
@@ -179,6 +201,11 @@ func (w *WaitLine) find(entries, stopping []lock.Entry) queueView {
 func (w *WaitLine) text(v queueView, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "distlock: waiting for lock %q", w.q.Name)
+	if quiet := w.quietSince(); !quiet.IsZero() {
+		// What the queue looked like before is old news.
+		fmt.Fprintf(&b, "; etcd not answering for %s", waitedFor(now.Sub(quiet)))
+		return b.String()
+	}
 	if v.ahead >= 0 {
 		fmt.Fprintf(&b, ", %d ahead", v.ahead)
 	}

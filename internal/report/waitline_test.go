@@ -112,6 +112,23 @@ func TestWaitLineText(t *testing.T) {
 			t.Errorf("text = %q\nwant   %q", got, tc.want)
 		}
 	}
+	// While etcd does not answer, the line says so, and for how long.
+	if !w.Quiet(since) {
+		w.started = true
+	} else {
+		t.Error("Quiet on a line not started says it shows it")
+	}
+	if !w.Quiet(since) {
+		t.Error("Quiet on a started line says it does not show it")
+	}
+	want := `distlock: waiting for lock "q"; etcd not answering for 6s`
+	if got := w.text(queueView{holder: held, ahead: 2}, since.Add(6500*time.Millisecond)); got != want {
+		t.Errorf("text while etcd is quiet = %q\nwant   %q", got, want)
+	}
+	w.Quiet(time.Time{})
+	if got := w.text(queueView{holder: held, ahead: 2}, since.Add(65*time.Second)); !strings.Contains(got, "2 ahead; held for 1m05s") {
+		t.Errorf("text once etcd answers = %q", got)
+	}
 }
 
 // TestWaitLineHostile: the live waiting line shows what the holder's key

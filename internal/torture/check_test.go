@@ -80,6 +80,8 @@ type report struct {
 	faults   map[string]int
 	statuses map[int]int
 	losses   int // runs that said "lost lock"
+	requeued int // waiters that lost their place to an outage and queued again
+	rejoined int // of those, the ones whose command then ran
 	killed   int // commands that did not end of their own accord
 	gap      time.Duration
 	gapRun   string
@@ -167,6 +169,12 @@ func (tt *torture) check() *report {
 		s := secs[r.id]
 		if s != nil && !s.exited {
 			rep.killed++
+		}
+		if strings.Contains(stderr, "queued again for lock") {
+			rep.requeued++
+			if s != nil {
+				rep.rejoined++
+			}
 		}
 		// The first two of each status, for whoever reads a failed run
 		// (or one with -v): what distlock said in each case.
@@ -328,6 +336,7 @@ func (rep *report) summary(run length, seed int64) string {
 	}
 	fmt.Fprintf(&b, "  faults: %d (%s)\n", nf, strings.Join(parts, ", "))
 	fmt.Fprintf(&b, "  lock losses detected: %d; commands cut off: %d\n", rep.losses, rep.killed)
+	fmt.Fprintf(&b, "  waiters that lost their place to an outage and queued again: %d, of which %d then ran their command\n", rep.requeued, rep.rejoined)
 	var codes []int
 	for c := range rep.statuses {
 		codes = append(codes, c)

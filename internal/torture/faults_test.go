@@ -29,6 +29,15 @@ var faultKinds = []fault{
 	{"partition-host", 10, func(tt *torture, ctx context.Context, h *host, _ string, _ *lock.Entry) bool {
 		return tt.onLinks(ctx, h, allLinks(h), tt.between(ttl+500*time.Millisecond, ttl+2*time.Second), partition)
 	}},
+	// A waiter's host is cut off for longer than the TTL: its lease
+	// lapses, and it queues again, at the back, once the links are back.
+	{"partition-waiter", 8, func(tt *torture, ctx context.Context, _ *host, _ string, _ *lock.Entry) bool {
+		h := tt.waiter(ctx)
+		if h == nil {
+			return false
+		}
+		return tt.onLinks(ctx, h, allLinks(h), tt.between(ttl+500*time.Millisecond, ttl+3*time.Second), partition)
+	}},
 	// The same, well inside the TTL: the holder rides it out.
 	{"blip", 12, func(tt *torture, ctx context.Context, h *host, _ string, _ *lock.Entry) bool {
 		return tt.onLinks(ctx, h, allLinks(h), tt.between(50*time.Millisecond, 500*time.Millisecond), partition)
@@ -233,6 +242,34 @@ func (tt *torture) injectFaults(ctx context.Context) {
 			tt.mu.Unlock()
 		}
 	}
+}
+
+// waiter finds a host whose distlock waits in a queue (its key is there,
+// behind the holders), or nil.
+func (tt *torture) waiter(ctx context.Context) *host {
+	waiting := map[int]bool{}
+	for name, holders := range map[string]int{mutexName: 1, semName: semLimit} {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		entries, err := lock.Entries(rctx, tt.client, tt.realm, name)
+		cancel()
+		for i, e := range entries {
+			if err == nil && i >= holders && e.Info != nil {
+				waiting[e.Info.PID] = true
+			}
+		}
+	}
+	var hosts []*host
+	for _, h := range tt.hosts {
+		h.mu.Lock()
+		if h.cur != nil && waiting[h.cur.pid] {
+			hosts = append(hosts, h)
+		}
+		h.mu.Unlock()
+	}
+	if len(hosts) == 0 {
+		return nil
+	}
+	return hosts[tt.intn(len(hosts))]
 }
 
 // aim finds a holder to throw a fault at, preferring one whose command has
