@@ -140,7 +140,8 @@ func runLock(ctx context.Context, j *job, stdout io.Writer, facts *report.Facts)
 	}
 	dctx, cancel := context.WithTimeout(ctx, j.lock.RPCTimeout)
 	defer cancel()
-	if err := h.Detach(dctx); err != nil {
+	expires, err := h.Keep(dctx, j.lock.Expire)
+	if err != nil {
 		release(j, h, true)
 		facts.Released()
 		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
@@ -151,10 +152,14 @@ func runLock(ctx context.Context, j *job, stdout io.Writer, facts *report.Facts)
 	if _, err := fmt.Fprintln(stdout, h.Key); err != nil {
 		j.out.About(report.EventAcquired).With("key", h.Key).Warn("holding lock %q as %s, but could not print the key (%v)", j.lock.Name, h.Key, err)
 	}
+	orExpires := ""
+	if !expires.IsZero() {
+		orExpires = ", or etcd removes it at " + expires.Local().Format(time.RFC3339) + " or later (--expire)"
+	}
 	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
-		Step("holding lock %q as %s until someone runs --unlock", j.lock.Name, h.Key)
+		Step("holding lock %q as %s until someone runs --unlock%s", j.lock.Name, h.Key, orExpires)
 	if j.out.ToTerminal() {
-		j.out.Info("holding lock %q until it is released: %s", j.lock.Name, j.unlockCommand(h.Key))
+		j.out.Info("holding lock %q until it is released%s: %s", j.lock.Name, orExpires, j.unlockCommand(h.Key))
 	}
 	return nil
 }
@@ -285,11 +290,12 @@ func (j *job) request(mode string, lead time.Duration) lock.Request {
 		Realm: j.lock.Realm,
 		Name:  j.lock.Name,
 		Info: lock.Info{
-			Reason: j.lock.Reason,
-			Host:   host,
-			PID:    os.Getpid(),
-			User:   currentUser(),
-			Mode:   mode,
+			Reason:  j.lock.Reason,
+			Command: j.lock.Command,
+			Host:    host,
+			PID:     os.Getpid(),
+			User:    currentUser(),
+			Mode:    mode,
 		},
 		Limit:      j.lock.Limit,
 		Timeout:    j.lock.Timeout,

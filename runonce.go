@@ -7,7 +7,6 @@ import (
 
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
-	"github.com/tinx/distlock/internal/untrusted"
 	"github.com/tinx/distlock/lock"
 )
 
@@ -78,30 +77,4 @@ func letGo(j *job, x settings.Exec, h *lock.Holder, holdUntil time.Time) {
 	case ttl > 0:
 		j.out.About(report.EventReleased).With("key", h.Key).Step("leaving lock %q taken for %v more (--min-hold); etcd releases it then", j.lock.Name, ttl)
 	}
-}
-
-// lastRunJSON is --status --json's record of the last successful run.
-type lastRunJSON struct {
-	Key string    `json:"key"`
-	Run *lock.Run `json:"run"` // null when the record is not distlock's JSON
-	// ExpiresIn is what etcd says is left of the record's lease.
-	ExpiresIn int64 `json:"expires_in_seconds"`
-}
-
-// lastRunStatus is the record as --json shows it: what others wrote is
-// cut where the text cuts it.
-func lastRunStatus(last *lock.LastRun) *lastRunJSON {
-	if last == nil {
-		return nil
-	}
-	var run *lock.Run
-	if last.Run != nil {
-		r := *last.Run
-		r.Host = untrusted.Cut(r.Host, untrusted.MaxWord)
-		r.User = untrusted.Cut(r.User, untrusted.MaxWord)
-		r.Reason = untrusted.Cut(r.Reason, untrusted.MaxReason)
-		r.Duration = untrusted.Cut(r.Duration, untrusted.MaxWord)
-		run = &r
-	}
-	return &lastRunJSON{Key: last.Key, Run: run, ExpiresIn: int64(last.Left / time.Second)}
 }

@@ -3,10 +3,8 @@ package lock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -67,13 +65,15 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 // sayHeld rewrites the key's value with the moment the lock became ours,
 // for --status and whoever waits: a waiter's key says when it queued. The
 // command does not wait for it. It tries until etcd answers, for as long
-// as the lock is ours; a key that is gone by then stays gone.
+// as the lock is ours; a key that is gone by then stays gone, and one
+// that has moved to another lease (HoldFor, Keep) says more already.
 func (h *Holder) sayHeld() {
 	var retry backoff
 	for {
 		ctx, cancel := context.WithTimeout(h.held, h.req.RPCTimeout)
 		_, err := h.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
+			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken),
+				clientv3.Compare(clientv3.LeaseValue(h.Key), "=", h.lease.id)).
 			Then(clientv3.OpPut(h.Key, h.req.valueSince(h.Since), clientv3.WithIgnoreLease())).
 			Commit()
 		cancel()
@@ -203,66 +203,4 @@ func (h *Holder) stopWatching(ctx context.Context) {
 func (h *Holder) Release(ctx context.Context) error {
 	h.stopWatching(ctx)
 	return h.lease.close(ctx)
-}
-
-// Detach keeps the lock beyond this process: the key stays where it is in
-// the queue (same key, same create revision) but no longer belongs to a
-// lease, and the lease is revoked. Only Unlock removes it.
-func (h *Holder) Detach(ctx context.Context) error {
-	h.stopWatching(ctx)
-	h.lease.stopKeepAlive()
-	resp, err := h.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
-		Then(clientv3.OpPut(h.Key, h.req.valueSince(h.Since))). // no lease option: detached
-		Commit()
-	if err != nil {
-		// The put may have been applied with only its answer lost, or
-		// may still be on its way. A failure reported then would leave
-		// a kept lock that nobody knows about: settle it, then look.
-		kept, lerr := h.settleDetach(ctx)
-		switch {
-		case lerr != nil:
-			return fmt.Errorf("keep the lock: %w; whether it was kept is unknown: see --status, free it with --unlock", err)
-		case !kept:
-			return fmt.Errorf("keep the lock: %w", err)
-		}
-	} else if !resp.Succeeded {
-		return fmt.Errorf("keep the lock: %w", ErrKeyDeleted)
-	}
-	// The key is detached and safe now; if the revoke does not get
-	// through, the lease just expires by itself.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.req.RPCTimeout)
-	defer cancel()
-	_, _ = h.client.Revoke(rctx, h.lease.id)
-	return nil
-}
-
-// settleDetach finds out, after a detach whose answer did not come, whether
-// our key is now detached (kept) or gone. It revokes the lease first: that
-// deletes the key if the detach has not been applied, and a detach that
-// arrives later then finds no key to compare with, so what it reads next
-// is final. It keeps trying for one RPCTimeout.
-func (h *Holder) settleDetach(ctx context.Context) (kept bool, err error) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.req.RPCTimeout)
-	defer cancel()
-	var retry backoff
-	for {
-		_, err = h.client.Revoke(rctx, h.lease.id)
-		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			break
-		}
-		if !retry.wait(rctx) {
-			return false, err
-		}
-	}
-	for {
-		resp, err := h.client.Get(rctx, h.Key)
-		if err == nil {
-			kvs := resp.Kvs
-			return len(kvs) == 1 && kvs[0].CreateRevision == h.FencingToken && kvs[0].Lease == 0, nil
-		}
-		if !retry.wait(rctx) {
-			return false, err
-		}
-	}
 }

@@ -29,6 +29,43 @@ type Info struct {
 	// Limit is how many may hold the lock at once (--limit), stored only
 	// when it is more than one: a plain lock's value stays as it was.
 	Limit int `json:"limit,omitempty"`
+	// Command is the name of the command that runs under the lock (the
+	// base name of its first word), stored when no reason is given, so
+	// that --status can say what runs. Never its arguments: they may hold
+	// what others should not read.
+	Command string `json:"command,omitempty"`
+	// Expires is set once the holder has left its key on a lease that
+	// nobody keeps alive (--lock --expire, or --min-hold after the command
+	// ended): the moment etcd removes the key at the earliest, by the
+	// writer's clock. A leader change renews the lease, so it may be later.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// What a holder is, by what its key says (Entry.State).
+const (
+	StateRunning  = "running"  // exec mode: its command runs
+	StateManual   = "manual"   // taken with --lock: a manual lock
+	StateMinHold  = "min_hold" // its command ended; kept for --min-hold until Info.Expires
+	StateStopping = "stopping" // unlocked by --unlock; still stopping its command
+	StateUnknown  = "unknown"  // its key says nothing distlock understands
+)
+
+// State says what a holder is: one of the State constants. (A waiter's
+// key says what it will be.)
+func (e Entry) State() string {
+	switch {
+	case e.Stopping:
+		return StateStopping
+	case e.Info == nil:
+		return StateUnknown
+	case e.Info.Mode == ModeLock:
+		return StateManual
+	case e.Info.Mode == ModeExec && !e.Info.Expires.IsZero():
+		return StateMinHold
+	case e.Info.Mode == ModeExec:
+		return StateRunning
+	}
+	return StateUnknown
 }
 
 // Entry is one key under a lock: the holder (the first entry) or a waiter;
@@ -78,6 +115,7 @@ func parseEntry(kv *mvccpb.KeyValue) Entry {
 	ok := decodeLenient(kv.Value, map[string]any{
 		"reason": &info.Reason, "host": &info.Host, "pid": &info.PID, "user": &info.User,
 		"mode": &info.Mode, "since": &info.Since, "limit": &info.Limit,
+		"command": &info.Command, "expires": &info.Expires,
 	})
 	if ok && (info.Host != "" || info.Mode != "") {
 		e.Info = &info
@@ -109,11 +147,34 @@ func decodeLenient(data []byte, fields map[string]any) bool {
 // and cut when long.
 func (e Entry) Describe() string {
 	if e.Info == nil {
-		return fmt.Sprintf("key %s (no details: not written by distlock)", untrusted.Word(e.Key, untrusted.MaxKey)) + e.StoppingNote()
+		return e.Who() + e.StoppingNote()
 	}
+	s := e.who(true)
+	if e.Info.Mode == ModeLock {
+		s += " (taken with --lock)"
+	}
+	return s + e.StoppingNote()
+}
+
+// Who says who holds or awaits the lock by this entry, as Describe does,
+// but without the pid of a holder whose process has gone (a manual lock,
+// or one kept for --min-hold after its command ended) and without notes.
+func (e Entry) Who() string {
+	if e.Info == nil {
+		return fmt.Sprintf("key %s (no details: not written by distlock)", untrusted.Word(e.Key, untrusted.MaxKey))
+	}
+	st := e.State()
+	return e.who(st != StateManual && st != StateMinHold)
+}
+
+// who is host, pid (if withPID), user, since, and the reason.
+func (e Entry) who(withPID bool) string {
 	i := e.Info
 	var b strings.Builder
-	fmt.Fprintf(&b, "host %s, pid %d", untrusted.Word(i.Host, untrusted.MaxWord), i.PID)
+	fmt.Fprintf(&b, "host %s", untrusted.Word(i.Host, untrusted.MaxWord))
+	if withPID {
+		fmt.Fprintf(&b, ", pid %d", i.PID)
+	}
 	if i.User != "" {
 		fmt.Fprintf(&b, ", user %s", untrusted.Word(i.User, untrusted.MaxWord))
 	}
@@ -125,10 +186,6 @@ func (e Entry) Describe() string {
 	} else {
 		b.WriteString(", no reason given")
 	}
-	if i.Mode == ModeLock {
-		b.WriteString(" (taken with --lock)")
-	}
-	b.WriteString(e.StoppingNote())
 	return b.String()
 }
 

@@ -168,60 +168,6 @@ var recordGranted = func() {}
 // the record may be there, until its lease expires.
 var ErrMaybeRecorded = errors.New("etcd did not answer whether the record was written")
 
-// HoldFor keeps the lock taken for d more after this process has gone,
-// without it: the key moves onto a new lease of d (whole seconds, rounded
-// up; etcd may grant more) that nobody keeps alive, so etcd deletes it
-// when d has passed and the next waiter goes on. The key stays the same
-// key with the same create revision, so it keeps its place at the head of
-// the queue; the old lease is then revoked. It returns the TTL etcd
-// granted. A d under a second is waited out here, with the lease kept
-// alive, and the lock released. On every error the lock is released, now
-// or by etcd. Each call to etcd is bounded by the Request's RPCTimeout.
-func (h *Holder) HoldFor(ctx context.Context, d time.Duration) (time.Duration, error) {
-	if d < time.Second {
-		// Shorter than any lease etcd grants: waiting it out costs
-		// less than a second, and lets nobody in early.
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-h.held.Done():
-			t.Stop()
-		}
-		return 0, h.release(ctx)
-	}
-	gctx, cancel := context.WithTimeout(ctx, h.req.RPCTimeout)
-	defer cancel()
-	lease, err := h.client.Grant(gctx, wholeSeconds(d))
-	if err != nil {
-		// On one line, as distlock says it.
-		if rerr := h.release(ctx); rerr != nil {
-			return 0, fmt.Errorf("hold the lock: %w; and release it: %w", err, rerr)
-		}
-		return 0, fmt.Errorf("hold the lock: %w", err)
-	}
-	h.stopWatching(ctx)
-	h.lease.stopKeepAlive()
-	tctx, cancel := context.WithTimeout(ctx, h.req.RPCTimeout)
-	defer cancel()
-	resp, err := h.client.Txn(tctx).
-		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
-		Then(clientv3.OpPut(h.Key, h.req.valueSince(h.Since), clientv3.WithLease(lease.ID))).
-		Commit()
-	// Revoking the old lease settles every case: after a move it holds no
-	// key any more (and if the revoke fails, it expires by itself);
-	// without one it deletes ours, and a move still on its way then finds
-	// no key to compare with.
-	_ = h.release(ctx)
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("hold the lock: %w", err)
-	case !resp.Succeeded:
-		h.revoke(ctx, lease.ID)
-		return 0, ErrNotHeld
-	}
-	return time.Duration(lease.TTL) * time.Second, nil
-}
-
 // release revokes the holder's lease, each call bounded by RPCTimeout.
 func (h *Holder) release(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.req.RPCTimeout)

@@ -152,7 +152,7 @@ func TestHostileValues(t *testing.T) {
 		`lock "h" is held by host "\x1b[2Jweb1, pid 1", pid 4711, user "root\u202euuu`,
 		`"…(+4907 bytes), since 2024-01-01T`,
 		`reason "\x1b[31mred\x1b[0m \x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\ \u009b2J\a\b\b\rfake \u202eexe.txt xxx`,
-		`x"` + reasonMark + "\n",
+		`x"` + reasonMark + ": running its command; held for ",
 		"  waiter 1: key " + realm + "h/2 (no details: not written by distlock)\n",
 		"  waiter 9: host \"h2\\a\", pid 0, no reason given\n",
 		`last successful run: host "\x1b[1mbuild", pid 9, took "1s\x1b[8m", reason "\x1b[31mred`,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestUnlockWaitsForCommandToStop(t *testing.T) {
 	again, _, againErr := runHandoff(t, "--lock-name=handoff", "--unlock")
 	if alive(int(cmdPID)) {
 		if want := `lock "handoff" is held by host `; status != 0 || !strings.HasPrefix(statusOut, want) ||
-			!strings.Contains(statusOut, "(unlocked; stopping its command)\n  waiter 1: host ") {
+			!regexp.MustCompile(`: unlocked; stopping its command; held for [0-9]+s; its lease has [0-9]+s left\n  waiter 1: host `).MatchString(statusOut) {
 			t.Errorf("--status while the unlocked command stops: exit %d, stdout:\n%s\nwant exit 0, the holder as stopping, then the waiter", status, statusOut)
 		}
 		if want := `distlock: lock "handoff" was unlocked already; the next holder starts once this one has stopped its command: host `; again != 0 || !strings.HasPrefix(againErr, want) || strings.Count(againErr, "\n") != 1 {
@@ -122,7 +123,7 @@ func TestStatusWhileHolderStops(t *testing.T) {
 
 	status, stdout, _ := runHandoff(t, "--lock-name=stops", "--status")
 	if status != 0 || !strings.HasPrefix(stdout, `lock "stops" is held by host node-3, pid 4711, `) ||
-		!strings.Contains(stdout, `reason "patching" (unlocked; stopping its command)`+"\n"+`  waiter 1: host `) {
+		!regexp.MustCompile(`, reason "patching": unlocked; stopping its command; held for [0-9]+s; its lease has [0-9]+s left\n  waiter 1: host `).MatchString(stdout) {
 		t.Errorf("--status: exit %d, stdout:\n%s\nwant the holder as stopping, then the waiter", status, stdout)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 	"unicode"
@@ -116,26 +117,68 @@ func (c *config) checkCombinations() error {
 	return nil
 }
 
-// checkSpans checks --min-interval and --min-hold, which etcd times with a
-// lease.
+// checkSpans checks --min-interval, --min-hold and --expire, which etcd
+// times with a lease.
 func (c *config) checkSpans() error {
 	// Lease TTLs are whole seconds.
 	for _, s := range []struct {
 		name string
 		span time.Duration
-	}{{"min-interval", c.minInterval}, {"min-hold", c.minHold}} {
+		zero string // what 0 means
+	}{{"min-interval", c.minInterval, "off"}, {"min-hold", c.minHold, "off"}, {"expire", c.expire, "never"}} {
 		switch {
 		case s.span > 0 && s.span < time.Second:
-			return usagef("--%s must be 0 (off) or at least 1s, got %v", s.name, s.span)
+			return usagef("--%s must be 0 (%s) or at least 1s, got %v", s.name, s.zero, s.span)
 		case s.span > maxLeaseTTL:
 			return usagef("--%s must be at most %v, the longest lease etcd grants, got %v", s.name, maxLeaseTTL, s.span)
-		case s.span > 0 && c.mode == modeLock:
+		case s.span > 0 && s.name != "expire" && c.mode == modeLock:
 			return usagef("--%s goes with running a command; --lock keeps the lock until --unlock and runs nothing", s.name)
 		case s.span > 0 && s.name == "min-interval" && c.limit > 1:
 			return usagef("--min-interval needs --limit 1: %d holders at once could all run in one interval", c.limit)
 		}
 	}
+	return c.checkExpire()
+}
+
+// checkExpire: --expire is --lock's. Given on the command line to another
+// mode it is a mistake; from the environment or the config file it is a
+// default for every --lock, which the other modes ignore.
+func (c *config) checkExpire() error {
+	if c.expire == 0 || c.mode == modeLock {
+		return nil
+	}
+	if c.origin["expire"].rank == rankFlag {
+		what := "--" + c.mode
+		if c.mode == modeExec {
+			what = "running a command"
+		}
+		return usagef("--expire goes with --lock, not with %s", what)
+	}
+	c.expire = 0
 	return nil
+}
+
+// commandName is what the key says runs when no --reason is given: the
+// base name of the command's first word (with -c, of STRING's first word
+// that is not a variable's assignment), never its arguments.
+func (c *config) commandName() string {
+	if c.mode != modeExec || c.reason != "" || len(c.command) == 0 {
+		return ""
+	}
+	word := c.command[0]
+	if _, shell := c.origin["c"]; shell {
+		word = ""
+		for _, w := range strings.Fields(c.shellCommand) {
+			if !strings.Contains(w, "=") {
+				word = w
+				break
+			}
+		}
+	}
+	if word == "" {
+		return ""
+	}
+	return path.Base(word)
 }
 
 // normalizeEndpoint accepts http://host:port, https://host:port and

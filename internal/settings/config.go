@@ -67,6 +67,7 @@ type config struct {
 	completion       string        // --completion: the shell to print a script for
 	minInterval      time.Duration // 0: off
 	minHold          time.Duration // 0: off
+	expire           time.Duration // --lock: etcd removes the lock after it; 0: never
 	metricsFile      string        // "": no metrics file
 	logFormat        string        // logText or logJSON
 
@@ -195,6 +196,10 @@ var table = []setting{
 	{name: "min-hold", arg: "SPAN", def: "0", from: fromAnywhere,
 		help: "keep the lock taken at least SPAN after it was acquired, without waiting for it",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.minHold) }},
+	// Elsewhere than on the command line, every --lock's default (checkExpire).
+	{name: "expire", arg: "SPAN", def: "0", from: fromAnywhere,
+		help: "with --lock: etcd removes the lock after at least SPAN (later if etcd's leader changes); 0 never",
+		bind: func(c *config) flag.Value { return (*durationValue)(&c.expire) }},
 	{name: "metrics-file", arg: "FILE", from: fromAnywhere,
 		help: "when done, write this run's Prometheus metrics to FILE (node_exporter's textfile collector)",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.metricsFile) }},

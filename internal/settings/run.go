@@ -59,6 +59,10 @@ type Lock struct {
 	RPCTimeout          time.Duration // --dial-timeout: bounds each call to etcd
 	Holder              string        // --unlock --holder: the key to release
 	ConflictExitCode    int
+	Expire              time.Duration // --lock: etcd removes the lock after it; 0 never
+	// Command is the name of exec mode's command, for the key to say
+	// what runs, when no reason is given; else "".
+	Command string
 }
 
 // Exec is exec mode's command and how it is bounded.
@@ -147,6 +151,7 @@ func (c *config) run() *Run {
 			Realm: c.prefix, Name: c.lockName, Reason: c.reason, Limit: c.limit,
 			Timeout: c.timeout, TTL: c.ttl, RPCTimeout: c.dialTimeout,
 			Holder: c.holder, ConflictExitCode: c.conflictExitCode,
+			Expire: c.expire, Command: c.commandName(),
 		},
 		Exec: Exec{
 			Command: c.command, KillSignal: c.killSignal, KillAfter: c.killAfter,
