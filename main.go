@@ -140,6 +140,8 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 		return runUnlock(ctx, j)
 	case settings.ModeStatus:
 		return runStatus(ctx, j, stdout, r.JSON)
+	case settings.ModeForget:
+		return runForget(ctx, j)
 	}
 	return runList(ctx, j, stdout, r.JSON)
 }

@@ -26,6 +26,7 @@ const (
 	ModeUnlock     Mode = modeUnlock
 	ModeStatus     Mode = modeStatus
 	ModeList       Mode = modeList
+	ModeForget     Mode = modeForget   // --forget-last-run
 	ModeHelp       Mode = "help"       // --help: print Help
 	ModeVersion    Mode = "version"    // --version
 	ModeCompletion Mode = "completion" // --completion: print Completion(Run.Shell)
@@ -67,7 +68,10 @@ type Exec struct {
 	KillSignal  syscall.Signal
 	KillAfter   time.Duration
 	MinInterval time.Duration // 0: off
-	MinHold     time.Duration // 0: off
+	// IgnoreLastRun: run whatever the last run was, and still record a
+	// success (--ignore-last-run).
+	IgnoreLastRun bool
+	MinHold       time.Duration // 0: off
 }
 
 // Conn is where etcd is and who distlock is to it, with what a message
@@ -150,7 +154,7 @@ func (c *config) run() *Run {
 		},
 		Exec: Exec{
 			Command: c.command, KillSignal: c.killSignal, KillAfter: c.killAfter,
-			MinInterval: c.minInterval, MinHold: c.minHold,
+			MinInterval: c.minInterval, IgnoreLastRun: c.ignoreLastRun, MinHold: c.minHold,
 		},
 	}
 }
@@ -188,6 +192,8 @@ func (c *config) accessNeeded() string {
 		return "read access to " + c.prefix
 	case modeStatus:
 		return "read access to " + lock.Prefix(c.prefix, c.lockName)
+	case modeForget:
+		return "write access to " + lock.LastRunKey(c.prefix, c.lockName)
 	}
 	return "write access to " + lock.Prefix(c.prefix, c.lockName)
 }
