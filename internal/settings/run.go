@@ -30,6 +30,9 @@ const (
 	ModeHelp       Mode = "help"       // --help: print Help
 	ModeVersion    Mode = "version"    // --version
 	ModeCompletion Mode = "completion" // --completion: print Completion(Run.Shell)
+	// ModeLockNames: print the names of the locks held in the realm, for
+	// a completion script (distlock --complete-lock-names LINE).
+	ModeLockNames Mode = "lock-names"
 )
 
 // DefaultRealm is --prefix's default.
@@ -118,7 +121,12 @@ func Usagef(format string, args ...any) error { return usagef(format, args...) }
 // arguments args. With a usage error it returns what it had read until
 // then too: the metrics file and the log format may be known, and the
 // error is to be said as they ask.
+//
+// With ModeLockNames, an error means that there is nothing to offer.
 func Parse(args []string) (*Run, error) {
+	if len(args) == 2 && args[0] == lockNamesFlag {
+		return lockNamesRun(args[1])
+	}
 	c, err := parseConfig(args)
 	switch {
 	case errors.Is(err, errHelp):
