@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/grpclog"
 
 	"github.com/tinx/distlock/internal/dial"
+	"github.com/tinx/distlock/internal/locknames"
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
 	"github.com/tinx/distlock/signals"
@@ -74,6 +75,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case settings.ModeCompletion:
 		fmt.Fprint(stdout, settings.Completion(r.Shell))
+		return exitOK
+	case settings.ModeLockNames: // for a completion script: no words, no status
+		if err == nil {
+			locknames.Print(ctx, r, stdout)
+		}
 		return exitOK
 	}
 	// A usage error is said, and counted in the metrics file, as far as
@@ -140,6 +146,8 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 		return runUnlock(ctx, j)
 	case settings.ModeStatus:
 		return runStatus(ctx, j, stdout, r.JSON)
+	case settings.ModeForget:
+		return runForget(ctx, j)
 	}
 	return runList(ctx, j, stdout, r.JSON)
 }

@@ -336,10 +336,10 @@ func (j *job) blockedBy(req lock.Request, line *report.WaitLine) func(lock.Entry
 
 // commandEnv is distlock's environment plus what the command may want to
 // know about its lock, replacing values an outer distlock set. The etcd
-// password is not passed on: see withoutSecrets.
+// password is not passed on: see settings.WithoutSecrets.
 func commandEnv(h *lock.Holder) []string {
 	var env []string
-	for _, kv := range withoutSecrets(os.Environ()) {
+	for _, kv := range settings.WithoutSecrets(os.Environ()) {
 		if !strings.HasPrefix(kv, "DISTLOCK_HELD_KEY=") && !strings.HasPrefix(kv, "DISTLOCK_FENCING_TOKEN=") {
 			env = append(env, kv)
 		}
@@ -347,26 +347,6 @@ func commandEnv(h *lock.Holder) []string {
 	return append(env,
 		"DISTLOCK_HELD_KEY="+h.Key,
 		"DISTLOCK_FENCING_TOKEN="+strconv.FormatInt(h.FencingToken, 10))
-}
-
-// withoutSecrets is env without the variables that may hold the etcd
-// password: DISTLOCK_PASSWORD and ETCDCTL_PASSWORD always, DISTLOCK_USER
-// and ETCDCTL_USER when they hold NAME:PASSWORD (a user name alone is
-// passed on: it tells the command who distlock is to etcd, and lets
-// nobody in).
-func withoutSecrets(env []string) []string {
-	var kept []string
-	for _, kv := range env {
-		name, value, _ := strings.Cut(kv, "=")
-		switch {
-		case name == "DISTLOCK_PASSWORD", name == "ETCDCTL_PASSWORD":
-			continue
-		case (name == "DISTLOCK_USER" || name == "ETCDCTL_USER") && strings.Contains(value, ":"):
-			continue
-		}
-		kept = append(kept, kv)
-	}
-	return kept
 }
 
 func notifySignals() chan os.Signal {

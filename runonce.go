@@ -13,10 +13,11 @@ import (
 // recentRun is --min-interval's question, asked once the lock is ours:
 // did a run of this lock succeed less than SPAN ago, by etcd's count? If
 // so, exec mode starts nothing and exits 0, saying so only with --verbose.
+// --ignore-last-run does not ask.
 // Without an answer from etcd nothing starts either (69).
 // The read ends with the lock, as every etcd call of a holder does.
 func recentRun(ctx context.Context, j *job, x settings.Exec, h *lock.Holder) (bool, error) {
-	if x.MinInterval == 0 {
+	if x.MinInterval == 0 || x.IgnoreLastRun {
 		return false, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, j.lock.RPCTimeout)
@@ -57,6 +58,25 @@ func recordRun(j *job, x settings.Exec, h *lock.Holder, started time.Time) {
 	default:
 		j.out.Debug("recorded the successful run of lock %q: runs are skipped for %v (--min-interval)", j.lock.Name, x.MinInterval)
 	}
+}
+
+// runForget is --forget-last-run: delete the record of the lock's last
+// successful run, and only that key, so that the next run with
+// --min-interval runs.
+func runForget(ctx context.Context, j *job) error {
+	rctx, cancel := context.WithTimeout(ctx, j.lock.RPCTimeout)
+	defer cancel()
+	last, err := lock.ForgetLastRun(rctx, j.client, j.lock.Realm, j.lock.Name)
+	switch {
+	case err != nil:
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
+		return err
+	case last == nil:
+		j.out.Info("lock %q has no record of a successful run; nothing to forget", j.lock.Name)
+	default:
+		j.out.About(report.EventForgotten).Info("forgot the last successful run of lock %q (%s); the next run with --min-interval runs", j.lock.Name, last.DescribeRun())
+	}
+	return nil
 }
 
 // letGo gives the lock back when exec mode is done. With --min-hold, until

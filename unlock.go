@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strings"
 
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
@@ -71,25 +70,7 @@ func sayStopping(j *job, done *lock.Unlocked) {
 }
 
 // unlockCommand is the command line that releases key of this lock and
-// no other, as one can paste it into a shell: the realm unless it is the
-// default, and the key by the lease ID that ends it.
+// no other (settings.UnlockCommand).
 func (j *job) unlockCommand(key string) string {
-	cmd := "distlock"
-	if j.lock.Realm != settings.DefaultRealm {
-		cmd += " --prefix=" + shellWord(j.lock.Realm)
-	}
-	lease := key[strings.LastIndexByte(key, '/')+1:]
-	return cmd + " --lock-name=" + shellWord(j.lock.Name) + " --unlock --holder=" + shellWord(lease)
-}
-
-// shellWord is s as one word for a shell: as it is if it is plain,
-// else in single quotes.
-func shellWord(s string) string {
-	plain := s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./:@%+=,", r))
-	}) < 0
-	if plain {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return settings.UnlockCommand(j.lock.Realm, j.lock.Name, key)
 }

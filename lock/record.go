@@ -65,15 +65,41 @@ func ReadLastRun(ctx context.Context, client *clientv3.Client, realm, name strin
 		Granted: time.Duration(ttl.GrantedTTL) * time.Second,
 		Left:    time.Duration(ttl.TTL) * time.Second,
 	}
+	r.Run = parseRun(kv.Value)
+	return r, nil
+}
+
+// parseRun is the run a record's value tells of, or nil if the value is
+// not distlock's JSON.
+func parseRun(value []byte) *Run {
 	var run Run
-	ok := decodeLenient(kv.Value, map[string]any{
+	ok := decodeLenient(value, map[string]any{
 		"host": &run.Host, "pid": &run.PID, "user": &run.User, "reason": &run.Reason,
 		"started": &run.Started, "ended": &run.Ended, "duration": &run.Duration,
 	})
-	if ok && run.Host != "" {
-		r.Run = &run
+	if !ok || run.Host == "" {
+		return nil
 	}
-	return r, nil
+	return &run
+}
+
+// ForgetLastRun deletes the record of the lock's last successful run, so
+// that the next run with --min-interval runs whenever the last one was.
+// It deletes the one key LastRunKey(realm, name), by its exact name:
+// nothing of another lock or another realm, which never has that key
+// (see the key grammar in keys.go). It returns the record it deleted,
+// whatever lease it was on, with no Granted or Left; or nil if there was
+// none.
+func ForgetLastRun(ctx context.Context, client *clientv3.Client, realm, name string) (*LastRun, error) {
+	key := LastRunKey(realm, name)
+	resp, err := client.Delete(ctx, key, clientv3.WithPrevKV())
+	if err != nil {
+		return nil, fmt.Errorf("forget the last run: %w", err)
+	}
+	if len(resp.PrevKvs) == 0 {
+		return nil, nil
+	}
+	return &LastRun{Key: key, Run: parseRun(resp.PrevKvs[0].Value)}, nil
 }
 
 // Within reports whether the run may have been recorded less than span ago,
@@ -88,6 +114,12 @@ func (r *LastRun) Within(span time.Duration) bool {
 // Describe says who ran the lock's command, when and for how long, and for
 // how long etcd keeps the record, in one phrase.
 func (r *LastRun) Describe() string {
+	return fmt.Sprintf("%s; etcd keeps the record for %v more", r.DescribeRun(), r.Left)
+}
+
+// DescribeRun says who ran the lock's command, when and for how long, in
+// one phrase.
+func (r *LastRun) DescribeRun() string {
 	var b strings.Builder
 	if r.Run == nil {
 		fmt.Fprintf(&b, "key %s (no details: not written by distlock)", untrusted.Word(r.Key, untrusted.MaxKey))
@@ -107,7 +139,6 @@ func (r *LastRun) Describe() string {
 			fmt.Fprintf(&b, ", reason %s", untrusted.Quote(run.Reason, untrusted.MaxReason))
 		}
 	}
-	fmt.Fprintf(&b, "; etcd keeps the record for %v more", r.Left)
 	return b.String()
 }
 

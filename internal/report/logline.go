@@ -32,6 +32,7 @@ const (
 	EventReleased      Event = "released"       // --unlock released a holder, or this run let the lock go
 	EventNotHeld       Event = "not_held"       // --unlock: nothing to release
 	EventStopping      Event = "stopping"       // --unlock: the holder still stops its command
+	EventForgotten     Event = "forgotten"      // --forget-last-run deleted the record of the last run
 	EventCannotStop    Event = "cannot_stop"    // the command may not be signalled: it became another user
 	EventReleaseFailed Event = "release_failed" // etcd will expire the lock instead
 	EventMetrics       Event = "metrics"        // the metrics file could not be written

@@ -118,7 +118,7 @@ func (c *config) checkCombinations() error {
 }
 
 // checkSpans checks --min-interval, --min-hold and --expire, which etcd
-// times with a lease.
+// times with a lease, and --ignore-last-run.
 func (c *config) checkSpans() error {
 	// Lease TTLs are whole seconds.
 	for _, s := range []struct {
@@ -136,6 +136,12 @@ func (c *config) checkSpans() error {
 		case s.span > 0 && s.name == "min-interval" && c.limit > 1:
 			return usagef("--min-interval needs --limit 1: %d holders at once could all run in one interval", c.limit)
 		}
+	}
+	switch {
+	case c.ignoreLastRun && c.mode != modeExec:
+		return usagef("--ignore-last-run goes with running a command, not with --%s", c.mode)
+	case c.ignoreLastRun && c.minInterval == 0:
+		return usagef("--ignore-last-run goes with --min-interval: without it no run is skipped, and none is recorded")
 	}
 	return c.checkExpire()
 }

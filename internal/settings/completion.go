@@ -63,7 +63,7 @@ func flagPatterns(keep func(setting) bool) string {
 func bashCompletion() string {
 	var all []string
 	for _, s := range completedFlags() {
-		all = append(all, "--"+s.name)
+		all = append(all, spelled(s.name))
 	}
 	all = append(all, "--")
 
@@ -131,7 +131,14 @@ func writeBashValues(b *strings.Builder, all []string) {
 		return
 		;;
 `)
-	fmt.Fprintf(b, "\t%s)\n", flagPatterns(func(s setting) bool { return takesValue(s) && s.arg != "FILE" && len(s.values) == 0 }))
+	fmt.Fprintf(b, "\t%s)\n", flagPatterns(func(s setting) bool { return s.name == "lock-name" }))
+	b.WriteString(`		_distlock_lock_names "$cur"
+		return
+		;;
+`)
+	fmt.Fprintf(b, "\t%s)\n", flagPatterns(func(s setting) bool {
+		return takesValue(s) && s.arg != "FILE" && len(s.values) == 0 && s.name != "lock-name"
+	}))
 	b.WriteString(`		# A value of the user's own: nothing to offer.
 		COMPREPLY=()
 		return
@@ -147,7 +154,15 @@ func writeBashValues(b *strings.Builder, all []string) {
 	esac
 }
 
-# _distlock_command completes the command that starts at word $1 as if it
+`)
+	b.WriteString(bashHelpers)
+	b.WriteString(`complete -F _distlock distlock
+`)
+}
+
+// bashHelpers are the bash script's functions that complete what the
+// flags do not: the command, and the names of the locks.
+const bashHelpers = `# _distlock_command completes the command that starts at word $1 as if it
 # were typed alone: through bash-completion where it is loaded, else command
 # names for the command and file names for its arguments.
 _distlock_command() {
@@ -163,9 +178,24 @@ _distlock_command() {
 	fi
 }
 
-complete -F _distlock distlock
-`)
+# _distlock_lock_names offers the names that start with $1 among the locks
+# held in the realm. distlock finds them with the settings on the line so
+# far, as a run would (and the environment and the config file): only
+# after --status, --unlock or --lock, within a second, and none at all if
+# etcd does not answer.
+_distlock_lock_names() {
+	local name quoted names
+	COMPREPLY=()
+	mapfile -t names < <(command distlock ` + lockNamesFlag + ` "${COMP_LINE:0:COMP_POINT}" 2>/dev/null)
+	for name in "${names[@]}"; do
+		if [[ $name == "$1"* ]]; then
+			printf -v quoted '%q' "$name"
+			COMPREPLY+=("$quoted")
+		fi
+	done
 }
+
+`
 
 // zshQuote escapes text for a description in brackets inside a
 // single-quoted _arguments spec.
@@ -190,18 +220,20 @@ _distlock() {
 	_arguments -S \
 `)
 	for _, s := range completedFlags() {
-		spec := "--" + s.name
+		spec := spelled(s.name)
 		switch {
 		case s.mode: // one mode per call
 			spec = "(" + strings.Join(modes, " ") + ")" + spec
 		case s.name == "version" || s.name == "completion" || s.name == helpFlag.name: // nothing else goes with it
 			spec = "(- *)" + spec
 		}
-		if s.arg != "" {
+		if s.arg != "" && len(s.name) > 1 { // --name=VALUE or --name VALUE; -c VALUE
 			spec += "="
 		}
 		spec += "[" + zshQuote(s.help) + "]"
 		switch {
+		case s.name == "lock-name":
+			spec += ":" + s.arg + ":__distlock_lock_names"
 		case len(s.values) > 0:
 			spec += ":" + s.arg + ":(" + strings.Join(s.values, " ") + ")"
 		case s.arg == "FILE":
@@ -213,7 +245,9 @@ _distlock() {
 	}
 	b.WriteString(`		'*::command:_normal'
 }
-
+`)
+	b.WriteString(zshLockNames)
+	b.WriteString(`
 if [[ $funcstack[1] == _distlock ]]; then
 	# Autoloaded from $fpath: this file is the function, and this its call.
 	_distlock "$@"
@@ -223,6 +257,17 @@ fi
 `)
 	return b.String()
 }
+
+// zshLockNames is the zsh script's function that completes --lock-name.
+const zshLockNames = `
+# The locks held in the realm, as distlock finds them with the settings on
+# the line so far (see the bash script).
+__distlock_lock_names() {
+	local -a names
+	names=(${(f)"$(command distlock ` + lockNamesFlag + ` "${(j: :)words[1,CURRENT-1]}" 2>/dev/null)"})
+	compadd -a names
+}
+`
 
 // fishQuote writes text as a single-quoted fish string.
 func fishQuote(text string) string {
@@ -247,11 +292,23 @@ function __distlock_command
     complete -C (string join -- ' ' $line)
 end
 
+# The locks held in the realm, as distlock finds them with the settings on
+# the line so far (see the bash script), each said to be held.
+function __distlock_lock_names
+    command distlock ` + lockNamesFlag + ` (commandline -cp | string collect) 2>/dev/null |
+        string replace -r '$' \t'held in the realm'
+end
+
 complete -c distlock -f
 `)
 	for _, s := range completedFlags() {
 		line := "complete -c distlock -n __distlock_before_command -l " + s.name
+		if len(s.name) == 1 {
+			line = "complete -c distlock -n __distlock_before_command -s " + s.name
+		}
 		switch {
+		case s.name == "lock-name":
+			line += " -x -a '(__distlock_lock_names)'"
 		case len(s.values) > 0:
 			line += " -x -a " + fishQuote(strings.Join(s.values, " "))
 		case s.arg == "FILE":

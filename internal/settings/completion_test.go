@@ -32,15 +32,21 @@ func completionFile(t *testing.T, shell string) string {
 // table, and every fixed set of values.
 func TestCompletionNamesEveryFlag(t *testing.T) {
 	flagIn := map[string]string{
-		"bash": `['| ]--%s[ '|)]`, // in the list of flags and in the case patterns
-		"zsh":  `[' )]--%s=?\[`,   // an _arguments spec
-		"fish": ` -l %s( |$)`,     // a complete -l
+		"bash": `['| ]%s[ '|)]`, // in the list of flags and in the case patterns
+		"zsh":  `[' )]%s=?\[`,   // an _arguments spec
 	}
 	for _, shell := range completionShells {
 		script := completionScript(shell)
 		for _, s := range completedFlags() {
-			if want := fmt.Sprintf(flagIn[shell], regexp.QuoteMeta(s.name)); !regexp.MustCompile(want).MatchString(script) {
-				t.Errorf("the %s script never offers --%s (no %s)", shell, s.name, want)
+			want := fmt.Sprintf(flagIn[shell], regexp.QuoteMeta(spelled(s.name)))
+			switch {
+			case shell == "fish" && len(s.name) == 1:
+				want = ` -s ` + s.name + `( |$)` // a complete -s
+			case shell == "fish":
+				want = ` -l ` + regexp.QuoteMeta(s.name) + `( |$)` // a complete -l
+			}
+			if !regexp.MustCompile(want).MatchString(script) {
+				t.Errorf("the %s script never offers %s (no %s)", shell, spelled(s.name), want)
 			}
 			if len(s.values) > 0 && !strings.Contains(script, strings.Join(s.values, " ")) {
 				t.Errorf("the %s script never offers the values of --%s", shell, s.name)
@@ -48,6 +54,10 @@ func TestCompletionNamesEveryFlag(t *testing.T) {
 		}
 		if strings.Contains(script, "lockname") {
 			t.Errorf("the %s script offers the original tool's --lockname", shell)
+		}
+		// -c is one letter: one dash.
+		if strings.Contains(script, "--c ") || strings.Contains(script, "--c[") || strings.Contains(script, "-l c ") {
+			t.Errorf("the %s script offers -c as --c", shell)
 		}
 	}
 }
@@ -75,18 +85,6 @@ func TestBashCompletion(t *testing.T) {
 	if err := os.WriteFile(certs, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// complete WORD... runs the completion with the cursor at the end of
-	// the last word and prints what it offers, one per line.
-	const driver = `
-source "$1"
-shift
-COMP_WORDS=("$@")
-COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-COMP_LINE="$*"
-COMP_POINT=${#COMP_LINE}
-_distlock
-printf '%s\n' "${COMPREPLY[@]}"
-`
 	tests := []struct {
 		words []string
 		want  []string // all of these, and nothing else if exact
@@ -106,22 +104,95 @@ printf '%s\n' "${COMPREPLY[@]}"
 		{[]string{"distlock", "--lock-name", "x", "--", "--lock-n"}, nil, true},
 	}
 	for _, tt := range tests {
-		cmd := exec.Command(bash, append([]string{"-c", driver, "bash", script}, tt.words...)...)
-		cmd.Dir = dir
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%q: %v", tt.words, err)
-		}
-		var got []string
-		for _, line := range strings.Split(string(out), "\n") {
-			if line != "" {
-				got = append(got, line)
-			}
-		}
+		got := bashComplete(t, bash, script, dir, tt.words)
 		missing := slices.ContainsFunc(tt.want, func(w string) bool { return !slices.Contains(got, w) })
 		if missing || (tt.exact && len(got) != len(tt.want)) {
 			t.Errorf("%q<TAB> offers %q, want %q", tt.words, got, tt.want)
 		}
+	}
+}
+
+// bashComplete loads script into bash in dir and calls its function with
+// the cursor at the end of the last of words, as bash would on TAB, and
+// returns what it offers.
+func bashComplete(t *testing.T, bash, script, dir string, words []string) []string {
+	t.Helper()
+	const driver = `
+source "$1"
+shift
+COMP_WORDS=("$@")
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+COMP_LINE="$*"
+COMP_POINT=${#COMP_LINE}
+_distlock
+printf '%s\n' "${COMPREPLY[@]}"
+`
+	cmd := exec.Command(bash, append([]string{"-c", driver, "bash", script}, words...)...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%q: %v", words, err)
+	}
+	var got []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if line != "" {
+			got = append(got, line)
+		}
+	}
+	return got
+}
+
+// fakeDistlock puts a distlock on PATH that answers the completion
+// scripts' question (--complete-lock-names LINE) as the real one would
+// with the locks "report" and "db backup" held: with their names, when
+// the line has --status; and that appends its arguments to the file it
+// returns, one a line.
+func fakeDistlock(t *testing.T) (calls string) {
+	dir := t.TempDir()
+	calls = filepath.Join(dir, "calls")
+	fake := `#!/bin/sh
+printf '%s\n' "$@" >> '` + calls + `'
+[ "$#" = 2 ] && [ "$1" = --complete-lock-names ] || exit 64
+case $2 in *--status*) printf 'report\ndb backup\n' ;; esac
+`
+	if err := os.WriteFile(filepath.Join(dir, "distlock"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return calls
+}
+
+// TestBashCompletionAsksForLockNames: after --lock-name, the bash script
+// asks distlock for the names, with the line typed so far, and offers
+// those that start with what is typed, quoted for the shell.
+func TestBashCompletionAsksForLockNames(t *testing.T) {
+	bash := shellOrSkip(t, "bash")
+	script := completionFile(t, "bash")
+	calls := fakeDistlock(t)
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		words, want []string
+	}{
+		{[]string{"distlock", "--status", "--lock-name", ""}, []string{"report", `db\ backup`}},
+		{[]string{"distlock", "--status", "--lock-name", "re"}, []string{"report"}},
+		{[]string{"distlock", "--prefix=/x/", "--status", "--lock-name", "=", "d"}, []string{`db\ backup`}},
+		{[]string{"distlock", "--lock-name", "x", "--status", "-lock-name", "db"}, []string{`db\ backup`}},
+		{[]string{"distlock", "--status", "--lock-name", "zz"}, nil},
+		{[]string{"distlock", "--lock-name", ""}, nil}, // exec mode: distlock offers none
+	} {
+		if got := bashComplete(t, bash, script, dir, tt.words); !slices.Equal(got, tt.want) {
+			t.Errorf("%q<TAB> offers %q, want %q", tt.words, got, tt.want)
+		}
+	}
+	b, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "--complete-lock-names\ndistlock --prefix=/x/ --status --lock-name = d\n"; !strings.Contains(string(b), want) {
+		t.Errorf("distlock was called with:\n%s\nnot with:\n%s", b, want)
+	}
+	if n := strings.Count(string(b), "--complete-lock-names\n"); n != 6 {
+		t.Errorf("distlock was asked %d times, want once a TAB after --lock-name (6)", n)
 	}
 }
 
@@ -130,6 +201,7 @@ printf '%s\n' "${COMPREPLY[@]}"
 func TestZshCompletion(t *testing.T) {
 	zsh := shellOrSkip(t, "zsh")
 	script := completionFile(t, "zsh")
+	fakeDistlock(t)
 	if out, err := exec.Command(zsh, "-n", script).CombinedOutput(); err != nil {
 		t.Fatalf("zsh -n: %v\n%s", err, out)
 	}
@@ -159,6 +231,9 @@ zpty -d z
 		{sourced, "distlock --lock-name x --complet", "*--completion*"},
 		{sourced, "distlock --lock-name x -- ech", "*echo*"},
 		{autoloaded, "distlock --kill-signal T", "*TERM*"},
+		// The names distlock finds, quoted for the shell.
+		{sourced, "distlock --status --lock-name d", `*--lock-name db\\ backup*`},
+		{autoloaded, "distlock --prefix='/a b/' --status --lock-name=re", "*--lock-name=report*"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, zsh, "-f", "-c", driver, "zsh", tt.load, tt.line, tt.pattern)
@@ -175,6 +250,7 @@ zpty -d z
 func TestFishCompletion(t *testing.T) {
 	fish := shellOrSkip(t, "fish")
 	script := completionFile(t, "fish")
+	fakeDistlock(t)
 	if out, err := exec.Command(fish, "-n", script).CombinedOutput(); err != nil {
 		t.Fatalf("fish -n: %v\n%s", err, out)
 	}
@@ -196,6 +272,11 @@ func TestFishCompletion(t *testing.T) {
 		{"distlock --lock-name x -- ech", []string{"echo"}, false},
 		{"distlock --lock-name x -- ls " + filepath.Join(dir, "cer"), []string{certs}, true},
 		{"distlock --lock-name x -- --lock-n", nil, true},
+		// The names distlock finds.
+		{"distlock --status --lock-name ", []string{"report", "db backup"}, true},
+		{"distlock --status --lock-name=r", []string{"--lock-name=report"}, true},
+		{"distlock --lock-name ", nil, true}, // exec mode: distlock offers none
+		{"distlock -", []string{"-c"}, false},
 	} {
 		cmd := exec.Command(fish, "--no-config", "-c", "source $argv[1]; complete -C $argv[2]", script, tt.line)
 		cmd.Dir = dir

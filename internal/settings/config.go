@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -20,6 +19,7 @@ const (
 	modeUnlock = "unlock"
 	modeStatus = "status"
 	modeList   = "list"
+	modeForget = "forget-last-run"
 )
 
 const (
@@ -66,6 +66,7 @@ type config struct {
 	version          bool
 	completion       string        // --completion: the shell to print a script for
 	minInterval      time.Duration // 0: off
+	ignoreLastRun    bool          // run even if --min-interval finds a recent success
 	minHold          time.Duration // 0: off
 	expire           time.Duration // --lock: etcd removes the lock after it; 0: never
 	metricsFile      string        // "": no metrics file
@@ -130,6 +131,7 @@ var table = []setting{
 	{name: modeUnlock, help: "release the lock, whoever holds it", from: fromCommandLine, mode: true, bind: switchesTo(modeUnlock)},
 	{name: modeStatus, help: "show the holder and the waiters", from: fromCommandLine, mode: true, bind: switchesTo(modeStatus)},
 	{name: modeList, help: "show every lock in the realm", from: fromCommandLine, mode: true, bind: switchesTo(modeList)},
+	{name: modeForget, help: "forget the lock's last successful run: the next run with --min-interval runs", from: fromCommandLine, mode: true, bind: switchesTo(modeForget)},
 
 	{name: "lock-name", alias: "lockname", arg: "NAME", from: fromAnywhere,
 		help: "the lock: 1-255 bytes of printable UTF-8 in Unicode NFC (required for every mode but --list)",
@@ -193,6 +195,11 @@ var table = []setting{
 	{name: "min-interval", arg: "SPAN", def: "0", from: fromAnywhere,
 		help: "skip the command (exit 0) if a run of this lock succeeded less than SPAN ago, timed by etcd",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.minInterval) }},
+	// A one-off of an operator's: from the environment or the config file
+	// it would make every run ignore --min-interval.
+	{name: "ignore-last-run", from: fromCommandLine,
+		help: "with --min-interval: run even if a run succeeded less than SPAN ago; a success is still recorded",
+		bind: func(c *config) flag.Value { return (*boolValue)(&c.ignoreLastRun) }},
 	{name: "min-hold", arg: "SPAN", def: "0", from: fromAnywhere,
 		help: "keep the lock taken at least SPAN after it was acquired, without waiting for it",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.minHold) }},
@@ -351,41 +358,6 @@ func parseConfig(args []string) (*config, error) {
 			envName(modeLock), envName("lock-name"))
 	}
 	return c, c.check()
-}
-
-// parseCommandLine parses args into cmdLine, and refuses a flag's value
-// that is another of distlock's flags (valueIsAFlag).
-func parseCommandLine(cmdLine *flag.FlagSet, args []string) error {
-	if at, bad := valueIsAFlag(args); bad != nil {
-		// What came before it still says how to report the error (the
-		// log format); the refused value itself is used for nothing.
-		_ = cmdLine.Parse(args[:at])
-		return bad
-	}
-	err := cmdLine.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return errHelp
-	}
-	if err != nil {
-		return commandLineError(err)
-	}
-	return nil
-}
-
-// commandLine is the flag set of the command line, bound to values.
-func commandLine(values map[string]flag.Value) *flag.FlagSet {
-	fs := flag.NewFlagSet("distlock", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	for _, s := range table {
-		if s.from&fromCommandLine == 0 {
-			continue
-		}
-		fs.Var(values[s.name], s.name, s.help)
-		if s.alias != "" {
-			fs.Var(&aliasValue{fs: fs, target: s.name}, s.alias, "")
-		}
-	}
-	return fs
 }
 
 // tieWait makes --nowait and --timeout one setting for precedence: either

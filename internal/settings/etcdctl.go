@@ -231,3 +231,23 @@ func (v *domainValue) Set(s string) error {
 	*v = domainValue(s)
 	return nil
 }
+
+// WithoutSecrets is env without the variables that may hold the etcd
+// password: DISTLOCK_PASSWORD and ETCDCTL_PASSWORD always, DISTLOCK_USER
+// and ETCDCTL_USER when they hold NAME:PASSWORD (a user name alone is
+// passed on: it tells the command who distlock is to etcd, and lets
+// nobody in).
+func WithoutSecrets(env []string) []string {
+	var kept []string
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "DISTLOCK_PASSWORD", name == "ETCDCTL_PASSWORD":
+			continue
+		case (name == "DISTLOCK_USER" || name == "ETCDCTL_USER") && strings.Contains(value, ":"):
+			continue
+		}
+		kept = append(kept, kv)
+	}
+	return kept
+}

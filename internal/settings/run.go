@@ -26,9 +26,13 @@ const (
 	ModeUnlock     Mode = modeUnlock
 	ModeStatus     Mode = modeStatus
 	ModeList       Mode = modeList
+	ModeForget     Mode = modeForget   // --forget-last-run
 	ModeHelp       Mode = "help"       // --help: print Help
 	ModeVersion    Mode = "version"    // --version
 	ModeCompletion Mode = "completion" // --completion: print Completion(Run.Shell)
+	// ModeLockNames: print the names of the locks held in the realm, for
+	// a completion script (distlock --complete-lock-names LINE).
+	ModeLockNames Mode = "lock-names"
 )
 
 // DefaultRealm is --prefix's default.
@@ -71,7 +75,10 @@ type Exec struct {
 	KillSignal  syscall.Signal
 	KillAfter   time.Duration
 	MinInterval time.Duration // 0: off
-	MinHold     time.Duration // 0: off
+	// IgnoreLastRun: run whatever the last run was, and still record a
+	// success (--ignore-last-run).
+	IgnoreLastRun bool
+	MinHold       time.Duration // 0: off
 }
 
 // Conn is where etcd is and who distlock is to it, with what a message
@@ -118,7 +125,12 @@ func Usagef(format string, args ...any) error { return usagef(format, args...) }
 // arguments args. With a usage error it returns what it had read until
 // then too: the metrics file and the log format may be known, and the
 // error is to be said as they ask.
+//
+// With ModeLockNames, an error means that there is nothing to offer.
 func Parse(args []string) (*Run, error) {
+	if len(args) == 2 && args[0] == lockNamesFlag {
+		return lockNamesRun(args[1])
+	}
 	c, err := parseConfig(args)
 	switch {
 	case errors.Is(err, errHelp):
@@ -155,7 +167,7 @@ func (c *config) run() *Run {
 		},
 		Exec: Exec{
 			Command: c.command, KillSignal: c.killSignal, KillAfter: c.killAfter,
-			MinInterval: c.minInterval, MinHold: c.minHold,
+			MinInterval: c.minInterval, IgnoreLastRun: c.ignoreLastRun, MinHold: c.minHold,
 		},
 	}
 }
@@ -193,6 +205,8 @@ func (c *config) accessNeeded() string {
 		return "read access to " + c.prefix
 	case modeStatus:
 		return "read access to " + lock.Prefix(c.prefix, c.lockName)
+	case modeForget:
+		return "write access to " + lock.LastRunKey(c.prefix, c.lockName)
 	}
 	return "write access to " + lock.Prefix(c.prefix, c.lockName)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -11,6 +12,41 @@ import (
 	"github.com/peterbourgon/ff/v3/ffyaml"
 	"gopkg.in/yaml.v2"
 )
+
+// parseCommandLine parses args into cmdLine, and refuses a flag's value
+// that is another of distlock's flags (valueIsAFlag).
+func parseCommandLine(cmdLine *flag.FlagSet, args []string) error {
+	if at, bad := valueIsAFlag(args); bad != nil {
+		// What came before it still says how to report the error (the
+		// log format); the refused value itself is used for nothing.
+		_ = cmdLine.Parse(args[:at])
+		return bad
+	}
+	err := cmdLine.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return errHelp
+	}
+	if err != nil {
+		return commandLineError(err)
+	}
+	return nil
+}
+
+// commandLine is the flag set of the command line, bound to values.
+func commandLine(values map[string]flag.Value) *flag.FlagSet {
+	fs := flag.NewFlagSet("distlock", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, s := range table {
+		if s.from&fromCommandLine == 0 {
+			continue
+		}
+		fs.Var(values[s.name], s.name, s.help)
+		if s.alias != "" {
+			fs.Var(&aliasValue{fs: fs, target: s.name}, s.alias, "")
+		}
+	}
+	return fs
+}
 
 // readEnvironment sets from DISTLOCK_* what a source of higher precedence
 // left unset. An empty variable counts as unset; today's name beats the
