@@ -192,7 +192,7 @@ func acquire(ctx context.Context, j *job, mode string, lead time.Duration, sigs 
 	// anything else is said or run.
 	line := report.NewWaitLine(wctx, report.Queue{Client: j.client, Realm: j.lock.Realm, Name: j.lock.Name, Timeout: j.lock.RPCTimeout}, req.Info, j.out)
 	req.Blocked = j.blockedBy(req, line)
-	req.Outage = j.out.Outages(j.lock.Name, line)
+	req.Outage = j.out.Outages(j.lock.Name, mode == lock.ModeExec, line)
 	h, err := acquireLock(wctx, j.client, req)
 	line.Stop()
 	close(stop)

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -36,6 +36,8 @@ type Request struct {
 	// hold the lock (see OutageKind). It must not block: a holder's
 	// lease tells it on the path that gives the lease up.
 	Outage func(Outage)
+
+	rejoined time.Time // set when we queue again: since when etcd was silent
 }
 
 // ConflictError is returned when the lock was not acquired in time.
@@ -58,9 +60,13 @@ type LimitError struct {
 	Name       string
 	Ours, Held int
 	Foreign    bool
+	Shared     bool // held or awaited with --shared
 }
 
 func (e *LimitError) Error() string {
+	if e.Shared {
+		return fmt.Sprintf("lock %q is held or awaited with --shared, which takes the lock with other shared holders or alone; --limit %d cannot share it", e.Name, e.Ours)
+	}
 	if e.Foreign {
 		return fmt.Sprintf("lock %q is held or awaited by a key that is not distlock's (etcdctl lock?), which takes the lock alone; --limit %d cannot share it", e.Name, e.Ours)
 	}
@@ -73,6 +79,8 @@ func (e *LimitError) Error() string {
 func agree(name string, ours int, others []Entry) error {
 	for _, e := range others {
 		switch held := e.limit(); {
+		case e.shared() && ours != 1:
+			return &LimitError{Name: name, Ours: ours, Held: 1, Shared: true}
 		case held == 0 && ours != 1:
 			return &LimitError{Name: name, Ours: ours, Held: 1, Foreign: true}
 		case held != 0 && held != ours:
@@ -101,7 +109,9 @@ func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder
 	}
 	wctx, cancel := waitContext(ctx, req.Timeout)
 	defer cancel()
+	var rounds backoff // between rounds that end soon after they began
 	for {
+		began := time.Now()
 		h, err := acquire(ctx, wctx, client, &req, l)
 		if err == nil {
 			return h, nil
@@ -118,10 +128,15 @@ func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder
 		}
 		since := l.confirmedAt()
 		req.tell(Outage{Kind: PlaceLost, Since: since, Err: err})
+		if time.Since(began) > req.TTL {
+			rounds.reset()
+		} else {
+			rounds.wait(wctx) // a call that fails at once must not spin
+		}
 		if l, err = rejoin(ctx, wctx, client, req, l, since); err != nil {
 			return nil, err
 		}
-		req.tell(Outage{Kind: Rejoined, Since: since})
+		req.rejoined = since
 	}
 }
 
@@ -147,9 +162,13 @@ func waitContext(ctx context.Context, timeout time.Duration) (context.Context, c
 // (for a semaphore, then confirm it), until wctx (ctx and the timeout)
 // ends.
 func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l *lease) (*Holder, error) {
-	p, err := enqueue(wctx, client, *req, l)
+	p, err := enqueue(ctx, client, *req, l)
 	if err != nil {
 		return nil, err
+	}
+	if !req.rejoined.IsZero() {
+		req.tell(Outage{Kind: Rejoined, Since: req.rejoined})
+		req.rejoined = time.Time{}
 	}
 	if p.holds {
 		// Fewer than Limit were ahead: the uncontended path is one
@@ -181,6 +200,10 @@ func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l
 	// write stands between the previous holder's release and our
 	// command's start; the key's value says since when we hold the lock
 	// a moment later (a --lock says it as it detaches the key).
+	if err := l.check(); err != nil {
+		// Lost as the turn came: we still hold nothing.
+		return nil, fmt.Errorf("waiting for the lock: %w", err)
+	}
 	h := newHolder(client, l, p.key, p.rev, rev, *req)
 	if req.Info.Mode != ModeLock {
 		go h.sayHeld()
@@ -212,7 +235,7 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 		If(clientv3.Compare(clientv3.CreateRevision(p.key), "=", 0)).
 		Then(clientv3.OpPut(p.key, req.value(), clientv3.WithLease(l.id)),
 			clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend),
-				clientv3.WithLimit(int64(req.limit()))),
+				clientv3.WithLimit(req.readAhead())),
 			opStopping(sp)).
 		Commit()
 	if err != nil {
@@ -247,7 +270,7 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	// Only the records of keys created before ours count, as they do
 	// for waitForTurn and Split; a later one can only have been forged.
 	recs := recordsBefore(p.rev, parseStopping(sp, resp.Responses[2].GetResponseRange().Kvs))
-	p.holds = ours && len(ahead)+len(recs) < req.limit()
+	p.holds = ours && canHold(Entry{Info: &req.Info, CreateRevision: p.rev}, ahead, recs, req.limit())
 	if holders, _ := Split(ahead, recs); len(holders) > 0 {
 		p.ahead = &holders[0]
 	} else if len(recs) > 0 {
@@ -267,7 +290,9 @@ func waitTurn(ctx, wctx context.Context, client *clientv3.Client, req Request, l
 	pfx, sp := Prefix(req.Realm, req.Name), StoppingPrefix(req.Realm, req.Name)
 	var rev int64
 	var err error
-	if req.limit() == 1 {
+	if req.shared() {
+		rev, err = waitShared(wctx, client, p.key, pfx, sp, p.rev)
+	} else if req.limit() == 1 {
 		rev, err = waitForTurn(wctx, client, p.key, pfx, sp, p.rev)
 	} else {
 		err = waitForSlot(wctx, client, req.Name, pfx, sp, p.rev, req.limit())
@@ -314,6 +339,16 @@ func confirm(lctx context.Context, client *clientv3.Client, req Request, l *leas
 	return newHolder(client, l, p.key, p.rev, resp.Header.Revision, req), nil
 }
 
+// readAhead is how many keys enqueue reads with its write, oldest first:
+// the first Limit, which hold if ours is among them; for a shared key,
+// every one (0), to see whether an exclusive one is ahead.
+func (req Request) readAhead() int64 {
+	if req.shared() {
+		return 0
+	}
+	return int64(req.limit())
+}
+
 // limit is Limit, 1 for a plain lock.
 func (req Request) limit() int { return max(req.Limit, 1) }
 
@@ -338,16 +373,20 @@ var errTimedOut = errors.New("timed out waiting for the lock")
 // etcd has left our lease unconfirmed for a third of its TTL, or does not
 // answer the read, etcd is what stood in the way (*OutageError).
 func conflict(ctx context.Context, client *clientv3.Client, req Request, l *lease) error {
-	if l.untilQuiet() <= 0 {
+	// Unconfirmed for a third of the TTL, and a keepalive more: what
+	// "etcd not answering" was said for, with room for a slow answer.
+	if l.untilQuiet() <= -l.interval() {
 		return &OutageError{Name: req.Name, Since: l.confirmedAt()}
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), req.RPCTimeout)
 	defer cancel()
 	q, err := ReadQueue(rctx, client, req.Realm, req.Name)
 	if err != nil {
-		return &OutageError{Name: req.Name, Since: l.confirmedAt()}
+		return &OutageError{Name: req.Name, Since: l.confirmedAt(), Err: err}
 	}
-	entries, stopping := q.Entries, q.Stopping
+	ours := queueKey(Prefix(req.Realm, req.Name), int64(l.id))
+	entries := slices.DeleteFunc(q.Entries, func(e Entry) bool { return e.Key == ours })
+	stopping := q.Stopping
 	if holders, _ := Split(entries, stopping); len(holders) > 0 {
 		return &ConflictError{Name: req.Name, Holder: &holders[0]}
 	}
@@ -359,241 +398,3 @@ func conflict(ctx context.Context, client *clientv3.Client, req Request, l *leas
 	}
 	return &ConflictError{Name: req.Name}
 }
-
-// waitForTurn returns once no key under pfx was created before myRev and
-// no stopping record under sp is of such a key, with the revision at which
-// it saw that; or ErrPlaceLost if our key (key, created at myRev) is gone.
-// Each look is one read: our key, the immediate predecessor and the
-// records, at one revision. It watches only the predecessor, or, once
-// there is none, the records, so a release wakes one waiter. Errors from
-// etcd (a leader election, a lost connection) are retried until ctx ends:
-// the caller ends it when the lease can no longer be proven.
-func waitForTurn(ctx context.Context, client *clientv3.Client, key, pfx, sp string, myRev int64) (int64, error) {
-	pred := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(myRev-1))
-	recs := recordsOf(sp, myRev)
-	var retry backoff
-	for {
-		resp, err := client.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", myRev)).
-			Then(clientv3.OpGet(pfx, pred...), clientv3.OpGet(recs.key, recs.opts...)).
-			Commit()
-		if err != nil {
-			if !retry.wait(ctx) {
-				return 0, ctx.Err()
-			}
-			continue
-		}
-		retry.reset()
-		if !resp.Succeeded {
-			return 0, ErrPlaceLost
-		}
-		ahead := resp.Responses[0].GetResponseRange().Kvs
-		if !allInQueue(pfx, ahead) {
-			// The newest key before ours is foreign: the predecessor,
-			// if any, is further back.
-			kvs, err := keysBefore(ctx, client, pfx, myRev, resp.Header.Revision, clientv3.SortDescend, clientv3.WithKeysOnly())
-			if err != nil {
-				if !retry.wait(ctx) {
-					return 0, ctx.Err()
-				}
-				continue
-			}
-			ahead = onlyQueue(pfx, kvs)
-		}
-		from := resp.Header.Revision + 1
-		var moved bool
-		switch {
-		case len(ahead) > 0:
-			moved = watchUntil(ctx, client, from, deleted, watched{key: string(ahead[0].Key)})
-		case len(parseStopping(sp, resp.Responses[1].GetResponseRange().Kvs)) > 0:
-			moved = watchUntil(ctx, client, from, deleted, recs)
-		default:
-			return resp.Header.Revision, nil
-		}
-		if !moved && !retry.wait(ctx) {
-			return 0, ctx.Err()
-		}
-	}
-}
-
-// recordsOf is the range of stopping records under sp of keys created
-// before myRev: those that take a slot from the key created at myRev.
-func recordsOf(sp string, myRev int64) watched {
-	return watched{key: sp, opts: []clientv3.OpOption{clientv3.WithRange(stoppingBefore(sp, myRev))}}
-}
-
-// readRecords reads, as of revision rev (that of a read of the keys, so
-// that both are one picture), the stopping records under sp of keys
-// created before myRev. Whole: keys-only answers lack the lease.
-func readRecords(ctx context.Context, client *clientv3.Client, sp string, myRev, rev int64) ([]Entry, error) {
-	r := recordsOf(sp, myRev)
-	resp, err := client.Get(ctx, r.key, append(r.opts, clientv3.WithRev(rev))...)
-	if err != nil {
-		return nil, err
-	}
-	return parseStopping(sp, resp.Kvs), nil
-}
-
-// waitForSlot is waitForTurn for a semaphore of n: it returns once fewer
-// than n keys under pfx were created before myRev, stopping records of
-// such keys included. Each waiter watches only what can move it: behind
-// another waiter, that waiter (it leaves, or it takes a slot, which
-// rewrites its key); first in line, the holders and the records (any of
-// them leaving frees a slot). So a release wakes the first waiter alone.
-// Every key and record ahead must agree on n (*LimitError): they only
-// ever leave, so whoever will share the lock with us is among them.
-// The records are read only when the keys alone leave a slot.
-func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx, sp string, myRev int64, n int) error {
-	opts := []clientv3.OpOption{clientv3.WithPrefix(),
-		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithMaxCreateRev(myRev - 1)}
-	holdersLeave := watched{key: pfx, opts: []clientv3.OpOption{clientv3.WithPrefix()}}
-	var retry backoff
-	for {
-		resp, err := getRetrying(ctx, client, pfx, &retry, opts...)
-		if err != nil {
-			return err
-		}
-		ahead := onlyQueue(pfx, resp.Kvs)
-		entries := make([]Entry, 0, len(ahead))
-		for _, kv := range ahead {
-			entries = append(entries, parseEntry(kv))
-		}
-		var stopping []Entry
-		if len(ahead) < n {
-			if stopping, err = readRecords(ctx, client, sp, myRev, resp.Header.Revision); err != nil {
-				if !retry.wait(ctx) {
-					return ctx.Err()
-				}
-				continue
-			}
-		}
-		if err := agree(name, n, append(entries, stopping...)); err != nil {
-			return err
-		}
-		if len(ahead)+len(stopping) < n {
-			return nil
-		}
-		from := resp.Header.Revision + 1
-		var moved bool
-		switch holders, _ := Split(entries, stopping); {
-		case len(holders) < len(entries):
-			// The key just ahead of ours waits too: it moves first.
-			moved = watchUntil(ctx, client, from, anyEvent, watched{key: string(ahead[len(ahead)-1].Key)})
-		case len(stopping) == 0:
-			// First in line: any holder's leaving frees a slot. Keys
-			// behind us leaving wake us too, rarely and harmlessly.
-			moved = watchUntil(ctx, client, from, deleted, holdersLeave)
-		case len(ahead) == 0:
-			moved = watchUntil(ctx, client, from, deleted, recordsOf(sp, myRev))
-		default:
-			moved = watchUntil(ctx, client, from, deleted, holdersLeave, recordsOf(sp, myRev))
-		}
-		if !moved && !retry.wait(ctx) {
-			return ctx.Err()
-		}
-	}
-}
-
-// keysBefore reads, as of revision rev, every key under pfx created
-// before myRev, in order of creation.
-func keysBefore(ctx context.Context, client *clientv3.Client, pfx string, myRev, rev int64, order clientv3.SortOrder, opts ...clientv3.OpOption) ([]*mvccpb.KeyValue, error) {
-	resp, err := client.Get(ctx, pfx, append(opts, clientv3.WithPrefix(), clientv3.WithRev(rev),
-		clientv3.WithMaxCreateRev(myRev-1), clientv3.WithSort(clientv3.SortByCreateRevision, order))...)
-	if err != nil {
-		return nil, err
-	}
-	return resp.Kvs, nil
-}
-
-// getRetrying reads key with opts, retrying etcd's hiccups (a leader
-// election, a lost connection) with retry's backoff until ctx ends.
-func getRetrying(ctx context.Context, client *clientv3.Client, key string, retry *backoff, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	for {
-		resp, err := client.Get(ctx, key, opts...)
-		if err == nil {
-			retry.reset()
-			return resp, nil
-		}
-		if !retry.wait(ctx) {
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// watched is a key, or with opts a range of keys, to watch.
-type watched struct {
-	key  string
-	opts []clientv3.OpOption
-}
-
-// watchUntil watches every target from revision rev, and returns once one
-// of them sees an event that want accepts (true), or one watch breaks or
-// ctx ends (false). The watches need a leader, and end without one.
-func watchUntil(ctx context.Context, client *clientv3.Client, rev int64, want func(*clientv3.Event) bool, targets ...watched) bool {
-	if len(targets) == 0 {
-		return false
-	}
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	seen := make(chan bool, len(targets))
-	for _, t := range targets {
-		go func() {
-			s, _ := watchFor(wctx, client, t.key, rev, want, t.opts...)
-			seen <- s
-		}()
-	}
-	first := <-seen
-	cancel()
-	for range targets[1:] {
-		<-seen // the others end with wctx
-	}
-	return first
-}
-
-// watchFor watches key (with opts, a prefix say) from revision rev until an
-// event that want accepts (seen), the watch breaks or ctx ends. ok says
-// whether etcd answered the watch at all, so that the caller's backoff can
-// start over.
-func watchFor(ctx context.Context, client *clientv3.Client, key string, rev int64, want func(*clientv3.Event) bool, opts ...clientv3.OpOption) (seen, ok bool) {
-	for wr := range client.Watch(ctx, key, append(opts, clientv3.WithRev(rev))...) {
-		if wr.Err() != nil {
-			return false, ok
-		}
-		ok = true
-		for _, ev := range wr.Events {
-			if want(ev) {
-				return true, ok
-			}
-		}
-	}
-	return false, ok
-}
-
-func deleted(ev *clientv3.Event) bool { return ev.Type == mvccpb.DELETE }
-func anyEvent(*clientv3.Event) bool   { return true }
-
-// backoff spaces out retries against an etcd that does not answer well:
-// 50ms, doubling up to 2s, and from 50ms again after a success.
-type backoff struct{ next time.Duration }
-
-// wait sleeps for the next interval, or less if ctx ends, and reports
-// whether it slept the whole interval.
-func (b *backoff) wait(ctx context.Context) bool {
-	switch {
-	case b.next == 0:
-		b.next = 50 * time.Millisecond
-	default:
-		b.next = min(2*b.next, 2*time.Second)
-	}
-	t := time.NewTimer(b.next)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// reset starts the intervals over: etcd answered.
-func (b *backoff) reset() { b.next = 0 }

@@ -29,6 +29,10 @@ type Info struct {
 	// Limit is how many may hold the lock at once (--limit), stored only
 	// when it is more than one: a plain lock's value stays as it was.
 	Limit int `json:"limit,omitempty"`
+	// Shared marks a shared holder (--shared): shared holders hold the
+	// lock together, everyone else alone. A key that does not say so,
+	// etcdctl's among them, is exclusive.
+	Shared bool `json:"shared,omitempty"`
 	// Command is the name of the command that runs under the lock (the
 	// base name of its first word), stored when no reason is given, so
 	// that --status can say what runs. Never its arguments: they may hold
@@ -115,7 +119,7 @@ func parseEntry(kv *mvccpb.KeyValue) Entry {
 	ok := decodeLenient(kv.Value, map[string]any{
 		"reason": &info.Reason, "host": &info.Host, "pid": &info.PID, "user": &info.User,
 		"mode": &info.Mode, "since": &info.Since, "limit": &info.Limit,
-		"command": &info.Command, "expires": &info.Expires,
+		"command": &info.Command, "expires": &info.Expires, "shared": &info.Shared,
 	})
 	if ok && (info.Host != "" || info.Mode != "") {
 		e.Info = &info

@@ -109,7 +109,7 @@ func Holders(entries, stopping []Entry) (holders, waiters []Entry) {
 func Split(entries, stopping []Entry) (holders, waiters []Entry) {
 	n := Limit(append(entries[:len(entries):len(entries)], stopping...))
 	i := 0
-	for i < len(entries) && i+countBefore(stopping, entries[i].CreateRevision) < n {
+	for i < len(entries) && canHold(entries[i], entries[:i], stopping, n) {
 		i++
 	}
 	return entries[:i], entries[i:]
@@ -428,6 +428,16 @@ func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *m
 func deleteWaiter(ctx context.Context, client *clientv3.Client, kv *mvccpb.KeyValue, ahead, recs []Entry, limit int) (ok bool, err error) {
 	key := string(kv.Key)
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", kv.CreateRevision)}
+	if parseEntry(kv).shared() {
+		// A shared waiter waits as long as the newest exclusive key
+		// ahead of it, or else an exclusive record, is there.
+		limit = 1
+		if x := lastExclusive(ahead); x != nil {
+			ahead = []Entry{*x}
+		} else {
+			ahead, recs = nil, exclusiveRecords(kv.CreateRevision, recs)
+		}
+	}
 	for i := len(ahead) - 1; i >= 0 && len(cmps) <= limit; i-- {
 		e := ahead[i]
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.Key), "=", e.CreateRevision))

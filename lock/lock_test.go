@@ -898,3 +898,28 @@ func TestLaterRecordTakesNoSlot(t *testing.T) {
 	}
 	h.Release(ctx)
 }
+
+// TestSlowEtcdShortTimeoutFreeLock: a free lock, and an etcd whose
+// answers take longer than the --timeout: the timeout bounds the wait for
+// the lock, not the call that queues, so the lock is taken (it once gave
+// up, naming our own key as the holder).
+func TestSlowEtcdShortTimeoutFreeLock(t *testing.T) {
+	proxy, err := etcdtest.NewProxy(testEtcd(t).Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	client := newClient(t, proxy.URL())
+	if _, err := client.Get(context.Background(), "warm-up"); err != nil {
+		t.Fatal(err)
+	}
+	req := request(t, "slow-free")
+	req.Timeout = 300 * time.Millisecond
+	proxy.DelayRx(600*time.Millisecond, 0)
+	h, err := Acquire(context.Background(), client, req)
+	proxy.UndelayRx()
+	if err != nil {
+		t.Fatalf("a free lock on a slow etcd: %v", err)
+	}
+	h.Release(context.Background())
+}

@@ -52,9 +52,13 @@ const (
 type OutageError struct {
 	Name  string
 	Since time.Time // when etcd last confirmed our lease
+	Err   error     // what the last call got instead of an answer, if it says more
 }
 
 func (e *OutageError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("lock %q was not acquired in time: etcd did not answer (%v)", e.Name, e.Err)
+	}
 	return fmt.Sprintf("lock %q was not acquired in time: etcd has not answered for %v",
 		e.Name, time.Since(e.Since).Round(time.Second))
 }
@@ -86,7 +90,10 @@ func lostPlace(ctx, wctx context.Context, client *clientv3.Client, req Request, 
 		rctx, cancel := context.WithTimeout(wctx, req.RPCTimeout)
 		defer cancel()
 		resp, terr := client.TimeToLive(rctx, l.id)
-		return terr != nil || resp.TTL < 0
+		if terr != nil {
+			return silence(terr) && ctx.Err() == nil && wctx.Err() == nil
+		}
+		return resp.TTL < 0
 	}
 	return silence(err)
 }
@@ -115,26 +122,27 @@ func silence(err error) bool {
 // whose lease old was lost, saying once a minute that etcd is still out
 // of reach. It revokes old first, as far as etcd lets it: a key of old that
 // etcd still keeps would stand ahead of the new one until it expired.
-// If wctx times out first, it returns an *OutageError.
+// If wctx times out first, it returns an *OutageError; if etcd refuses a
+// new lease, that refusal.
 func rejoin(ctx, wctx context.Context, client *clientv3.Client, req Request, old *lease, since time.Time) (*lease, error) {
 	old.stopKeepAlive()
 	next := time.Now().Add(time.Minute)
 	var retry backoff
+	var err error
 	for {
 		if old != nil {
-			rctx, cancel := context.WithTimeout(wctx, req.RPCTimeout)
-			_, err := client.Revoke(rctx, old.id)
-			cancel()
-			if err == nil || !silence(err) {
-				old = nil // gone, or etcd will not let us: it expires
-			}
+			old, err = revokeOld(wctx, client, req, old)
 		}
 		if old == nil {
 			gctx, cancel := context.WithTimeout(wctx, req.RPCTimeout)
-			l, err := grantLease(gctx, client, req.TTL, req.Lead, req.Outage)
+			var l *lease
+			l, err = grantLease(gctx, client, req.TTL, req.Lead, req.Outage)
 			cancel()
-			if err == nil {
+			switch {
+			case err == nil:
 				return l, nil
+			case !silence(err) && wctx.Err() == nil:
+				return nil, fmt.Errorf("grant a lease: %w", err) // a refusal, not a silence
 			}
 		}
 		if now := time.Now(); !now.Before(next) {
@@ -145,8 +153,31 @@ func rejoin(ctx, wctx context.Context, client *clientv3.Client, req Request, old
 			break
 		}
 	}
+	if old != nil {
+		// Ended by a signal or the timeout: one more try, so that the
+		// old key does not stand in the queue until its lease expires.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), req.RPCTimeout)
+		_, _ = client.Revoke(rctx, old.id)
+		cancel()
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
 	return nil, &OutageError{Name: req.Name, Since: since}
+}
+
+// revokeOld revokes the lost lease old, and returns nil once it is gone
+// (or etcd refuses to revoke it: then it expires by itself), or old again
+// while etcd does not answer.
+func revokeOld(wctx context.Context, client *clientv3.Client, req Request, old *lease) (*lease, error) {
+	rctx, cancel := context.WithTimeout(wctx, req.RPCTimeout)
+	defer cancel()
+	_, err := client.Revoke(rctx, old.id)
+	switch {
+	case err == nil, errors.Is(err, rpctypes.ErrLeaseNotFound):
+		return nil, nil
+	case silence(err) || rctx.Err() != nil:
+		return old, err
+	}
+	return nil, err
 }

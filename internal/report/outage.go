@@ -7,19 +7,24 @@ import (
 )
 
 // Outages returns what a run says of etcd's silence (lock.Request.Outage)
-// for the lock name: a waiter's live line shows it while it lasts, and
-// otherwise one line says it began and one that it ended; a waiter that
-// lost its place, and a holder, always say so in lines of their own. Every
+// for the lock name, whose holder runs a command or not: a waiter's live
+// line shows it while it lasts, and otherwise one line says it began and
+// one that it ended; a waiter that lost its place, and a holder, always
+// say so in lines of their own. Every
 // line is info: --quiet leaves them out. Like every line, they are queued
 // for the writer: the lease's keepalive loop, which calls this, never
 // waits for stderr.
-func (r *Reporter) Outages(name string, line *WaitLine) func(lock.Outage) {
+func (r *Reporter) Outages(name string, command bool, line *WaitLine) func(lock.Outage) {
+	ending := "the lock will be given up"
+	if command {
+		ending = "the command will be stopped"
+	}
 	return func(o lock.Outage) {
 		silent := time.Since(o.Since).Round(time.Second)
 		switch {
 		case o.Kind == lock.EtcdQuiet && o.Holding:
-			r.About(EventEtcdQuiet).Info("etcd has not confirmed the lease of lock %q for %v; the command will be stopped at %s unless etcd answers by then",
-				name, silent, o.GiveUp.Format("15:04:05"))
+			r.About(EventEtcdQuiet).Info("etcd has not confirmed the lease of lock %q for %v; %s at %s unless etcd answers by then",
+				name, silent, ending, o.GiveUp.Format("15:04:05"))
 		case o.Kind == lock.EtcdBack && o.Holding:
 			r.About(EventEtcdBack).Info("etcd confirms the lease of lock %q again, after %v", name, silent)
 		case o.Kind == lock.EtcdQuiet:
