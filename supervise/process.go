@@ -34,6 +34,13 @@ type Spec struct {
 	// kill sequence starts: a sequence started late (distlock stalled, a
 	// slow fork) must not push SIGKILL past it.
 	KillBy func() time.Time
+	// MaxRuntime, if not 0, is how long the command may run, counted
+	// from its start: then Wait starts the kill sequence, as it does
+	// when its stop channel ends, and calls Overran.
+	MaxRuntime time.Duration
+	// Overran, if set, is called right after Wait started the kill
+	// sequence because MaxRuntime passed.
+	Overran func()
 
 	// SuspendRefused, if set, is called when Ctrl-Z on the terminal
 	// stopped the command and it was continued at once (see mainChanged),
@@ -100,6 +107,7 @@ func (e *StartError) Unwrap() error { return e.Err }
 type Process struct {
 	spec     Spec
 	pid      int // also the process group ID
+	started  time.Time
 	watchdog *Watchdog
 
 	ttyMu       sync.Mutex
@@ -201,7 +209,7 @@ func (p *Process) run(r *reaper, path string, attr *syscall.ProcAttr, started ch
 		}
 	}
 	if err == nil {
-		p.pid, p.watchdog = pid, watchdog
+		p.pid, p.watchdog, p.started = pid, watchdog, time.Now()
 		p.guard()
 		r.watched[pid] = p.mainChanged
 	} else {

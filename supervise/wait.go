@@ -60,13 +60,31 @@ func (p *Process) kill(sig syscall.Signal) {
 	}
 }
 
+// Stopped says whether Wait stopped the command, and why. The first
+// reason decides: the kill sequence is one and the same, whichever
+// started it, and a second reason changes nothing.
+type Stopped int
+
+const (
+	NotStopped          Stopped = iota // it ended by itself (or by a signal passed on)
+	StoppedByCaller                    // Wait's stop channel ended
+	StoppedAtMaxRuntime                // Spec.MaxRuntime passed
+)
+
 // Wait is the command's life from distlock's side, as tini's loop is: it
 // passes the signals that arrive on sigs on to the command's group, refuses
 // Ctrl-Z for distlock itself, starts the kill sequence the moment stop ends
-// (and then calls Spec.Stopping), and returns how the command ended once
-// nothing is left of its group. stopped says whether stop ended it.
-func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, stopped bool) {
+// (and then calls Spec.Stopping) or Spec.MaxRuntime passes (and then calls
+// Spec.Overran), and returns how the command ended once nothing is left of
+// its group, and whether and why it stopped the command.
+func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, stopped Stopped) {
 	defer signal.Stop(p.tstp)
+	var overran <-chan time.Time
+	if p.spec.MaxRuntime > 0 {
+		t := time.NewTimer(time.Until(p.started.Add(p.spec.MaxRuntime)))
+		defer t.Stop()
+		overran = t.C
+	}
 	for {
 		select {
 		case s := <-sigs:
@@ -76,11 +94,15 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 				p.spec.SuspendRefused()
 			}
 		case <-stop:
-			// Kill first; whatever Stopping says comes after.
-			p.Terminate()
-			stop, stopped = nil, true
-			if p.spec.Stopping != nil {
-				p.spec.Stopping()
+			stopped = p.stopFor(StoppedByCaller)
+			stop, overran = nil, nil
+		case <-overran:
+			overran = nil
+			// A command that exited in time keeps its status, even if
+			// what it left in its group is still being ended.
+			if !p.hasExited() {
+				stopped = p.stopFor(StoppedAtMaxRuntime)
+				stop = nil
 			}
 		case err := <-p.refused:
 			// The kill signal, or SIGKILL after the grace period,
@@ -91,6 +113,30 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 		case <-p.done:
 			return p.status, stopped
 		}
+	}
+}
+
+// stopFor starts the kill sequence, and then says why: what is said may
+// wait (on etcd, to learn why a key went; on stderr), the kill may not.
+func (p *Process) stopFor(why Stopped) Stopped {
+	p.Terminate()
+	say := p.spec.Stopping
+	if why == StoppedAtMaxRuntime {
+		say = p.spec.Overran
+	}
+	if say != nil {
+		say()
+	}
+	return why
+}
+
+// hasExited reports whether the main child has exited.
+func (p *Process) hasExited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
 	}
 }
 
