@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
@@ -31,6 +32,7 @@ func TestExitStatus(t *testing.T) {
 		{"command exited 3", commandEnded{supervise.Status{Code: 3}}, 75, 3},
 		{"command killed by TERM", commandEnded{supervise.Status{Signal: syscall.SIGTERM}}, 75, 143},
 		{"lock lost", lockLost{lock.ErrLeaseUnconfirmed}, 75, 70},
+		{"--max-runtime passed", overran{time.Minute}, 75, 124},
 		{"signal while waiting", signalError{syscall.SIGINT}, 75, 130},
 		{"usage", settings.Usagef("bad"), 75, 64},
 		{"busy", &lock.ConflictError{Name: "x"}, 75, 75},
@@ -103,6 +105,7 @@ func TestOutcome(t *testing.T) {
 		{"busy", &lock.ConflictError{Name: "x"}, false, "conflict", 75},
 		{"signal while waiting", signalError{syscall.SIGINT}, false, "conflict", 130},
 		{"lock lost", lockLost{lock.ErrLeaseUnconfirmed}, false, "lost", 70},
+		{"--max-runtime passed", overran{time.Minute}, false, "overran", 124},
 		{"lease lost before the start", lostBeforeStart{lock.ErrLeaseUnconfirmed}, false, "lost", 69},
 		{"etcd unreachable", context.DeadlineExceeded, false, "unreachable", 69},
 		{"--min-interval could not ask etcd", context.DeadlineExceeded, false, "unreachable", 69},

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/grpclog"
@@ -38,11 +39,12 @@ import (
 // the command's own.
 const (
 	exitOK          = 0
-	exitFree        = 1  // --status: the lock is free
-	exitUsage       = 64 // bad flag, value, lock name, config file, modes, missing command
-	exitUnavailable = 69 // etcd unreachable or refused us before any command ran
-	exitLockLost    = 70 // the lock was lost while the command ran
-	exitConflict    = 75 // the lock was not acquired in time
+	exitFree        = 1   // --status: the lock is free
+	exitUsage       = 64  // bad flag, value, lock name, config file, modes, missing command
+	exitUnavailable = 69  // etcd unreachable or refused us before any command ran
+	exitLockLost    = 70  // the lock was lost while the command ran
+	exitConflict    = 75  // the lock was not acquired in time
+	exitOverran     = 124 // --max-runtime passed; the command was stopped
 	exitCannotRun   = 126
 	exitNotFound    = 127
 )
@@ -162,6 +164,8 @@ type (
 	// signalError: a signal ended the wait, or came before the command
 	// started.
 	signalError struct{ sig syscall.Signal }
+	// overran: the command ran for --max-runtime; it was stopped.
+	overran struct{ span time.Duration }
 	// lostBeforeStart: the lock was lost after it was acquired, before
 	// the command started. No command ran: etcd is the trouble (69).
 	lostBeforeStart struct{ cause error }
@@ -174,6 +178,7 @@ func (e commandEnded) Error() string { return "the command ended: " + e.status.S
 func (e lockLost) Error() string     { return "lost the lock: " + e.cause.Error() }
 func (e lockLost) Unwrap() error     { return e.cause }
 func (e signalError) Error() string  { return "got SIG" + signals.Name(e.sig) }
+func (e overran) Error() string      { return "the command ran for --max-runtime " + e.span.String() }
 func (e lostBeforeStart) Error() string {
 	return "lost the lock before the command started: " + e.cause.Error()
 }

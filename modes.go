@@ -21,7 +21,8 @@ import (
 )
 
 // runExec is exec mode: acquire the lock, start the command under it, wait
-// for it (stopping it if the lock is lost), release the lock. With
+// for it (stopping it if the lock is lost or --max-runtime passes),
+// release the lock. With
 // --min-interval a recent success starts nothing, and a success is
 // recorded; with --min-hold etcd releases the lock, not distlock.
 func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) error {
@@ -61,8 +62,11 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	holdUntil = acquired.Add(x.MinHold)
 
 	st, stopped := p.Wait(h.Context().Done(), sigs)
-	if stopped {
+	switch stopped {
+	case supervise.StoppedByCaller:
 		return lockLost{h.Err()}
+	case supervise.StoppedAtMaxRuntime:
+		return overran{x.MaxRuntime}
 	}
 	j.out.About(report.EventEnded).With("exit_status", st.ExitCode()).Step("command ended: %v", st)
 	if st.ExitCode() == 0 {
@@ -81,6 +85,7 @@ func commandSpec(j *job, x settings.Exec, h *lock.Holder, wd *supervise.Watchdog
 		Watchdog:   wd,
 		KillSignal: x.KillSignal,
 		KillAfter:  x.KillAfter,
+		MaxRuntime: x.MaxRuntime,
 		// SIGKILL never later than the safety rule allows, even if the
 		// kill sequence starts late.
 		KillBy: func() time.Time { return h.SafeUntil().Add(-settings.KillMargin) },
@@ -96,6 +101,10 @@ func commandSpec(j *job, x settings.Exec, h *lock.Holder, wd *supervise.Watchdog
 		Stopping: func() {
 			j.out.About(report.EventLost).Fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
 				j.lock.Name, h.Err(), signals.Name(x.KillSignal), x.KillAfter)
+		},
+		Overran: func() {
+			j.out.About(report.EventOverran).Fail("the command has run for %v (--max-runtime); stopping it with SIG%s (SIGKILL after %v)",
+				x.MaxRuntime, signals.Name(x.KillSignal), x.KillAfter)
 		},
 		CannotStop: func(err error) {
 			j.out.About(report.EventCannotStop).Fail("cannot stop the command: %v (it runs as another user); waiting for it to end by itself",

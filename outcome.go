@@ -17,6 +17,7 @@ func endingOf(err error, facts *report.Facts) report.Ending {
 	var (
 		ended    commandEnded
 		lost     lockLost
+		over     overran
 		lostSoon lostBeforeStart
 		sig      signalError
 		usage    *settings.UsageError
@@ -35,6 +36,8 @@ func endingOf(err error, facts *report.Facts) report.Ending {
 		return report.EndExited
 	case errors.As(err, &lost):
 		return report.EndLost
+	case errors.As(err, &over):
+		return report.EndOverran
 	case errors.As(err, &lostSoon):
 		return report.EndLostEarly
 	case errors.As(err, &sig):

@@ -90,10 +90,53 @@ func TestKillBeforeStopping(t *testing.T) {
 	stop := make(chan struct{})
 	close(stop)
 	st, stopped := p.Wait(stop, nil)
-	if !stopped {
-		t.Errorf("Wait says stop did not end the command (%v)", st)
+	if stopped != StoppedByCaller {
+		t.Errorf("Wait says %d, not that stop ended the command (%v)", stopped, st)
 	}
 	if !termFirst {
 		t.Errorf("Stopping was called before the command had the kill signal; the command ended with %v", st)
+	}
+}
+
+// TestMaxRuntime: once MaxRuntime has passed since the start, the kill
+// sequence starts and Overran is called; a stop that comes during the
+// grace period changes nothing, neither the status nor the grace. A
+// command that ends in time is not stopped.
+func TestMaxRuntime(t *testing.T) {
+	ready := filepath.Join(t.TempDir(), "ready")
+	stop := make(chan struct{})
+	var overranAt time.Time
+	p, err := Start(Spec{
+		Args:       []string{"sh", "-c", `trap "" TERM; echo > ` + ready + `; while :; do sleep 0.05; done`},
+		Env:        os.Environ(),
+		KillSignal: syscall.SIGTERM,
+		KillAfter:  time.Second,
+		MaxRuntime: time.Second,
+		Overran: func() {
+			overranAt = time.Now()
+			close(stop) // the lock lost in the same instant
+		},
+		Stopping: func() { t.Error("Stopping called: the stop came second") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, stopped := p.Wait(stop, nil)
+	if _, err := os.Stat(ready); err != nil {
+		t.Fatalf("the command was not ready at MaxRuntime: %v", err)
+	}
+	if stopped != StoppedAtMaxRuntime || st.Signal != syscall.SIGKILL {
+		t.Errorf("Wait: %v, stopped %d; want SIGKILL, %d", st, stopped, StoppedAtMaxRuntime)
+	}
+	if ran := overranAt.Sub(p.started); overranAt.IsZero() || ran < time.Second {
+		t.Errorf("Overran called %v after the start, before MaxRuntime", ran)
+	}
+
+	p, err = Start(Spec{Args: []string{"true"}, Env: os.Environ(), KillSignal: syscall.SIGTERM, MaxRuntime: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, stopped := p.Wait(nil, nil); stopped != NotStopped || st.ExitCode() != 0 {
+		t.Errorf("a command that ended in time: %v, stopped %d", st, stopped)
 	}
 }

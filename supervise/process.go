@@ -34,6 +34,13 @@ type Spec struct {
 	// kill sequence starts: a sequence started late (distlock stalled, a
 	// slow fork) must not push SIGKILL past it.
 	KillBy func() time.Time
+	// MaxRuntime, if not 0, is how long the command may run, counted
+	// from its start: then Wait starts the kill sequence, as it does
+	// when its stop channel ends, and calls Overran.
+	MaxRuntime time.Duration
+	// Overran, if set, is called right after Wait started the kill
+	// sequence because MaxRuntime passed.
+	Overran func()
 
 	// SuspendRefused, if set, is called when Ctrl-Z on the terminal
 	// stopped the command and it was continued at once (see mainChanged),
@@ -100,6 +107,7 @@ func (e *StartError) Unwrap() error { return e.Err }
 type Process struct {
 	spec     Spec
 	pid      int // also the process group ID
+	started  time.Time
 	watchdog *Watchdog
 
 	ttyMu       sync.Mutex
@@ -201,7 +209,7 @@ func (p *Process) run(r *reaper, path string, attr *syscall.ProcAttr, started ch
 		}
 	}
 	if err == nil {
-		p.pid, p.watchdog = pid, watchdog
+		p.pid, p.watchdog, p.started = pid, watchdog, time.Now()
 		p.guard()
 		r.watched[pid] = p.mainChanged
 	} else {
@@ -296,106 +304,4 @@ func (p *Process) cleanUp() {
 	waitGroupGone(p.pid)
 	p.dismissWatchdog()
 	close(p.done)
-}
-
-// Signal sends sig to the command's whole process group.
-func (p *Process) Signal(sig syscall.Signal) {
-	_ = unix.Kill(-p.pid, sig)
-}
-
-// Forward passes sig on to the command's process group. A signal that asks
-// it to end is followed by SIGCONT: a stopped process acts on nothing else.
-func (p *Process) Forward(sig syscall.Signal) {
-	p.Signal(sig)
-	switch sig {
-	case syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM:
-		p.Signal(syscall.SIGCONT)
-	}
-}
-
-// Terminate starts the kill sequence: the kill signal to the group (and
-// SIGCONT, so that stopped members can act on it), then SIGKILL after the
-// grace period if anything in it still runs. It returns at once; Done tells
-// when it is over.
-func (p *Process) Terminate() {
-	p.terminate.Do(func() {
-		p.kill(p.spec.KillSignal)
-		// A stopped process (SIGSTOP, or reading from the terminal in
-		// the background) does not act on the kill signal until it is
-		// continued: continue it, or the grace period is spent waiting.
-		p.Signal(syscall.SIGCONT)
-		grace := p.spec.KillAfter
-		if p.spec.KillBy != nil {
-			grace = max(min(grace, time.Until(p.spec.KillBy())), 0)
-		}
-		go func() {
-			t := time.NewTimer(grace)
-			defer t.Stop()
-			select {
-			case <-p.done:
-			case <-t.C:
-				p.kill(syscall.SIGKILL)
-			}
-		}()
-	})
-}
-
-// kill sends a signal of the kill sequence to the group and keeps the
-// first refusal for Wait to tell.
-func (p *Process) kill(sig syscall.Signal) {
-	if err := unix.Kill(-p.pid, sig); errors.Is(err, unix.EPERM) {
-		p.refuse.Do(func() { p.refused <- err })
-	}
-}
-
-// Wait is the command's life from distlock's side, as tini's loop is: it
-// passes the signals that arrive on sigs on to the command's group, refuses
-// Ctrl-Z for distlock itself, starts the kill sequence the moment stop ends
-// (and then calls Spec.Stopping), and returns how the command ended once
-// nothing is left of its group. stopped says whether stop ended it.
-func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, stopped bool) {
-	defer signal.Stop(p.tstp)
-	for {
-		select {
-		case s := <-sigs:
-			p.Forward(s.(syscall.Signal))
-		case <-p.tstp:
-			if p.spec.SuspendRefused != nil {
-				p.spec.SuspendRefused()
-			}
-		case <-stop:
-			// Kill first; whatever Stopping says comes after.
-			p.Terminate()
-			stop, stopped = nil, true
-			if p.spec.Stopping != nil {
-				p.spec.Stopping()
-			}
-		case err := <-p.refused:
-			// The kill signal, or SIGKILL after the grace period,
-			// reached nothing: said after Stopping, whichever it was.
-			if p.spec.CannotStop != nil {
-				p.spec.CannotStop(err)
-			}
-		case <-p.done:
-			return p.status, stopped
-		}
-	}
-}
-
-// groupAlive reports whether any process is left in the process group.
-func groupAlive(pgid int) bool {
-	return unix.Kill(-pgid, 0) != unix.ESRCH
-}
-
-// waitGroupGone returns once the process group is empty. Its members die
-// and are reaped (they are orphans of ours), but nothing tells us when the
-// last one is gone, so look often. Only the kernel's answer counts: /proc,
-// read one process after another, can miss a process that forks as it is
-// read, and the lock must not go while anything in the group may run.
-func waitGroupGone(pgid int) {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for groupAlive(pgid) {
-		<-tick.C
-	}
 }

@@ -73,13 +73,13 @@ func findGauge(families map[string]*dto.MetricFamily, name string, labels ...str
 }
 
 // checkOutcome holds the file's outcome and exit status to the run's:
-// distlock_outcome is 1 for outcome, 0 for the five others.
+// distlock_outcome is 1 for outcome, 0 for the six others.
 func checkOutcome(t *testing.T, families map[string]*dto.MetricFamily, lockName, outcome string, status int) {
 	t.Helper()
 	if n := len(families["distlock_outcome"].GetMetric()); n != len(report.Outcomes) {
 		t.Errorf("distlock_outcome has %d series, want %d", n, len(report.Outcomes))
 	}
-	for _, o := range []string{"ran", "skipped", "conflict", "lost", "unreachable", "usage"} {
+	for _, o := range []string{"ran", "skipped", "conflict", "lost", "overran", "unreachable", "usage"} {
 		want := 0.0
 		if o == outcome {
 			want = 1
@@ -304,6 +304,26 @@ func TestMetricsFileLost(t *testing.T) {
 		t.Errorf("distlock_held_seconds = %v", held)
 	}
 	checkOnlyFiles(t, dir, "lost.prom", "ready")
+}
+
+// TestMetricsFileOverran: a command stopped by --max-runtime is the
+// outcome overran, status 124, and no success.
+func TestMetricsFileOverran(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "over.prom")
+	status, stderr := runHost(t, dir, nil, "--lock-name=over", "--metrics-file="+file, "--max-runtime=1s", "--", "sleep", "1000")
+	if status != 124 || !strings.Contains(stderr, "(--max-runtime)") {
+		t.Fatalf("exit %d, stderr %q; want 124 and the line", status, stderr)
+	}
+	m := readMetrics(t, file)
+	checkOutcome(t, m, "over", "overran", 124)
+	if _, ok := findGauge(m, "distlock_last_success_timestamp_seconds", "lock", "over"); ok {
+		t.Errorf("a last success, and none succeeded")
+	}
+	if held := gaugeValue(t, m, "distlock_held_seconds", "lock", "over"); held < 1 {
+		t.Errorf("distlock_held_seconds = %v, less than --max-runtime", held)
+	}
 }
 
 // TestMetricsFileSignal: a signal that ends the wait for a taken lock is

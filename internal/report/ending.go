@@ -22,6 +22,7 @@ const (
 	EndLostEarly                 // the lock was lost after it was taken, before the command started
 	EndLost                      // the lock was lost while the command ran
 	EndConflict                  // the lock was not acquired in time
+	EndOverran                   // exec mode: --max-runtime passed and the command was stopped
 	EndCannotRun                 // the command exists but cannot be run
 	EndNotFound                  // the command was not found
 	numEndings
@@ -47,6 +48,7 @@ var endings = [numEndings]ending{
 	EndLostEarly:   {"69", OutcomeLost, EventLost, "or the lock was lost before the command started"},
 	EndLost:        {"70", OutcomeLost, EventLost, "the lock was lost while the command ran"},
 	EndConflict:    {"75", OutcomeConflict, EventConflict, "the lock was not acquired (--nowait, or --timeout passed while it was held; --conflict-exit-code)"},
+	EndOverran:     {"124", OutcomeOverran, EventOverran, "exec mode: --max-runtime passed and the command was stopped"},
 	EndCannotRun:   {"126", OutcomeRan, EventNotStarted, "the command cannot be run"},
 	EndNotFound:    {"127", OutcomeRan, EventNotStarted, "the command was not found"},
 }

@@ -28,6 +28,7 @@ const (
 	EventNotStarted    Event = "not_started"    // the command could not be started (126, 127)
 	EventEnded         Event = "ended"          // the command ended (--verbose)
 	EventLost          Event = "lost"           // the lock was lost
+	EventOverran       Event = "overran"        // --max-runtime passed: the command is being stopped
 	EventSkipped       Event = "skipped"        // --min-interval: a recent run succeeded (--verbose)
 	EventReleased      Event = "released"       // --unlock released a holder, or this run let the lock go
 	EventNotHeld       Event = "not_held"       // --unlock: nothing to release

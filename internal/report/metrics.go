@@ -23,11 +23,12 @@ const (
 	OutcomeSkipped     = "skipped"     // --min-interval: a recent run succeeded
 	OutcomeConflict    = "conflict"    // the lock was not acquired in time, or a signal ended the wait
 	OutcomeLost        = "lost"        // the lock was lost while it was held
+	OutcomeOverran     = "overran"     // --max-runtime passed: the command was stopped
 	OutcomeUnreachable = "unreachable" // etcd could not be reached, or refused
 	OutcomeUsage       = "usage"       // bad input: exit 64
 )
 
-var Outcomes = []string{OutcomeRan, OutcomeSkipped, OutcomeConflict, OutcomeLost, OutcomeUnreachable, OutcomeUsage}
+var Outcomes = []string{OutcomeRan, OutcomeSkipped, OutcomeConflict, OutcomeLost, OutcomeOverran, OutcomeUnreachable, OutcomeUsage}
 
 // Facts is what a run learns on its way that its error does not say,
 // for --metrics-file: how long it waited for the lock, how long it held
@@ -175,7 +176,7 @@ func metricFamilies(name, outcome string, status int, f *Facts, end, lastSuccess
 	// One series per outcome, 1 for this run's: an alert on one of them
 	// never sees a series vanish.
 	byOutcome := family{name: "distlock_outcome",
-		help: "What the last run came to: 1 for its outcome (ran, skipped, conflict, lost, unreachable, usage), 0 for the others."}
+		help: "What the last run came to: 1 for its outcome (" + strings.Join(Outcomes, ", ") + "), 0 for the others."}
 	for _, o := range Outcomes {
 		v := 0.0
 		if o == outcome {

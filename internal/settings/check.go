@@ -143,25 +143,37 @@ func (c *config) checkSpans() error {
 	case c.ignoreLastRun && c.minInterval == 0:
 		return usagef("--ignore-last-run goes with --min-interval: without it no run is skipped, and none is recorded")
 	}
-	return c.checkExpire()
+	return c.checkOneMode()
 }
 
-// checkExpire: --expire is --lock's. Given on the command line to another
-// mode it is a mistake; from the environment or the config file it is a
-// default for every --lock, which the other modes ignore.
-func (c *config) checkExpire() error {
-	if c.expire == 0 || c.mode == modeLock {
-		return nil
-	}
-	if c.origin["expire"].rank == rankFlag {
-		what := "--" + c.mode
-		if c.mode == modeExec {
-			what = "running a command"
+// checkOneMode: --expire is --lock's, --max-runtime exec mode's. Given on
+// the command line to another mode, either is a mistake; from the
+// environment or the config file it is a default for its mode, which the
+// other modes ignore.
+func (c *config) checkOneMode() error {
+	for _, s := range []struct {
+		name, mode string
+		span       *time.Duration
+	}{{"expire", modeLock, &c.expire}, {"max-runtime", modeExec, &c.maxRuntime}} {
+		switch {
+		case *s.span == 0 || c.mode == s.mode:
+		case c.origin[s.name].rank == rankFlag && c.mode == modeLock:
+			return usagef("--%s goes with %s, not with --lock, which runs nothing (--expire bounds a --lock)", s.name, modeWords(s.mode))
+		case c.origin[s.name].rank == rankFlag:
+			return usagef("--%s goes with %s, not with %s", s.name, modeWords(s.mode), modeWords(c.mode))
+		default:
+			*s.span = 0
 		}
-		return usagef("--expire goes with --lock, not with %s", what)
 	}
-	c.expire = 0
 	return nil
+}
+
+// modeWords is how a message names a mode.
+func modeWords(mode string) string {
+	if mode == modeExec {
+		return "running a command"
+	}
+	return "--" + mode
 }
 
 // commandName is what the key says runs when no --reason is given: the

@@ -68,6 +68,7 @@ type config struct {
 	minInterval      time.Duration // 0: off
 	ignoreLastRun    bool          // run even if --min-interval finds a recent success
 	minHold          time.Duration // 0: off
+	maxRuntime       time.Duration // exec mode: stop the command after it; 0: never
 	expire           time.Duration // --lock: etcd removes the lock after it; 0: never
 	metricsFile      string        // "": no metrics file
 	logFormat        string        // logText or logJSON
@@ -172,7 +173,7 @@ var table = []setting{
 		help: "with --unlock: release this key (see --status) rather than the oldest holder",
 		bind: func(c *config) flag.Value { return (*keyValue)(&c.holder) }},
 	{name: "kill-signal", arg: "SIG", def: "TERM", from: fromAnywhere, values: signalNames(),
-		help: "sent to the command's process group when the lock is lost",
+		help: "sent to the command's process group when the lock is lost or --max-runtime passes",
 		bind: func(c *config) flag.Value { return (*signalValue)(&c.killSignal) }},
 	{name: "kill-after", arg: "SPAN", def: defaultKillAfter.String(), from: fromAnywhere,
 		help: "then SIGKILL if it still runs",
@@ -203,7 +204,11 @@ var table = []setting{
 	{name: "min-hold", arg: "SPAN", def: "0", from: fromAnywhere,
 		help: "keep the lock taken at least SPAN after it was acquired, without waiting for it",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.minHold) }},
-	// Elsewhere than on the command line, every --lock's default (checkExpire).
+	// Elsewhere than on the command line, every run's default (checkOneMode).
+	{name: "max-runtime", arg: "SPAN", def: "0", from: fromAnywhere,
+		help: "stop the command (--kill-signal, then SIGKILL after --kill-after) once it has run SPAN, and exit 124; 0 never",
+		bind: func(c *config) flag.Value { return (*durationValue)(&c.maxRuntime) }},
+	// Elsewhere than on the command line, every --lock's default (checkOneMode).
 	{name: "expire", arg: "SPAN", def: "0", from: fromAnywhere,
 		help: "with --lock: etcd removes the lock after at least SPAN (later if etcd's leader changes); 0 never",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.expire) }},

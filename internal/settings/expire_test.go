@@ -75,3 +75,42 @@ func TestExpireSources(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxRuntimeSources: --max-runtime is exec mode's, as --expire is
+// --lock's; any span above 0 is taken, as the command's clock is
+// distlock's own, not a lease's.
+func TestMaxRuntimeSources(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     []string
+		args    []string
+		want    time.Duration
+		wantErr string
+	}{
+		{"flag in exec mode", nil, []string{"--max-runtime=90m", "--", "true"}, 90 * time.Minute, ""},
+		{"below a second", nil, []string{"--max-runtime=0.25", "--", "true"}, 250 * time.Millisecond, ""},
+		{"negative", nil, []string{"--max-runtime=-1", "--", "true"}, 0, `invalid value "-1" for flag --max-runtime: "-1" is negative`},
+		{"flag with --lock", nil, []string{"--lock", "--max-runtime=1h"}, 0, "--max-runtime goes with running a command, not with --lock, which runs nothing (--expire bounds a --lock)"},
+		{"flag with --status", nil, []string{"--status", "--max-runtime=1h"}, 0, "--max-runtime goes with running a command, not with --status"},
+		{"environment in exec mode", []string{"DISTLOCK_MAX_RUNTIME=2h"}, []string{"--", "true"}, 2 * time.Hour, ""},
+		{"environment with --lock", []string{"DISTLOCK_MAX_RUNTIME=2h"}, []string{"--lock"}, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			t.Setenv("DISTLOCK_CONFIG", "/dev/null")
+			for _, kv := range tt.env {
+				name, value, _ := strings.Cut(kv, "=")
+				t.Setenv(name, value)
+			}
+			r, err := Parse(append([]string{"--lock-name=x"}, tt.args...))
+			switch {
+			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("error %v", err)
+			case tt.wantErr == "" && r.Exec.MaxRuntime != tt.want:
+				t.Errorf("MaxRuntime %v, want %v", r.Exec.MaxRuntime, tt.want)
+			}
+		})
+	}
+}

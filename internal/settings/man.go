@@ -112,7 +112,8 @@ func (m *manWriter) description() {
 			"It runs in a process group of its own; signals distlock receives are passed on to it, and its exit status becomes distlock's.",
 		"While the command runs, distlock keeps the lock's lease alive. " +
 			"If the lock is lost (the lease expired, or someone ran --unlock), the command's process group gets --kill-signal, then SIGKILL after --kill-after, " +
-			"before etcd could give the lock to anyone else, and distlock exits 70.",
+			"before etcd could give the lock to anyone else, and distlock exits 70. " +
+			"With --max-runtime the same happens once the command has run that long, and distlock exits 124.",
 		"The other modes take the lock and keep it (--lock), release it (--unlock), or show it (--status, --list). " +
 			"Exactly one mode per call; --lock-name is needed by every mode but --list.",
 		"Locks made by etcdctl lock under the same prefix and name and distlock's exclude each other.",

@@ -79,6 +79,7 @@ type Exec struct {
 	// success (--ignore-last-run).
 	IgnoreLastRun bool
 	MinHold       time.Duration // 0: off
+	MaxRuntime    time.Duration // stop the command once it has run this long; 0 never
 }
 
 // Conn is where etcd is and who distlock is to it, with what a message
@@ -168,6 +169,7 @@ func (c *config) run() *Run {
 		Exec: Exec{
 			Command: c.command, KillSignal: c.killSignal, KillAfter: c.killAfter,
 			MinInterval: c.minInterval, IgnoreLastRun: c.ignoreLastRun, MinHold: c.minHold,
+			MaxRuntime: c.maxRuntime,
 		},
 	}
 }
