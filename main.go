@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// distlock from exiting.
 	defer out.Flush(report.FlushTimeout)
 
-	facts := &report.Facts{}
+	facts := &report.Facts{Shared: r.Lock.Shared}
 	if err != nil {
 		out.About(report.EventUsage).Fail("%v", err)
 	} else {

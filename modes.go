@@ -51,7 +51,7 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 		facts.Skipped = skip
 		return err
 	}
-	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
+	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).With("shared", j.lock.Shared).
 		Step("acquired lock %q as %s (fencing token %d)", j.lock.Name, h.Key, h.FencingToken)
 
 	started := time.Now()
@@ -305,6 +305,7 @@ func (j *job) request(mode string, lead time.Duration) lock.Request {
 			PID:     os.Getpid(),
 			User:    currentUser(),
 			Mode:    mode,
+			Shared:  j.lock.Shared,
 		},
 		Limit:      j.lock.Limit,
 		Timeout:    j.lock.Timeout,

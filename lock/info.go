@@ -157,6 +157,9 @@ func (e Entry) Describe() string {
 	if e.Info.Mode == ModeLock {
 		s += " (taken with --lock)"
 	}
+	if e.Info.Shared {
+		s += " (shared)"
+	}
 	return s + e.StoppingNote()
 }
 

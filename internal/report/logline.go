@@ -81,6 +81,9 @@ func (n Note) Holder(e lock.Entry) Note {
 		n = n.With("holder", untrusted.Cut(e.Info.Host, untrusted.MaxWord)+"/"+strconv.Itoa(e.Info.PID))
 	}
 	n = n.With("holder_key", untrusted.Cut(e.Key, untrusted.MaxKey))
+	if e.Info != nil && e.Info.Shared {
+		n = n.With("holder_shared", true)
+	}
 	if e.Info != nil && e.Info.Reason != "" {
 		n = n.With("reason", untrusted.Cut(e.Info.Reason, untrusted.MaxReason))
 	}

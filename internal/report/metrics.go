@@ -39,6 +39,7 @@ type Facts struct {
 	heldFrom, heldUntil time.Time
 	token               int64
 	Skipped             bool
+	Shared              bool // --shared: the lock was asked for shared
 }
 
 // Waiting marks the start of the wait for the lock.
@@ -165,6 +166,14 @@ var (
 	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
 )
 
+// boolValue is a gauge's 1 for true, 0 for false.
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // metricFamilies are the metrics of one run of lock name, in the order
 // they are written.
 func metricFamilies(name, outcome string, status int, f *Facts, end, lastSuccess time.Time) []family {
@@ -190,6 +199,7 @@ func metricFamilies(name, outcome string, status int, f *Facts, end, lastSuccess
 		gauge("distlock_exit_status", "Exit status of the last run: the command's when it ran, else distlock's own.", float64(status)),
 		gauge("distlock_wait_seconds", "Seconds the last run waited for the lock.", seconds(f.waitFrom, f.waitUntil, end)),
 		gauge("distlock_held_seconds", "Seconds the last run held the lock.", seconds(f.heldFrom, f.heldUntil, end)),
+		gauge("distlock_shared", "1 if the last run asked for the lock shared (--shared), 0 if alone.", boolValue(f.Shared)),
 	}
 	if f.token != 0 {
 		families = append(families, gauge("distlock_fencing_token",

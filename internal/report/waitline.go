@@ -230,6 +230,9 @@ func (w *WaitLine) text(v queueView, now time.Time) string {
 	if i.Mode == lock.ModeLock {
 		b.WriteString(" (taken with --lock)")
 	}
+	if i.Shared {
+		b.WriteString(" (shared)")
+	}
 	b.WriteString(v.holder.StoppingNote())
 	return b.String()
 }

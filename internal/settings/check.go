@@ -105,6 +105,12 @@ func (c *config) checkCombinations() error {
 		return usagef("--limit must be 1 to %d, got %d", maxLimit, c.limit)
 	case c.holder != "" && c.mode != modeUnlock:
 		return usagef("--holder goes with --unlock")
+	case c.shared && c.mode != modeExec && c.mode != modeLock:
+		return usagef("--shared goes with running a command or --lock, not with --%s", c.mode)
+	case c.shared && c.limit > 1:
+		return usagef("--shared and --limit cannot be used together: shared holders are not counted, a semaphore is")
+	case c.shared && c.minInterval > 0:
+		return usagef("--shared and --min-interval cannot be used together: shared holders run at once, and each would find no recent run")
 	case c.conflictExitCode < 0 || c.conflictExitCode > 255:
 		return usagef("--conflict-exit-code must be 0 to 255, got %d", c.conflictExitCode)
 	case c.dialTimeout <= 0:

@@ -67,6 +67,7 @@ type config struct {
 	completion       string        // --completion: the shell to print a script for
 	minInterval      time.Duration // 0: off
 	ignoreLastRun    bool          // run even if --min-interval finds a recent success
+	shared           bool          // --shared: hold the lock with other shared holders
 	minHold          time.Duration // 0: off
 	maxRuntime       time.Duration // exec mode: stop the command after it; 0: never
 	expire           time.Duration // --lock: etcd removes the lock after it; 0: never
@@ -169,6 +170,11 @@ var table = []setting{
 	{name: "limit", arg: "N", def: "1", from: fromAnywhere,
 		help: "let up to N hold the lock at once (a semaphore); everyone must give the same N",
 		bind: func(c *config) flag.Value { return (*intValue)(&c.limit) }},
+	// A command's own distlock inherits DISTLOCK_*: it must not turn
+	// shared by it.
+	{name: "shared", from: fromCommandLine,
+		help: "hold the lock together with other --shared holders; everyone else holds it alone, first come first served",
+		bind: func(c *config) flag.Value { return (*boolValue)(&c.shared) }},
 	{name: "holder", arg: "KEY", from: fromCommandLine,
 		help: "with --unlock: release this key (see --status) rather than the oldest holder",
 		bind: func(c *config) flag.Value { return (*keyValue)(&c.holder) }},

@@ -64,6 +64,7 @@ type Lock struct {
 	Holder              string        // --unlock --holder: the key to release
 	ConflictExitCode    int
 	Expire              time.Duration // --lock: etcd removes the lock after it; 0 never
+	Shared              bool          // --shared: held together with other shared holders
 	// Command is the name of exec mode's command, for the key to say
 	// what runs, when no reason is given; else "".
 	Command string
@@ -164,7 +165,7 @@ func (c *config) run() *Run {
 			Realm: c.prefix, Name: c.lockName, Reason: c.reason, Limit: c.limit,
 			Timeout: c.timeout, TTL: c.ttl, RPCTimeout: c.dialTimeout,
 			Holder: c.holder, ConflictExitCode: c.conflictExitCode,
-			Expire: c.expire, Command: c.commandName(),
+			Expire: c.expire, Command: c.commandName(), Shared: c.shared,
 		},
 		Exec: Exec{
 			Command: c.command, KillSignal: c.killSignal, KillAfter: c.killAfter,

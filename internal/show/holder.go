@@ -17,6 +17,9 @@ func holderText(e lock.Entry, now time.Time, leases map[int64]time.Duration) str
 	if d := doing(e); d != "" {
 		parts = append(parts, d)
 	}
+	if e.Info != nil && e.Info.Shared {
+		parts = append(parts, "shared (--shared)")
+	}
 	if held, ok := heldFor(e, now); ok {
 		parts = append(parts, "held for "+held.String())
 	}

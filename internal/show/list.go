@@ -40,8 +40,10 @@ func (ls *List) Add(l lock.Lock) {
 	}
 	holders, waiters := lock.Holders(l.Entries, l.Stopping)
 	held := holders[0].Describe()
-	if len(holders) > 1 {
-		held = fmt.Sprintf("%s, and %d more (--limit %d)", held, len(holders)-1, limit(l.Entries, l.Stopping))
+	if n := limit(l.Entries, l.Stopping); len(holders) > 1 && n == 1 {
+		held = fmt.Sprintf("%s, and %d more (shared)", held, len(holders)-1)
+	} else if len(holders) > 1 {
+		held = fmt.Sprintf("%s, and %d more (--limit %d)", held, len(holders)-1, n)
 	}
 	fmt.Fprintf(ls.w, "%s\t%s\t%d waiting\n", listedName(l), held, len(waiters))
 }

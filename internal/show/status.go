@@ -75,7 +75,11 @@ func (s *Status) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  waiter %d: %s\n", i+1, e.Describe())
 		}
 	default:
-		fmt.Fprintf(w, "lock %s (--limit %d) is held by %d:\n", lockLabel(s.Name), n, len(holders))
+		if n == 1 { // shared holders
+			fmt.Fprintf(w, "lock %s is held by %d, shared:\n", lockLabel(s.Name), len(holders))
+		} else {
+			fmt.Fprintf(w, "lock %s (--limit %d) is held by %d:\n", lockLabel(s.Name), n, len(holders))
+		}
 		for i, e := range holders {
 			fmt.Fprintf(w, "  holder %d: %s: %s\n", i+1, untrusted.Word(e.Key, untrusted.MaxKey), holderText(e, s.Now, s.Leases))
 		}
