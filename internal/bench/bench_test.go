@@ -26,6 +26,10 @@
 //     methods in the log. Sizes above 10 also report x-req-vs-N10, req/acq
 //     over that of N=10 in the same run, which should stay within 1.10. The
 //     commands' records are checked too: one at a time, and every one ran.
+//   - BenchmarkBurstShared/shared,mixed/N=10,50: N distlocks at once on
+//     one lock with --shared (mixed: every fifth without), distlock alone;
+//     ms-wall and req/acq as above, and the records checked: every command
+//     ran, and an exclusive one beside none.
 //   - BenchmarkLossMargin/ttl=5s,15s,30s: a distlock holder reaches etcd
 //     through a proxy that is then cut. While its command (which ignores
 //     SIGTERM, so that --kill-after=1s has to SIGKILL it) lives, the test

@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkBurstShared: N distlocks started at once on one lock with
+// --shared, so that they all hold it together (shared), and the same with
+// every fifth one exclusive (mixed). Figures as BenchmarkBurst's for
+// distlock alone (etcdctl has no shared lock): wall until all have
+// exited (ms-wall) and etcd requests per acquisition (req/acq). The
+// records are checked: every command ran once, and an exclusive one
+// beside nothing.
+func BenchmarkBurstShared(b *testing.B) {
+	for _, mix := range []struct {
+		name  string
+		every int // every that-many-th run is exclusive; 0: none
+	}{{"shared", 0}, {"mixed", 5}} {
+		for _, n := range []int{10, 50} {
+			b.Run(fmt.Sprintf("%s/N=%d", mix.name, n), func(b *testing.B) {
+				e := setup(b)
+				if err := roomFor(n); err != nil {
+					b.Fatalf("N=%d cannot run here: %v", n, err)
+				}
+				realm := e.realm(b)
+				out, err := e.outputFile("shared.out")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer out.Close()
+				var walls, reqs []float64
+				perMethod := map[string]float64{}
+				for b.Loop() {
+					r, err := e.sharedBurst(realm, n, mix.every, out)
+					if err != nil {
+						b.Fatal(err)
+					}
+					walls = append(walls, ms(r.wall))
+					total := 0.0
+					for m, c := range r.requests {
+						total += c
+						perMethod[m] += c
+					}
+					reqs = append(reqs, total/float64(n))
+				}
+				b.ReportMetric(median(walls), "ms-wall")
+				b.ReportMetric(median(reqs), "req/acq")
+				b.ReportMetric(0, "ns/op")
+				b.Logf("%d bursts; requests per acquisition by method: %s", len(walls), byMethod(perMethod, float64(n*len(walls))))
+			})
+		}
+	}
+}
+
+// sharedBurst starts n distlocks at once on one lock, shared but every
+// every-th, waits for all, and checks the workers' records.
+func (e *env) sharedBurst(realm string, n, every int, out *os.File) (burstResult, error) {
+	var r burstResult
+	logPath := e.path("shared.log")
+	_ = os.Remove(logPath)
+	before, err := e.etcd.requests()
+	if err != nil {
+		return r, err
+	}
+	exclusive := map[string]bool{}
+	start := time.Now()
+	var failed []string
+	done := make(chan error, n)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("s-%d", i)
+		args := []string{e.distlock, "--endpoints=" + e.etcd.endpoint, "--prefix=" + realm + "shared/", "--lock-name=burst"}
+		if every > 0 && i%every == every-1 {
+			exclusive[id] = true
+		} else {
+			args = append(args, "--shared")
+		}
+		cmd := command(append(args, "--", e.worker, logPath, id, "burst", "0", "obey-term"), out)
+		if err := cmd.Start(); err != nil {
+			return r, fmt.Errorf("start process %d of %d: %w", i+1, n, err)
+		}
+		go func() { done <- cmd.Wait() }()
+	}
+	limit := time.After(60*time.Second + time.Duration(n)*time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				failed = append(failed, err.Error())
+			}
+		case <-limit:
+			return r, fmt.Errorf("not done in time\n%s", tail(out))
+		}
+	}
+	r.wall = time.Since(start)
+	if len(failed) > 0 {
+		return r, fmt.Errorf("%d of %d failed: %s\n%s", len(failed), n, strings.Join(failed, "; "), tail(out))
+	}
+	after, err := e.etcd.requests()
+	if err != nil {
+		return r, err
+	}
+	r.requests = map[string]float64{}
+	for m, c := range after {
+		if d := c - before[m]; d > 0 {
+			r.requests[m] = d
+		}
+	}
+	return r, checkShared(logPath, n, exclusive)
+}
+
+// checkShared reads the workers' records of a shared burst: each of the n
+// commands ran once, and an exclusive one (by its run's name) beside no
+// other.
+func checkShared(logPath string, n int, exclusive map[string]bool) error {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		return err
+	}
+	type record struct {
+		at        int64
+		run, kind string
+	}
+	var recs []record
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(line) // MONO RUN LOCK KIND [TOKEN]
+		if len(f) < 4 {
+			return fmt.Errorf("worker record %q", line)
+		}
+		at, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return fmt.Errorf("worker record %q: %w", line, err)
+		}
+		if f[3] == "enter" || f[3] == "exit" {
+			recs = append(recs, record{at, f[1], f[3]})
+		}
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].at < recs[j].at })
+	inside, ran := map[string]bool{}, map[string]bool{}
+	for _, rec := range recs {
+		if rec.kind == "exit" {
+			delete(inside, rec.run)
+			continue
+		}
+		for other := range inside {
+			if exclusive[rec.run] || exclusive[other] {
+				return fmt.Errorf("%s entered while %s was inside, and one of them is exclusive", rec.run, other)
+			}
+		}
+		if ran[rec.run] {
+			return fmt.Errorf("%s ran twice", rec.run)
+		}
+		inside[rec.run], ran[rec.run] = true, true
+	}
+	if len(ran) != n {
+		return fmt.Errorf("%d of %d commands ran", len(ran), n)
+	}
+	return nil
+}
