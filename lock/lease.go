@@ -128,17 +128,7 @@ func (l *lease) keepAlive(ctx context.Context) {
 				continue // the previous one is still waiting for its answer
 			}
 			inFlight = true
-			go func() {
-				sent := time.Now()
-				cctx, cancel := context.WithTimeout(ctx, 2*interval)
-				defer cancel()
-				resp, err := l.client.KeepAliveOnce(cctx, l.id)
-				r := keepAliveResult{sent: sent, err: err}
-				if err == nil {
-					r.ttl = resp.TTL
-				}
-				results <- r
-			}()
+			go l.sendKeepAlive(ctx, 2*interval, results)
 		case r := <-results:
 			inFlight = false
 			switch {
@@ -148,12 +138,7 @@ func (l *lease) keepAlive(ctx context.Context) {
 			case r.err != nil:
 				continue // not confirmed; the alarm decides when that is too long
 			}
-			l.mu.Lock()
-			if until := r.sent.Add(l.effectiveTTL(r.ttl)); until.After(l.safeUntil) {
-				l.safeUntil = until
-				l.confirmed = r.sent
-			}
-			l.mu.Unlock()
+			l.confirm(r)
 			alarm.Reset(l.untilGiveUp())
 			if !quiet.IsZero() {
 				l.say(Outage{Kind: EtcdBack, Since: quiet, Holding: l.holding.Load()})
@@ -168,6 +153,31 @@ func (l *lease) keepAlive(ctx context.Context) {
 			l.lose(ErrLeaseUnconfirmed)
 			return
 		}
+	}
+}
+
+// sendKeepAlive sends one keepalive, waits for its answer at most wait,
+// and tells results when it was sent and what came of it.
+func (l *lease) sendKeepAlive(ctx context.Context, wait time.Duration, results chan<- keepAliveResult) {
+	sent := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	resp, err := l.client.KeepAliveOnce(cctx, l.id)
+	r := keepAliveResult{sent: sent, err: err}
+	if err == nil {
+		r.ttl = resp.TTL
+	}
+	results <- r
+}
+
+// confirm moves the lease's deadline on by the keepalive r that etcd
+// acknowledged: sent + TTL, unless an answer to a later one did already.
+func (l *lease) confirm(r keepAliveResult) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if until := r.sent.Add(l.effectiveTTL(r.ttl)); until.After(l.safeUntil) {
+		l.safeUntil = until
+		l.confirmed = r.sent
 	}
 }
 
