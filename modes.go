@@ -165,7 +165,7 @@ func runLock(ctx context.Context, j *job, stdout io.Writer, facts *report.Facts)
 	if !expires.IsZero() {
 		orExpires = ", or etcd removes it at " + expires.Local().Format(time.RFC3339) + " or later (--expire)"
 	}
-	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).
+	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).With("shared", j.lock.Shared).
 		Step("holding lock %q as %s until someone runs --unlock%s", j.lock.Name, h.Key, orExpires)
 	if j.out.ToTerminal() {
 		j.out.Info("holding lock %q until it is released%s: %s", j.lock.Name, orExpires, j.unlockCommand(h.Key))

@@ -44,13 +44,30 @@ type Request struct {
 type ConflictError struct {
 	Name   string
 	Holder *Entry // nil if the holder went away just as we gave up
+	// Behind (a --shared call only) is the exclusive key that waits
+	// ahead of ours while shared holders hold: what keeps us out.
+	Behind *Entry
 }
 
 func (e *ConflictError) Error() string {
-	if e.Holder == nil {
+	switch {
+	case e.Holder == nil:
 		return fmt.Sprintf("lock %q was not acquired in time", e.Name)
+	case e.Behind != nil:
+		return fmt.Sprintf("lock %q is held by %s, and %s waits ahead of this --shared call for the lock alone",
+			e.Name, e.Holder.Describe(), e.Behind.Describe())
 	}
 	return fmt.Sprintf("lock %q is held by %s", e.Name, e.Holder.Describe())
+}
+
+// behind is what keeps a --shared request out when only shared keys
+// hold: the newest exclusive key ahead of it that does not hold; nil
+// for other requests, or when a holder is what keeps it out.
+func behind(req Request, holders, waiting []Entry) *Entry {
+	if !req.shared() || lastExclusive(holders) != nil {
+		return nil
+	}
+	return lastExclusive(waiting)
 }
 
 // LimitError means the lock is held, or awaited ahead of us, by a
@@ -61,9 +78,13 @@ type LimitError struct {
 	Ours, Held int
 	Foreign    bool
 	Shared     bool // held or awaited with --shared
+	OursShared bool // this call gives --shared
 }
 
 func (e *LimitError) Error() string {
+	if e.OursShared {
+		return fmt.Sprintf("lock %q is held or awaited with --limit %d, a semaphore; --shared cannot share it", e.Name, e.Held)
+	}
 	if e.Shared {
 		return fmt.Sprintf("lock %q is held or awaited with --shared, which takes the lock with other shared holders or alone; --limit %d cannot share it", e.Name, e.Ours)
 	}
@@ -76,9 +97,11 @@ func (e *LimitError) Error() string {
 // agree checks that every key that is to share the lock with ours, or
 // takes it before ours, says the same limit. A key that says none (etcd's
 // recipe: etcdctl lock) takes the lock alone, as a limit of 1 does.
-func agree(name string, ours int, others []Entry) error {
+func agree(name string, ours int, shared bool, others []Entry) error {
 	for _, e := range others {
 		switch held := e.limit(); {
+		case shared && held > 1:
+			return &LimitError{Name: name, Ours: 1, Held: held, OursShared: true}
 		case e.shared() && ours != 1:
 			return &LimitError{Name: name, Ours: ours, Held: 1, Shared: true}
 		case held == 0 && ours != 1:
@@ -176,7 +199,7 @@ func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l
 		return newHolder(client, l, p.key, p.rev, p.rev, *req), nil
 	}
 	if req.Timeout == 0 {
-		return nil, &ConflictError{Name: req.Name, Holder: p.ahead}
+		return nil, &ConflictError{Name: req.Name, Holder: p.ahead, Behind: p.behind}
 	}
 	if req.Blocked != nil {
 		req.Blocked(*p.ahead)
@@ -217,6 +240,9 @@ type place struct {
 	rev   int64  // its create revision: the place in the queue
 	holds bool   // fewer than Limit keys and stopping records were ahead of it
 	ahead *Entry // the oldest holder when we queued (or holder being stopped), if not us
+	// behind is, for a --shared request held back by no holder, the
+	// exclusive waiter ahead of it (see behind).
+	behind *Entry
 }
 
 // enqueue writes our key under the lock's prefix, on our lease, and reads
@@ -271,7 +297,9 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	// for waitForTurn and Split; a later one can only have been forged.
 	recs := recordsBefore(p.rev, parseStopping(sp, resp.Responses[2].GetResponseRange().Kvs))
 	p.holds = ours && canHold(Entry{Info: &req.Info, CreateRevision: p.rev}, ahead, recs, req.limit())
-	if holders, _ := Split(ahead, recs); len(holders) > 0 {
+	holders, waiting := Split(ahead, recs)
+	p.behind = behind(req, holders, waiting)
+	if len(holders) > 0 {
 		p.ahead = &holders[0]
 	} else if len(recs) > 0 {
 		p.ahead = &recs[0]
@@ -280,7 +308,7 @@ func enqueue(ctx context.Context, client *clientv3.Client, req Request, l *lease
 	}
 	// Everyone who holds must have given the same limit as we do, or the
 	// lock would be one thing to some and another to others.
-	return p, agree(req.Name, req.limit(), append(ahead[:len(ahead):len(ahead)], recs...))
+	return p, agree(req.Name, req.limit(), req.shared(), append(ahead[:len(ahead):len(ahead)], recs...))
 }
 
 // waitTurn waits under wctx (the caller's ctx, ended by the timeout and by
@@ -387,8 +415,8 @@ func conflict(ctx context.Context, client *clientv3.Client, req Request, l *leas
 	ours := queueKey(Prefix(req.Realm, req.Name), int64(l.id))
 	entries := slices.DeleteFunc(q.Entries, func(e Entry) bool { return e.Key == ours })
 	stopping := q.Stopping
-	if holders, _ := Split(entries, stopping); len(holders) > 0 {
-		return &ConflictError{Name: req.Name, Holder: &holders[0]}
+	if holders, waiting := Split(entries, stopping); len(holders) > 0 {
+		return &ConflictError{Name: req.Name, Holder: &holders[0], Behind: behind(req, holders, waiting)}
 	}
 	if len(stopping) > 0 {
 		return &ConflictError{Name: req.Name, Holder: &stopping[0]}

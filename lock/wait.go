@@ -115,7 +115,7 @@ func waitForSlot(ctx context.Context, client *clientv3.Client, name, pfx, sp str
 				continue
 			}
 		}
-		if err := agree(name, n, append(entries, stopping...)); err != nil {
+		if err := agree(name, n, false, append(entries, stopping...)); err != nil {
 			return err
 		}
 		if len(ahead)+len(stopping) < n {
