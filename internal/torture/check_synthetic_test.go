@@ -204,3 +204,22 @@ func TestReadSectionsModes(t *testing.T) {
 		})
 	}
 }
+
+// A command whose lease was revoked by hand counts up to the revocation,
+// for shared sections as for exclusive ones.
+func TestCheckOverlapRevoked(t *testing.T) {
+	a := &section{run: "a", lock: mutexName, enter: 0, last: 100}
+	until := map[string]int64{"a": 50}
+	for _, tc := range []struct {
+		enter    int64
+		overlaps int
+	}{{60, 0}, {40, 1}} {
+		b := &section{run: "b", lock: mutexName, shared: true, enter: tc.enter, last: 200}
+		rep := &report{}
+		rep.checkOverlap(mutexName, 1, []*section{a, b}, until)
+		if rep.overlaps != tc.overlaps {
+			t.Errorf("shared section entering at %d beside one revoked at 50: overlaps %d, want %d; problems %q",
+				tc.enter, rep.overlaps, tc.overlaps, rep.problems)
+		}
+	}
+}

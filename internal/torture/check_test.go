@@ -123,35 +123,8 @@ func (tt *torture) check() *report {
 		rep.problem("%v", err)
 		return rep
 	}
-	byPID := map[int]*run{}
-	byID := map[string]*run{}
-	for _, r := range tt.runs {
-		byPID[r.pid] = r
-		byID[r.id] = r
-	}
 	rep.runs = len(tt.runs)
-
-	// A command whose lease was revoked by hand counts for exclusion up
-	// to the revocation; after it, it must be dead within a TTL (its
-	// distlock's own deadline, at the latest).
-	until := map[string]int64{}
-	for _, rv := range tt.revoked {
-		r := byPID[rv.pid]
-		if r == nil || secs[r.id] == nil {
-			continue
-		}
-		s := secs[r.id]
-		if s.enter > rv.at {
-			continue
-		}
-		rep.revoked++
-		until[r.id] = rv.at
-		lived := time.Duration(s.last - rv.at)
-		rep.afterRev = max(rep.afterRev, lived)
-		if lived > ttl {
-			rep.problem("command %s lived on %v after its lease was revoked, more than the TTL (%v)", r.id, lived, ttl)
-		}
-	}
+	until := tt.revocations(rep, secs)
 
 	byLock := map[string][]*section{}
 	for _, s := range secs {
@@ -175,7 +148,44 @@ func (tt *torture) check() *report {
 		}
 	}
 	sort.Slice(rep.gaps, func(i, j int) bool { return rep.gaps[i] < rep.gaps[j] })
+	tt.checkRuns(rep, secs)
+	return rep
+}
 
+// revocations finds the commands whose lease was revoked by hand while
+// they ran. Such a command counts for exclusion up to the revocation (the
+// moment it is in until); after it, it must be dead within a TTL (its
+// distlock's own deadline, at the latest).
+func (tt *torture) revocations(rep *report, secs map[string]*section) (until map[string]int64) {
+	byPID := map[int]*run{}
+	for _, r := range tt.runs {
+		byPID[r.pid] = r
+	}
+	until = map[string]int64{}
+	for _, rv := range tt.revoked {
+		r := byPID[rv.pid]
+		if r == nil || secs[r.id] == nil {
+			continue
+		}
+		s := secs[r.id]
+		if s.enter > rv.at {
+			continue
+		}
+		rep.revoked++
+		until[r.id] = rv.at
+		lived := time.Duration(s.last - rv.at)
+		rep.afterRev = max(rep.afterRev, lived)
+		if lived > ttl {
+			rep.problem("command %s lived on %v after its lease was revoked, more than the TTL (%v)", r.id, lived, ttl)
+		}
+	}
+	return until
+}
+
+// checkRuns checks every distlock's exit status against what its command's
+// records say happened to it, and counts the losses, requeues and
+// commands cut off.
+func (tt *torture) checkRuns(rep *report, secs map[string]*section) {
 	for _, r := range tt.runs {
 		rep.statuses[r.status]++
 		stderr := r.stderr.String()
@@ -224,7 +234,6 @@ func (tt *torture) check() *report {
 			rep.problem("distlock %s (%s) exited %d, which does not fit: %s; stderr:\n%s", r.id, r.lock, r.status, what, stderr)
 		}
 	}
-	return rep
 }
 
 // summary is the report as the test prints it.
