@@ -17,6 +17,7 @@ import (
 type section struct {
 	run     string
 	lock    string
+	shared  bool // held with --shared: beside other shared sections only
 	token   int64
 	enter   int64 // monotonic ns
 	last    int64 // its last sign of life
@@ -24,7 +25,9 @@ type section struct {
 	silence int64 // the longest time between two of its records
 }
 
-// readSections parses the shared log.
+// readSections parses the shared log: lines of "MONO RUN LOCK KIND TOKEN"
+// and an optional MODE (shared or exclusive; none is exclusive), as the
+// worker writes them.
 func readSections(path string) (map[string]*section, error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
@@ -38,21 +41,27 @@ func readSections(path string) (map[string]*section, error) {
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		fields := strings.Fields(sc.Text())
-		if len(fields) != 5 {
+		if len(fields) != 5 && len(fields) != 6 {
 			return nil, fmt.Errorf("%s:%d: malformed record %q", path, n, sc.Text())
+		}
+		mode := "exclusive"
+		if len(fields) == 6 {
+			mode = fields[5]
 		}
 		at, err1 := strconv.ParseInt(fields[0], 10, 64)
 		token, err2 := strconv.ParseInt(fields[4], 10, 64)
-		if err1 != nil || err2 != nil {
+		if err1 != nil || err2 != nil || mode != "shared" && mode != "exclusive" {
 			return nil, fmt.Errorf("%s:%d: malformed record %q", path, n, sc.Text())
 		}
 		s := secs[fields[1]]
 		switch {
 		case fields[3] == "enter" && s == nil:
-			secs[fields[1]] = &section{run: fields[1], lock: fields[2], token: token, enter: at, last: at}
+			secs[fields[1]] = &section{run: fields[1], lock: fields[2], shared: mode == "shared", token: token, enter: at, last: at}
 			continue
 		case s == nil || fields[3] == "enter":
 			return nil, fmt.Errorf("%s:%d: record out of order %q", path, n, sc.Text())
+		case s.shared != (mode == "shared"):
+			return nil, fmt.Errorf("%s:%d: record in another mode than its enter %q", path, n, sc.Text())
 		}
 		s.silence = max(s.silence, at-s.last)
 		s.last = max(s.last, at)
@@ -77,21 +86,24 @@ type report struct {
 	duration time.Duration
 	runs     int
 	sections map[string]int // by lock
-	faults   map[string]int
-	statuses map[int]int
-	losses   int // runs that said "lost lock"
-	requeued int // waiters that lost their place to an outage and queued again
-	rejoined int // of those, the ones whose command then ran
-	killed   int // commands that did not end of their own accord
-	gap      time.Duration
-	gapRun   string
-	gaps     []time.Duration
-	silence  time.Duration
-	revoked  int
-	afterRev time.Duration // the longest a command lived on after its lease was revoked by hand
-	overlaps int
-	handoff  []time.Duration // from a command's exit to the next one's enter
-	problems []string
+	shared   int            // sections held with --shared
+	// mostShared is the most shared sections that lived at once.
+	mostShared int
+	faults     map[string]int
+	statuses   map[int]int
+	losses     int // runs that said "lost lock"
+	requeued   int // waiters that lost their place to an outage and queued again
+	rejoined   int // of those, the ones whose command then ran
+	killed     int // commands that did not end of their own accord
+	gap        time.Duration
+	gapRun     string
+	gaps       []time.Duration
+	silence    time.Duration
+	revoked    int
+	afterRev   time.Duration // the longest a command lived on after its lease was revoked by hand
+	overlaps   int
+	handoff    []time.Duration // from a command's exit to the next one's enter
+	problems   []string
 }
 
 func (rep *report) problem(format string, args ...any) {
@@ -100,8 +112,10 @@ func (rep *report) problem(format string, args ...any) {
 
 // check reads the log and the runs and checks that, per lock, no more
 // commands lived at once than the lock allows (a command's life: its
-// "enter" to its last record), that fencing tokens grew under the plain
-// lock, and that every distlock's exit status fits what happened to it.
+// "enter" to its last record; under the plain lock an exclusive one lives
+// alone, a shared one beside shared ones only), that fencing tokens grew
+// under the plain lock, and that every distlock's exit status fits what
+// happened to it.
 func (tt *torture) check() *report {
 	rep := &report{sections: map[string]int{}, statuses: map[int]int{}, faults: tt.faults, gap: -1}
 	secs, err := readSections(tt.logPath)
@@ -109,18 +123,45 @@ func (tt *torture) check() *report {
 		rep.problem("%v", err)
 		return rep
 	}
+	rep.runs = len(tt.runs)
+	until := tt.revocations(rep, secs)
+
+	byLock := map[string][]*section{}
+	for _, s := range secs {
+		byLock[s.lock] = append(byLock[s.lock], s)
+		rep.sections[s.lock]++
+		if s.shared {
+			rep.shared++
+		}
+		rep.silence = max(rep.silence, time.Duration(s.silence))
+	}
+	for name, list := range byLock {
+		limit := 1
+		if name == semName {
+			limit = semLimit
+		}
+		rep.checkOverlap(name, limit, list, until)
+		if limit == 1 {
+			rep.checkTokens(name, list, until)
+			rep.checkGaps(list, until)
+			rep.handoffs(list)
+		}
+	}
+	sort.Slice(rep.gaps, func(i, j int) bool { return rep.gaps[i] < rep.gaps[j] })
+	tt.checkRuns(rep, secs)
+	return rep
+}
+
+// revocations finds the commands whose lease was revoked by hand while
+// they ran. Such a command counts for exclusion up to the revocation (the
+// moment it is in until); after it, it must be dead within a TTL (its
+// distlock's own deadline, at the latest).
+func (tt *torture) revocations(rep *report, secs map[string]*section) (until map[string]int64) {
 	byPID := map[int]*run{}
-	byID := map[string]*run{}
 	for _, r := range tt.runs {
 		byPID[r.pid] = r
-		byID[r.id] = r
 	}
-	rep.runs = len(tt.runs)
-
-	// A command whose lease was revoked by hand counts for exclusion up
-	// to the revocation; after it, it must be dead within a TTL (its
-	// distlock's own deadline, at the latest).
-	until := map[string]int64{}
+	until = map[string]int64{}
 	for _, rv := range tt.revoked {
 		r := byPID[rv.pid]
 		if r == nil || secs[r.id] == nil {
@@ -138,27 +179,13 @@ func (tt *torture) check() *report {
 			rep.problem("command %s lived on %v after its lease was revoked, more than the TTL (%v)", r.id, lived, ttl)
 		}
 	}
+	return until
+}
 
-	byLock := map[string][]*section{}
-	for _, s := range secs {
-		byLock[s.lock] = append(byLock[s.lock], s)
-		rep.sections[s.lock]++
-		rep.silence = max(rep.silence, time.Duration(s.silence))
-	}
-	for name, list := range byLock {
-		limit := 1
-		if name == semName {
-			limit = semLimit
-		}
-		rep.checkOverlap(name, limit, list, until)
-		if limit == 1 {
-			rep.checkTokens(name, list, until)
-			rep.checkGaps(list, until)
-			rep.handoffs(list)
-		}
-	}
-	sort.Slice(rep.gaps, func(i, j int) bool { return rep.gaps[i] < rep.gaps[j] })
-
+// checkRuns checks every distlock's exit status against what its command's
+// records say happened to it, and counts the losses, requeues and
+// commands cut off.
+func (tt *torture) checkRuns(rep *report, secs map[string]*section) {
 	for _, r := range tt.runs {
 		rep.statuses[r.status]++
 		stderr := r.stderr.String()
@@ -169,6 +196,9 @@ func (tt *torture) check() *report {
 		s := secs[r.id]
 		if s != nil && !s.exited {
 			rep.killed++
+		}
+		if s != nil && s.shared != r.shared {
+			rep.problem("distlock %s (%s) ran with --shared %v, its command's records say shared %v", r.id, r.lock, r.shared, s.shared)
 		}
 		if strings.Contains(stderr, "queued again for lock") {
 			rep.requeued++
@@ -204,112 +234,6 @@ func (tt *torture) check() *report {
 			rep.problem("distlock %s (%s) exited %d, which does not fit: %s; stderr:\n%s", r.id, r.lock, r.status, what, stderr)
 		}
 	}
-	return rep
-}
-
-// checkOverlap sweeps the commands' lives in time order and reports every
-// moment more than limit of them lived at once.
-func (rep *report) checkOverlap(name string, limit int, list []*section, until map[string]int64) {
-	type edge struct {
-		at    int64
-		delta int
-		s     *section
-	}
-	var edges []edge
-	for _, s := range list {
-		end := s.last
-		if u, ok := until[s.run]; ok {
-			end = min(end, u)
-		}
-		// A life is [enter, end+1ns): one that ends the instant another
-		// begins did not overlap it, and one whose only record was its
-		// enter still lived.
-		edges = append(edges, edge{s.enter, +1, s}, edge{end + 1, -1, s})
-	}
-	sort.Slice(edges, func(i, j int) bool {
-		if edges[i].at != edges[j].at {
-			return edges[i].at < edges[j].at
-		}
-		return edges[i].delta < edges[j].delta
-	})
-	live := map[*section]bool{}
-	for _, e := range edges {
-		if e.delta < 0 {
-			delete(live, e.s)
-			continue
-		}
-		live[e.s] = true
-		if len(live) > limit {
-			rep.overlaps++
-			var who []string
-			for s := range live {
-				who = append(who, fmt.Sprintf("%s (token %d, %.3fs..%.3fs)", s.run, s.token, float64(s.enter)/1e9, float64(s.last)/1e9))
-			}
-			sort.Strings(who)
-			rep.problem("lock %q: %d commands lived at once, %d allowed: %s", name, len(live), limit, strings.Join(who, ", "))
-		}
-	}
-}
-
-// checkTokens: a command's fencing token is above that of every command
-// of the lock that was dead before it entered. That holds for a plain
-// lock only: under a semaphore the tokens are the queue's order, and a
-// holder that queued first may start its command after one that queued
-// later has run and ended beside it (seen in a long run: a 20 ms command
-// on the other slot).
-func (rep *report) checkTokens(name string, list []*section, until map[string]int64) {
-	byEnd := append([]*section(nil), list...)
-	sort.Slice(byEnd, func(i, j int) bool { return byEnd[i].last < byEnd[j].last })
-	for _, s := range list {
-		for _, p := range byEnd {
-			if p.last >= s.enter {
-				break
-			}
-			if p.token >= s.token {
-				rep.problem("lock %q: command %s got fencing token %d, but %s, dead before it entered, had %d", name, s.run, s.token, p.run, p.token)
-			}
-		}
-	}
-}
-
-// checkGaps measures, for each command of a plain lock that was cut off,
-// how long after its last sign of life the next command entered. (Under a
-// semaphore the next to enter may have taken another slot.)
-func (rep *report) checkGaps(list []*section, until map[string]int64) {
-	byEnter := append([]*section(nil), list...)
-	sort.Slice(byEnter, func(i, j int) bool { return byEnter[i].enter < byEnter[j].enter })
-	for _, s := range list {
-		if s.exited {
-			continue
-		}
-		if _, revoked := until[s.run]; revoked {
-			continue
-		}
-		i := sort.Search(len(byEnter), func(i int) bool { return byEnter[i].enter > s.last })
-		if i == len(byEnter) {
-			continue
-		}
-		gap := time.Duration(byEnter[i].enter - s.last)
-		rep.gaps = append(rep.gaps, gap)
-		if rep.gap < 0 || gap < rep.gap {
-			rep.gap, rep.gapRun = gap, s.run
-		}
-	}
-}
-
-// handoffs measures, for each command that ended of its own accord, how
-// long until the next command entered: the price of the lock changing
-// hands (a waiter's distlock sees the release, confirms, starts its
-// command).
-func (rep *report) handoffs(list []*section) {
-	byEnter := append([]*section(nil), list...)
-	sort.Slice(byEnter, func(i, j int) bool { return byEnter[i].enter < byEnter[j].enter })
-	for i, s := range byEnter[:max(len(byEnter)-1, 0)] {
-		if s.exited {
-			rep.handoff = append(rep.handoff, time.Duration(byEnter[i+1].enter-s.last))
-		}
-	}
-	sort.Slice(rep.handoff, func(i, j int) bool { return rep.handoff[i] < rep.handoff[j] })
 }
 
 // summary is the report as the test prints it.
@@ -321,8 +245,8 @@ func (rep *report) summary(run length, seed int64) string {
 	}
 	fmt.Fprintf(&b, "torture (%s run, seed %d): %d hosts, 3 etcd members, %v of faults, %s/%s\n",
 		run.name, seed, hosts, rep.duration.Round(time.Second), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "  critical sections: %d (%q %d, %q with --limit %d: %d) in %d distlock runs\n",
-		total, mutexName, rep.sections[mutexName], semName, semLimit, rep.sections[semName], rep.runs)
+	fmt.Fprintf(&b, "  critical sections: %d (%q %d, of them --shared %d, at most %d at once; %q with --limit %d: %d) in %d distlock runs\n",
+		total, mutexName, rep.sections[mutexName], rep.shared, rep.mostShared, semName, semLimit, rep.sections[semName], rep.runs)
 	var kinds []string
 	for k := range rep.faults {
 		kinds = append(kinds, k)
@@ -348,11 +272,11 @@ func (rep *report) summary(run length, seed int64) string {
 	}
 	fmt.Fprintf(&b, "  distlock exit statuses: %s\n", strings.Join(parts, ", "))
 	if rep.gap >= 0 {
-		fmt.Fprintf(&b, "  gap from a cut-off command's last sign of life to the next command under %q: smallest %v (%s), median %v, over %d\n",
+		fmt.Fprintf(&b, "  gap from a cut-off command's last sign of life to the next command it excluded under %q: smallest %v (%s), median %v, over %d\n",
 			mutexName, rep.gap.Round(time.Millisecond), rep.gapRun, rep.gaps[len(rep.gaps)/2].Round(time.Millisecond), len(rep.gaps))
 	}
 	if n := len(rep.handoff); n > 0 {
-		fmt.Fprintf(&b, "  handoff under %q (a command's exit to the next one's enter): median %v, 90th percentile %v\n",
+		fmt.Fprintf(&b, "  handoff under %q (the last command's exit to the next one's enter): median %v, 90th percentile %v\n",
 			mutexName, rep.handoff[n/2].Round(time.Millisecond), rep.handoff[n*9/10].Round(time.Millisecond))
 	}
 	fmt.Fprintf(&b, "  leases revoked by hand under a running command: %d, which lived on at most %v\n",

@@ -245,15 +245,20 @@ func (tt *torture) injectFaults(ctx context.Context) {
 }
 
 // waiter finds a host whose distlock waits in a queue (its key is there,
-// behind the holders), or nil.
+// and does not hold: behind an exclusive key, or behind the semaphore's
+// holders), or nil.
 func (tt *torture) waiter(ctx context.Context) *host {
 	waiting := map[int]bool{}
-	for name, holders := range map[string]int{mutexName: 1, semName: semLimit} {
+	for _, name := range []string{mutexName, semName} {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		entries, err := lock.Entries(rctx, tt.client, tt.realm, name)
+		q, err := lock.ReadQueue(rctx, tt.client, tt.realm, name)
 		cancel()
-		for i, e := range entries {
-			if err == nil && i >= holders && e.Info != nil {
+		if err != nil {
+			continue
+		}
+		_, waiters := lock.Split(q.Entries, q.Stopping)
+		for _, e := range waiters {
+			if e.Info != nil {
 				waiting[e.Info.PID] = true
 			}
 		}

@@ -1,18 +1,14 @@
 package torture
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -222,33 +218,6 @@ type torture struct {
 	memberMu sync.Mutex // one fault on the members at a time
 }
 
-// host is a simulated machine: its own proxies to every member, one
-// distlock at a time.
-type host struct {
-	id      int
-	proxies []*etcdtest.Proxy
-	busy    sync.Mutex // one fault on its links at a time
-
-	mu  sync.Mutex
-	cur *run
-}
-
-// run is one distlock process and what became of it.
-type run struct {
-	id         string
-	host       int
-	lock       string
-	ignoreTerm bool
-	millis     int
-	pid        int
-
-	mu     sync.Mutex // the process and a fault that kills it
-	done   bool
-	killed bool // SIGKILLed by a fault while it ran
-	status int
-	stderr bytes.Buffer
-}
-
 // revocation is a holder's lease revoked by hand: etcd frees the lock that
 // instant, so the next holder may start while the old command is being
 // stopped. The checker holds that stop to the kill sequence's bounds.
@@ -288,82 +257,6 @@ func build(t *testing.T, dir, name, pkg string) string {
 	return bin
 }
 
-// runHost starts distlock after distlock on host h until ctx ends.
-func (tt *torture) runHost(ctx context.Context, h *host) {
-	for seq := 0; ctx.Err() == nil; seq++ {
-		r := &run{id: fmt.Sprintf("h%d.%d", h.id, seq), host: h.id, lock: mutexName}
-		args := []string{"--lock-name=" + mutexName}
-		if tt.intn(3) == 0 {
-			r.lock = semName
-			args = []string{"--lock-name=" + semName, fmt.Sprintf("--limit=%d", semLimit)}
-		}
-		// Most sections are short; some hold the lock long enough for a
-		// fault to take it away, some outlast the TTL, so that the lease
-		// must be kept alive through them.
-		switch n := tt.intn(100); {
-		case n < 55:
-			r.millis = 20 + tt.intn(130)
-		case n < 85:
-			r.millis = 150 + tt.intn(450)
-		case n < 94:
-			r.millis = 1000 + tt.intn(int(ttl/time.Millisecond)-1000)
-		default:
-			r.millis = int(ttl/time.Millisecond) + 200 + tt.intn(1300)
-		}
-		r.ignoreTerm = tt.intn(3) == 0
-		term := "obey-term"
-		if r.ignoreTerm {
-			term = "ignore-term"
-		}
-		var eps []string
-		for _, p := range h.proxies {
-			eps = append(eps, p.URL())
-		}
-		args = append(args,
-			"--endpoints="+strings.Join(eps, ","),
-			"--prefix="+tt.realm,
-			fmt.Sprintf("--ttl=%v", ttl),
-			fmt.Sprintf("--kill-after=%v", killAfter),
-			fmt.Sprintf("--timeout=%v", waitLimit),
-			"--dial-timeout=2s",
-			"--reason=torture "+r.id,
-			"--", tt.worker, tt.logPath, r.id, r.lock, strconv.Itoa(r.millis), term)
-		cmd := exec.Command(tt.distlock, args...)
-		cmd.Env = append(os.Environ(), "DISTLOCK_CONFIG=/dev/null")
-		cmd.Stderr = &r.stderr
-		r.mu.Lock()
-		if err := cmd.Start(); err != nil {
-			r.mu.Unlock()
-			tt.t.Errorf("start distlock: %v", err)
-			return
-		}
-		r.pid = cmd.Process.Pid
-		r.mu.Unlock()
-		tt.mu.Lock()
-		tt.runs = append(tt.runs, r)
-		tt.mu.Unlock()
-		h.mu.Lock()
-		h.cur = r
-		h.mu.Unlock()
-
-		err := cmd.Wait()
-		r.mu.Lock()
-		r.done = true
-		r.status = cmd.ProcessState.ExitCode()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.status = 128 + int(ws.Signal())
-		}
-		var exitErr *exec.ExitError
-		if err != nil && !errors.As(err, &exitErr) {
-			tt.t.Errorf("distlock %s: %v", r.id, err)
-		}
-		r.mu.Unlock()
-		h.mu.Lock()
-		h.cur = nil
-		h.mu.Unlock()
-	}
-}
-
 // leftUnder lists what is under the realm in etcd, or nil if etcd did not
 // answer.
 func (tt *torture) leftUnder(ctx context.Context) []string {
@@ -380,22 +273,31 @@ func (tt *torture) leftUnder(ctx context.Context) []string {
 	return left
 }
 
-// holder finds the host whose distlock holds lock name now (the oldest
-// key), or nil; and that key.
+// holder finds the host whose distlock holds lock name now (one of the
+// holders at random: several hold the semaphore, or the plain lock when
+// they are shared), or nil; and that holder's key.
 func (tt *torture) holder(ctx context.Context, name string) (*host, *lock.Entry) {
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	entries, err := lock.Entries(rctx, tt.client, tt.realm, name)
-	if err != nil || len(entries) == 0 || entries[0].Info == nil {
+	q, err := lock.ReadQueue(rctx, tt.client, tt.realm, name)
+	if err != nil {
+		return nil, nil
+	}
+	holders, _ := lock.Split(q.Entries, q.Stopping)
+	if len(holders) == 0 {
+		return nil, nil
+	}
+	e := &holders[tt.intn(len(holders))]
+	if e.Info == nil {
 		return nil, nil
 	}
 	for _, h := range tt.hosts {
 		h.mu.Lock()
 		cur := h.cur
 		h.mu.Unlock()
-		if cur != nil && cur.pid == entries[0].Info.PID {
-			return h, &entries[0]
+		if cur != nil && cur.pid == e.Info.PID {
+			return h, e
 		}
 	}
-	return nil, &entries[0]
+	return nil, e
 }

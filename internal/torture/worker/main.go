@@ -1,12 +1,14 @@
 // Command worker is what the torture test (internal/torture) runs under
 // the lock:
 //
-//	worker LOG RUN LOCK MILLISECONDS ignore-term|obey-term
+//	worker LOG RUN LOCK MILLISECONDS ignore-term|obey-term [shared|exclusive]
 //
 // It appends "enter" (with its fencing token), a "beat" every few
 // milliseconds and "exit" to the shared log, each line stamped with the
 // system's monotonic clock and written in one write to a file opened with
-// O_APPEND, so that lines of different workers never mix. A worker that
+// O_APPEND, so that lines of different workers never mix. Given the mode
+// its distlock holds the lock in (--shared or not), it ends every line
+// with it; a line without one is an exclusive holder's. A worker that
 // ignores SIGTERM has to be killed by distlock's SIGKILL. It is built
 // without the race detector, so that it starts as fast as a real command.
 package main
@@ -26,8 +28,12 @@ import (
 const heartbeat = 5 * time.Millisecond
 
 func main() {
-	if len(os.Args) != 6 {
-		fmt.Fprintln(os.Stderr, "usage: worker LOG RUN LOCK MILLISECONDS ignore-term|obey-term")
+	mode := ""
+	if len(os.Args) == 7 {
+		mode = " " + os.Args[6]
+	}
+	if len(os.Args) != 6 && len(os.Args) != 7 || mode != "" && mode != " shared" && mode != " exclusive" {
+		fmt.Fprintln(os.Stderr, "usage: worker LOG RUN LOCK MILLISECONDS ignore-term|obey-term [shared|exclusive]")
 		os.Exit(2)
 	}
 	logPath, run, lockName := os.Args[1], os.Args[2], os.Args[3]
@@ -46,7 +52,7 @@ func main() {
 	}
 	token := os.Getenv("DISTLOCK_FENCING_TOKEN")
 	record := func(kind string) {
-		line := fmt.Sprintf("%d %s %s %s %s\n", torture.Mono(), run, lockName, kind, token)
+		line := fmt.Sprintf("%d %s %s %s %s%s\n", torture.Mono(), run, lockName, kind, token, mode)
 		if _, err := f.Write([]byte(line)); err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)
 			os.Exit(2)
