@@ -14,22 +14,27 @@ import (
 // What the key-space checker proves, from the shared log, the runs, the
 // --unlock calls, etcd's recipe's takes and the keys written by hand:
 //
-//   - overlap: for each lock, never more sections at once than its limit,
-//     distlock's runs, --lock holds and etcd's recipe's holds on its
-//     prefix counted together; a holder that a plain --unlock of its own
-//     lock removed counts up to that --unlock, and a distlock one must
-//     then be dead within the TTL. Fencing tokens grow under plain locks.
+//   - overlap: for each lock, distlock's runs, --lock holds and etcd's
+//     recipe's holds on its prefix counted together, an exclusive section
+//     (everything but --shared) lived beside no other section, or beside
+//     fewer than a semaphore's limit of exclusive ones, and a shared one
+//     only beside shared ones (keyspace_shared_test.go); a holder that a
+//     plain --unlock of its own lock removed counts up to that --unlock,
+//     and a distlock one must then be dead within the TTL. Fencing tokens
+//     grow under plain locks, but for two shared sections.
 //   - blocked: no run waited for what is not its lock's. A run that got
 //     its lock (a section, or --lock's exit) did so within ksBound of the
 //     moment fewer than the lock's limit of its own holders and waiters
-//     stood ahead of it (ahead: a smaller create revision where both are
+//     that keep it out (for a --shared run, the exclusive ones) stood
+//     ahead of it (ahead: a smaller create revision where both are
 //     known, else started before it got the lock; gone: its process or
 //     its deletion ended, a --min-hold's key ksHoldTail later). A run that
 //     gave up (75) had at least the limit of its own lock's holders and
-//     waiters that started before it could have queued and were still
+//     waiters that keep it out that started before it could have queued and were still
 //     there (give or take ksBound) when its --timeout could first pass.
 //     Both ask only for what any correct lock does, so a failure is a
 //     wait for something that was not the lock's.
+//   - shared: --shared holders did hold together, now and then.
 //   - named: whatever distlock said holds its lock is its lock's.
 //   - deleted: around each --unlock, nothing vanished from etcd but the
 //     lock's own keys, keys whose lease ended, and keys their owner
@@ -77,6 +82,10 @@ type ksReport struct {
 	earlyRecipe int
 	waitMax     time.Duration // the longest a run took past the moment its lock was free for it
 	waitRun     string
+	sharedRuns  int // exec runs with --shared
+	sharedLocks int // --lock runs with --shared
+	sharedSecs  int // sections of a --shared run or --lock
+	together    int // shared sections that entered while another shared one lived
 	overlaps    int
 	problems    []ksProblem
 }
@@ -211,6 +220,7 @@ func (ks *keyspace) check() *ksReport {
 	}
 	c.checkUnlocks()
 	c.checkSections()
+	c.checkShared()
 	c.checkRuns()
 	c.checkRecipes()
 	c.checkHand()
@@ -329,6 +339,9 @@ func (c *ksChecker) checkSections() {
 		if strings.HasPrefix(s.run, "r") {
 			rep.recipe++
 		}
+		if c.sectionShared(s.run) {
+			rep.sharedSecs++
+		}
 	}
 	var labels []string
 	for l := range byLabel {
@@ -343,31 +356,21 @@ func (c *ksChecker) checkSections() {
 		} else if !strings.HasSuffix(label, "/") {
 			rep.problem("other", "sections under a lock the test does not know: %q", label)
 		}
-		sweep := &report{}
-		sweep.checkOverlap(label, limit, list, c.until)
+		c.sweepSections(label, limit, list)
 		if limit == 1 {
-			sweep.checkTokens(label, list, c.until)
+			c.checkTokens(label, list)
 		}
-		rep.overlaps += sweep.overlaps
-		for _, p := range sweep.problems {
-			kind := "token"
-			if strings.Contains(p, "at once") {
-				kind = "overlap"
-				p += c.unlocksOf(label)
-			}
-			rep.problem(kind, "%s", p)
-		}
-		// Informational, for plain locks: did the next holder start
-		// while a cut distlock command still lived? distlock's stopping
-		// record is to keep the lock taken until then; etcd's recipe
-		// knows nothing of it.
+		// Informational, for plain locks: did the next holder that
+		// could not share with it start while a cut distlock command
+		// still lived? distlock's stopping record is to keep the lock
+		// taken until then; etcd's recipe knows nothing of it.
 		for id, at := range c.until {
 			s, r := c.secs[id], c.runByID[id]
 			if limit > 1 || s == nil || s.lock != label || r == nil || r.lockMode {
 				continue
 			}
 			for _, o := range list {
-				if o != s && o.enter > at && o.enter < s.last {
+				if o != s && o.enter > at && o.enter < s.last && !(c.sectionShared(o.run) && c.sectionShared(s.run)) {
 					if strings.HasPrefix(o.run, "r") {
 						rep.earlyRecipe++
 					} else {
@@ -386,6 +389,7 @@ type contender struct {
 	id         string
 	start, end int64
 	rev        int64 // its key's create revision, 0 if unknown
+	shared     bool  // a --shared run or --lock
 }
 
 // contenders are every lock's own holders and waiters: distlock's runs
@@ -394,7 +398,7 @@ type contender struct {
 func (c *ksChecker) contenders() map[string][]contender {
 	m := map[string][]contender{}
 	for _, r := range c.ks.runs {
-		k := contender{id: r.id, start: r.start, end: r.end}
+		k := contender{id: r.id, start: r.start, end: r.end, shared: r.shared}
 		switch {
 		case r.lockMode:
 			k.end = max(k.end, r.unlockTo)
@@ -411,12 +415,12 @@ func (c *ksChecker) contenders() map[string][]contender {
 	}
 	for _, rh := range c.ks.recipes {
 		if !rh.slash {
-			m[rh.lk.label()] = append(m[rh.lk.label()], contender{rh.id, rh.start, rh.end, rh.rev})
+			m[rh.lk.label()] = append(m[rh.lk.label()], contender{rh.id, rh.start, rh.end, rh.rev, false})
 		}
 	}
 	for _, hk := range c.ks.hand {
 		if hk.hex {
-			m[hk.lk.label()] = append(m[hk.lk.label()], contender{hk.id, hk.put, hk.del, hk.rev})
+			m[hk.lk.label()] = append(m[hk.lk.label()], contender{hk.id, hk.put, hk.del, hk.rev, false})
 		}
 	}
 	return m
@@ -453,8 +457,14 @@ func (c *ksChecker) checkRuns() {
 		if r.lockMode {
 			rep.lockRuns++
 			rep.lockStat[r.status]++
+			if r.shared {
+				rep.sharedLocks++
+			}
 		} else {
 			rep.runs++
+			if r.shared {
+				rep.sharedRuns++
+			}
 			rep.statuses[r.status]++
 			if r.timeout == 0 {
 				rep.nowait++
@@ -553,11 +563,12 @@ func (c *ksChecker) checkRuns() {
 
 // checkWait: run r, which got its lock at enter (with the key created at
 // rev, if known), got it within ksBound of the moment fewer than the
-// lock's limit of its own holders and waiters stood ahead of it.
+// lock's limit of its own holders and waiters that keep it out stood
+// ahead of it.
 func (c *ksChecker) checkWait(r *ksRun, enter, rev int64, conts []contender) {
 	var ends []int64
 	for _, k := range conts {
-		if k.id == r.id {
+		if k.id == r.id || !keepsOut(r, k) {
 			continue
 		}
 		ahead := k.start < enter
@@ -575,30 +586,30 @@ func (c *ksChecker) checkWait(r *ksRun, enter, rev int64, conts []contender) {
 	}
 	over := time.Duration(enter - free)
 	if over > ksBound {
-		c.rep.problem("blocked", "distlock %s (lock %s) got its lock %v after the last of its own lock's holders and waiters ahead of it had gone (bound %v); %s",
-			r.id, r.lk.label(), over.Round(time.Millisecond), ksBound, told(r.stderr.String()))
+		c.rep.problem("blocked", "distlock %s (lock %s%s) got its lock %v after the last of its own lock's holders and waiters ahead of it that keep it out had gone (bound %v); %s",
+			r.id, r.lk.label(), sharedNote(r), over.Round(time.Millisecond), ksBound, told(r.stderr.String()))
 		return
 	}
 	if over > c.rep.waitMax {
-		c.rep.waitMax, c.rep.waitRun = over, r.id
+		c.rep.waitMax, c.rep.waitRun = over, r.id+sharedNote(r)
 	}
 }
 
 // checkGaveUp: run r, which gave up (75), had at least its lock's limit
-// of its own holders and waiters that could have been ahead of it and
-// still there when its --timeout could first pass.
+// of its own holders and waiters that keep it out and could have been
+// ahead of it and still there when its --timeout could first pass.
 func (c *ksChecker) checkGaveUp(r *ksRun, conts []contender) {
 	queuedBy := max(r.end-int64(r.timeout), r.start) // it queued at the latest then
 	passed := r.start + int64(r.timeout)             // its timeout passed at the earliest then
 	n := 0
 	for _, k := range conts {
-		if k.id != r.id && k.start < queuedBy && k.end > passed-int64(ksBound) {
+		if k.id != r.id && keepsOut(r, k) && k.start < queuedBy && k.end > passed-int64(ksBound) {
 			n++
 		}
 	}
 	if n < r.lk.limit {
-		c.rep.problem("blocked", "distlock %s (lock %s, --timeout %v) gave up, but only %d of its lock's own holders and waiters could have stood ahead of it then (limit %d); %s",
-			r.id, r.lk.label(), r.timeout, n, r.lk.limit, told(r.stderr.String()))
+		c.rep.problem("blocked", "distlock %s (lock %s%s, --timeout %v) gave up, but only %d of its lock's own holders and waiters that keep it out could have stood ahead of it then (limit %d); %s",
+			r.id, r.lk.label(), sharedNote(r), r.timeout, n, r.lk.limit, told(r.stderr.String()))
 	}
 }
 
@@ -691,7 +702,7 @@ func (c *ksChecker) checkHand() {
 }
 
 // kinds are the kinds of problems, in the order the summary gives them.
-var ksKinds = []string{"overlap", "token", "blocked", "named", "deleted", "status", "skip", "shape", "other"}
+var ksKinds = []string{"overlap", "token", "blocked", "shared", "named", "deleted", "status", "skip", "shape", "other"}
 
 // errors are the problems as the test reports them: the first few of each
 // kind in full, then how many more.
@@ -739,6 +750,8 @@ func (rep *ksReport) summary(run length, seed int64) string {
 	fmt.Fprintf(&b, "  distlock exec runs: %d (--nowait %d, --min-hold %d, skipped by --min-interval %d); exit statuses: %s\n",
 		rep.runs, rep.nowait, rep.minHold, rep.skipped, statusList(rep.statuses))
 	fmt.Fprintf(&b, "  --lock runs: %d; exit statuses: %s\n", rep.lockRuns, statusList(rep.lockStat))
+	fmt.Fprintf(&b, "  --shared: %d exec runs, %d --lock runs, %d sections, %d of them entered while another shared one lived\n",
+		rep.sharedRuns, rep.sharedLocks, rep.sharedSecs, rep.together)
 	fmt.Fprintf(&b, "  --unlock: %d plain (%d removed a holder of their lock), %d --holder\n", rep.plain, rep.removed, rep.holders)
 	fmt.Fprintf(&b, "  sections cut by a plain --unlock: %d; distlock commands lived on at most %v; next holder in while a cut command lived: distlock %d, etcd's recipe %d\n",
 		rep.cut, rep.lived.Round(time.Millisecond), rep.early, rep.earlyRecipe)

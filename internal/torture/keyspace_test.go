@@ -29,7 +29,9 @@ import (
 // Realms nest (B, B+"a/", B+"a/b/") beside a sibling (B+"s/"); the lock
 // names "a", "a/b" and "b" collide across them (the lock "a" of B has the
 // prefix B+"a/", the whole realm B+"a/" lies under it); distlock runs
-// commands, takes locks with --lock and frees them with --unlock; etcd's
+// commands, takes locks with --lock and frees them with --unlock, some of
+// them --shared on the plain locks (shared holders beside one another,
+// everyone else alone, etcd's recipe too); etcd's
 // own recipe takes distlock's locks (realm+escape(name)) and locks of its
 // own right beside them (realm+escape(name)+"/"); and keys of odd shapes
 // come and go under the locks' prefixes and beside them. The checker
@@ -151,6 +153,7 @@ type keyspace struct {
 	hand       []*handKey
 	handEver   map[string]bool // every key written by hand
 	recipeEver map[string]bool // every key etcd's recipe may have written
+	sharedNow  map[*ksLock]int // --shared runs under way, by lock
 	ownDeletes []ownDelete
 	samples    int
 	shapeBad   map[string]string // key -> why, found by the sampler
@@ -168,6 +171,7 @@ type ksRun struct {
 	minHold     time.Duration
 	millis      int // the worker's time under the lock
 	ignoreTerm  bool
+	shared      bool // --shared (plain locks only: not with --limit or --min-interval)
 
 	start, end int64 // monotonic, around the process
 	pid        int
@@ -199,7 +203,8 @@ type ksUnlock struct {
 }
 
 // recipeHold is one take of a lock with etcd's recipe
-// (concurrency.Mutex), as etcdctl lock takes it.
+// (concurrency.Mutex), as etcdctl lock takes it: an exclusive holder, its
+// key's empty value says nothing of sharing.
 type recipeHold struct {
 	id       string
 	lk       *ksLock
@@ -275,6 +280,7 @@ func TestKeySpaceTorture(t *testing.T) {
 		procCtx:    procCtx,
 		handEver:   map[string]bool{},
 		recipeEver: map[string]bool{},
+		sharedNow:  map[*ksLock]int{},
 		shapeBad:   map[string]string{},
 	}
 	version := ks.etcdVersion()
@@ -414,6 +420,36 @@ func (ks *keyspace) between(lo, hi time.Duration) time.Duration {
 // pick is one of the locks, at random.
 func (ks *keyspace) pick() *ksLock { return ks.locks[ks.intn(len(ks.locks))] }
 
+// pickShared is a lock for a --shared run: half the time one that a
+// --shared run holds or awaits now, so that shared holders do meet
+// (twelve locks among six hosts seldom bring two together), else any
+// plain lock.
+func (ks *keyspace) pickShared() *ksLock {
+	ks.mu.Lock()
+	var busy []*ksLock
+	for _, l := range ks.locks {
+		if ks.sharedNow[l] > 0 {
+			busy = append(busy, l)
+		}
+	}
+	ks.mu.Unlock()
+	if len(busy) > 0 && ks.intn(2) == 0 {
+		return busy[ks.intn(len(busy))]
+	}
+	for {
+		if l := ks.pick(); l.limit == 1 {
+			return l
+		}
+	}
+}
+
+// sharedBusy counts a --shared run on l as under way (by +1) or over (-1).
+func (ks *keyspace) sharedBusy(l *ksLock, by int) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.sharedNow[l] += by
+}
+
 // note is a problem found while the workload runs.
 func (ks *keyspace) note(format string, args ...any) {
 	ks.mu.Lock()
@@ -472,8 +508,14 @@ func (ks *keyspace) exec(args []string, stderr *bytes.Buffer) (start, end int64,
 // picked at random, until ctx ends.
 func (ks *keyspace) runHost(ctx context.Context, h int) {
 	for seq := 0; ctx.Err() == nil; seq++ {
+		// A run is often --shared, and then on a plain lock: --shared
+		// goes with neither --limit nor --min-interval.
+		shared := ks.intn(10) < 3
 		l := ks.pick()
-		r := &ksRun{id: fmt.Sprintf("h%d.%d", h, seq), lk: l}
+		if shared {
+			l = ks.pickShared()
+		}
+		r := &ksRun{id: fmt.Sprintf("h%d.%d", h, seq), lk: l, shared: shared}
 		switch n := ks.intn(10); {
 		case n < 2:
 			r.timeout = 0
@@ -482,7 +524,7 @@ func (ks *keyspace) runHost(ctx context.Context, h int) {
 		default:
 			r.timeout = ksWait
 		}
-		if l.span > 0 && ks.intn(4) == 0 {
+		if !r.shared && l.span > 0 && ks.intn(4) == 0 {
 			r.minInterval = l.span
 		}
 		if ks.intn(8) == 0 {
@@ -513,6 +555,9 @@ func (ks *keyspace) runHost(ctx context.Context, h int) {
 		if l.limit > 1 {
 			args = append(args, fmt.Sprintf("--limit=%d", l.limit))
 		}
+		if r.shared {
+			args = append(args, "--shared")
+		}
 		if r.minInterval > 0 {
 			args = append(args, fmt.Sprintf("--min-interval=%v", r.minInterval))
 		}
@@ -523,14 +568,21 @@ func (ks *keyspace) runHost(ctx context.Context, h int) {
 		ks.mu.Lock()
 		ks.runs = append(ks.runs, r)
 		ks.mu.Unlock()
+		if r.shared {
+			ks.sharedBusy(l, +1)
+		}
 		r.start, r.end, r.pid, r.status = ks.exec(args, &r.stderr)
+		if r.shared {
+			ks.sharedBusy(l, -1)
+		}
 		pause(ctx, ks.between(0, 200*time.Millisecond))
 	}
 }
 
-// lockCycles takes a lock with --lock, leaves it taken a little while, and
-// frees exactly that key with --unlock --holder, again and again until ctx
-// ends. A key taken is always freed, even after ctx has ended.
+// lockCycles takes a lock with --lock (now and then --lock --shared, on a
+// plain lock), leaves it taken a little while, and frees exactly that key
+// with --unlock --holder, again and again until ctx ends. A key taken is
+// always freed, even after ctx has ended.
 func (ks *keyspace) lockCycles(ctx context.Context) {
 	for seq := 0; ; seq++ {
 		pause(ctx, ks.between(300*time.Millisecond, 1500*time.Millisecond))
@@ -538,11 +590,15 @@ func (ks *keyspace) lockCycles(ctx context.Context) {
 			return
 		}
 		l := ks.pick()
-		r := &ksRun{id: fmt.Sprintf("o%d", seq), lk: l, lockMode: true, timeout: ksLockWait}
+		r := &ksRun{id: fmt.Sprintf("o%d", seq), lk: l, lockMode: true, timeout: ksLockWait,
+			shared: l.limit == 1 && ks.intn(3) == 0}
 		args := append(ks.args(l), "--lock", fmt.Sprintf("--ttl=%v", ttl), fmt.Sprintf("--timeout=%v", r.timeout),
 			"--reason=keyspace "+r.id)
 		if l.limit > 1 {
 			args = append(args, fmt.Sprintf("--limit=%d", l.limit))
+		}
+		if r.shared {
+			args = append(args, "--shared")
 		}
 		ks.mu.Lock()
 		ks.runs = append(ks.runs, r)
