@@ -124,20 +124,39 @@ var ErrPlaceLost = errors.New("our place in the queue was deleted while we waite
 // within the timeout. On every error the waiter's key and lease are
 // removed again.
 func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder, error) {
-	gctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
-	l, err := grantLease(gctx, client, req.TTL, req.Lead, req.Outage)
+	return AcquireSet(ctx, client, []Request{req})
+}
+
+// AcquireSet is Acquire for a set of locks, taken one after the other in
+// the order given, on one lease (see set.go); the Holder is the first's,
+// and holds them all. The timeout and ctx cover the whole set; the
+// TTL, Lead, RPC timeout and callbacks are the first request's.
+func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*Holder, error) {
+	reqs = slices.Clone(reqs)
+	for i := range reqs[1:] {
+		reqs[i+1].Timeout = reqs[0].Timeout // the whole set's
+	}
+	first := &reqs[0]
+	gctx, cancel := context.WithTimeout(ctx, first.RPCTimeout)
+	l, err := grantLease(gctx, client, first.TTL, first.Lead, first.Outage)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("grant a lease: %w", err)
 	}
-	wctx, cancel := waitContext(ctx, req.Timeout)
+	wctx, cancel := waitContext(ctx, first.Timeout)
 	defer cancel()
 	var rounds backoff // between rounds that end soon after they began
 	for {
 		began := time.Now()
-		h, err := acquire(ctx, wctx, client, &req, l)
+		h, err := gather(ctx, wctx, client, reqs, l)
 		if err == nil {
+			l.holding.Store(true)
 			return h, nil
+		}
+		req := *first
+		var inWay *gatherError
+		if errors.As(err, &inWay) {
+			req, err = *inWay.req, inWay.err
 		}
 		if !lostPlace(ctx, wctx, client, req, l, err) {
 			if ctx.Err() == nil && errors.Is(context.Cause(wctx), errTimedOut) && !verdict(err) {
@@ -145,13 +164,13 @@ func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder
 				err = conflict(ctx, client, req, l)
 			}
 			cctx, cancel := context.WithTimeout(context.Background(), req.RPCTimeout)
-			_ = l.close(cctx) // revoking the lease deletes our key
+			_ = l.close(cctx) // revoking the lease deletes our keys
 			cancel()
 			return nil, err
 		}
 		since := l.confirmedAt()
-		req.tell(Outage{Kind: PlaceLost, Since: since, Err: err})
-		if time.Since(began) > req.TTL {
+		first.tell(Outage{Kind: PlaceLost, Since: since, Err: err})
+		if time.Since(began) > first.TTL {
 			rounds.reset()
 		} else {
 			rounds.wait(wctx) // a call that fails at once must not spin
@@ -159,7 +178,7 @@ func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder
 		if l, err = rejoin(ctx, wctx, client, req, l, since); err != nil {
 			return nil, err
 		}
-		req.rejoined = since
+		first.rejoined = since
 	}
 }
 

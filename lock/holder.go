@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -40,6 +41,10 @@ type Holder struct {
 
 	why      error         // why the key went, when the cause is errKeyGone
 	whyKnown chan struct{} // closed once why is set
+
+	// more are the other locks of a set (AcquireSet), on the same lease,
+	// in the set's order after this one; losing any ends held.
+	more []*Holder
 }
 
 func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev int64, req Request) *Holder {
@@ -54,7 +59,6 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 		done:         make(chan struct{}),
 		whyKnown:     make(chan struct{}),
 	}
-	l.holding.Store(true)
 	h.held, h.lose = context.WithCancelCause(l.alive)
 	ctx, stop := context.WithCancel(h.held)
 	h.stop = stop
@@ -162,9 +166,13 @@ func (h *Holder) Err() error {
 		return nil
 	}
 	cause := context.Cause(h.held)
-	if cause == errKeyGone {
+	var member *setMemberLost
+	switch {
+	case cause == errKeyGone:
 		<-h.whyKnown
 		return h.why
+	case errors.As(cause, &member):
+		return fmt.Errorf("lock %q: %w", member.h.req.Name, member.h.Err())
 	}
 	return cause
 }
@@ -176,6 +184,11 @@ func (h *Holder) Err() error {
 func (h *Holder) Check() error {
 	if err := h.lease.check(); err != nil {
 		h.lose(err)
+	}
+	for _, m := range h.more {
+		if m.held.Err() != nil {
+			h.lose(&setMemberLost{m})
+		}
 	}
 	if h.held.Err() == nil {
 		return nil
@@ -201,6 +214,6 @@ func (h *Holder) stopWatching(ctx context.Context) {
 // and wakes the next waiter. If etcd cannot be reached, the lease expires
 // by itself one TTL after the last keepalive.
 func (h *Holder) Release(ctx context.Context) error {
-	h.stopWatching(ctx)
+	h.stopWatchingAll(ctx)
 	return h.lease.close(ctx)
 }

@@ -82,7 +82,7 @@ func lostPlace(ctx, wctx context.Context, client *clientv3.Client, req Request, 
 	case ctx.Err() != nil, wctx.Err() != nil, req.Timeout == 0,
 		errors.As(err, &limit), errors.As(err, &conflict):
 		return false
-	case l.err() != nil:
+	case l.err() != nil, errors.Is(err, errMemberLost):
 		return true
 	case errors.Is(err, ErrPlaceLost):
 		// Our key is gone, and our lease not yet known to be: ask
