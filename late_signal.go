@@ -17,8 +17,8 @@ import (
 // the lock, before anything else happens: the worst moment for a signal
 // that must keep the command from starting.
 func init() {
-	acquireLock = func(ctx context.Context, client *clientv3.Client, req lock.Request) (*lock.Holder, error) {
-		h, err := lock.Acquire(ctx, client, req)
+	acquireLock = func(ctx context.Context, client *clientv3.Client, reqs []lock.Request) (*lock.Holder, error) {
+		h, err := lock.AcquireSet(ctx, client, reqs)
 		if err == nil {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
 			<-ctx.Done() // distlock's signal watcher has taken it

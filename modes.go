@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,7 +101,7 @@ func commandSpec(j *job, x settings.Exec, h *lock.Holder, wd *supervise.Watchdog
 		},
 		Stopping: func() {
 			j.out.About(report.EventLost).Fail("lost lock %q: %v; stopping the command with SIG%s (SIGKILL after %v)",
-				j.lock.Name, h.Err(), signals.Name(x.KillSignal), x.KillAfter)
+				h.LostName(), h.Err(), signals.Name(x.KillSignal), x.KillAfter)
 		},
 		Overran: func() {
 			j.out.About(report.EventOverran).Fail("the command has run for %v (--max-runtime); stopping it with SIG%s (SIGKILL after %v)",
@@ -196,13 +197,17 @@ func acquire(ctx context.Context, j *job, mode string, lead time.Duration, sigs 
 			}
 		}
 	}()
-	req := j.request(mode, lead)
+	reqs := j.requests(mode, lead)
 	// On a terminal the waiting line stays live, and is gone again before
-	// anything else is said or run.
-	line := report.NewWaitLine(wctx, report.Queue{Client: j.client, Realm: j.lock.Realm, Name: j.lock.Name, Timeout: j.lock.RPCTimeout}, req.Info, j.out)
-	req.Blocked = j.blockedBy(req, line)
-	req.Outage = j.out.Outages(j.lock.Name, mode == lock.ModeExec, line)
-	h, err := acquireLock(wctx, j.client, req)
+	// anything else is said or run. (A set of locks says each wait in a
+	// line of its own.)
+	var line *report.WaitLine
+	if len(reqs) == 1 {
+		line = report.NewWaitLine(wctx, report.Queue{Client: j.client, Realm: j.lock.Realm, Name: j.lock.Name, Timeout: j.lock.RPCTimeout}, reqs[0].Info, j.out)
+	}
+	reqs[0].Blocked = j.blockedBy(reqs[0], line)
+	reqs[0].Outage = j.out.Outages(j.lock.Name, mode == lock.ModeExec, line)
+	h, err := acquireLock(wctx, j.client, reqs)
 	line.Stop()
 	close(stop)
 	<-watching
@@ -256,9 +261,9 @@ func sayNotAcquired(j *job, err error) {
 	}
 }
 
-// acquireLock is lock.Acquire; tests replace it to send a signal at the
-// worst moment.
-var acquireLock = lock.Acquire
+// acquireLock is lock.AcquireSet; tests replace it to send a signal at
+// the worst moment.
+var acquireLock = lock.AcquireSet
 
 // pendingSignal returns a signal that ends a wait and is still queued in
 // sigs, taking every queued signal out, or a zero signalError.
@@ -292,12 +297,21 @@ func release(j *job, h *lock.Holder, quietly bool) {
 	}
 }
 
-// request describes what this call wants of the lock.
-func (j *job) request(mode string, lead time.Duration) lock.Request {
+// requests describe what this call wants of each of its locks.
+func (j *job) requests(mode string, lead time.Duration) []lock.Request {
+	var reqs []lock.Request
+	for _, name := range j.lock.Names {
+		reqs = append(reqs, j.request(name, mode, lead))
+	}
+	return reqs
+}
+
+// request describes what this call wants of the lock name.
+func (j *job) request(name, mode string, lead time.Duration) lock.Request {
 	host, _ := os.Hostname()
 	return lock.Request{
 		Realm: j.lock.Realm,
-		Name:  j.lock.Name,
+		Name:  name,
 		Info: lock.Info{
 			Reason:  j.lock.Reason,
 			Command: j.lock.Command,
@@ -313,7 +327,7 @@ func (j *job) request(mode string, lead time.Duration) lock.Request {
 		Lead:       lead,
 		RPCTimeout: j.lock.RPCTimeout,
 		Blocked: func(holder lock.Entry) {
-			j.out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by %s; waiting", j.lock.Name, holder.Describe())
+			j.out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by %s; waiting", name, holder.Describe())
 		},
 	}
 }
@@ -348,16 +362,26 @@ func (j *job) blockedBy(req lock.Request, line *report.WaitLine) func(lock.Entry
 // know about its lock, replacing values an outer distlock set. The etcd
 // password is not passed on: see settings.WithoutSecrets.
 func commandEnv(h *lock.Holder) []string {
-	var env []string
+	var env, keys, tokens []string
 	for _, kv := range settings.WithoutSecrets(os.Environ()) {
-		if !strings.HasPrefix(kv, "DISTLOCK_HELD_KEY=") && !strings.HasPrefix(kv, "DISTLOCK_FENCING_TOKEN=") {
+		if name, _, _ := strings.Cut(kv, "="); !slices.Contains(heldVars, name) {
 			env = append(env, kv)
 		}
 	}
+	for _, m := range h.Set() {
+		keys, tokens = append(keys, m.Key), append(tokens, strconv.FormatInt(m.FencingToken, 10))
+	}
 	return append(env,
 		"DISTLOCK_HELD_KEY="+h.Key,
-		"DISTLOCK_FENCING_TOKEN="+strconv.FormatInt(h.FencingToken, 10))
+		"DISTLOCK_FENCING_TOKEN="+strconv.FormatInt(h.FencingToken, 10),
+		"DISTLOCK_HELD_KEYS="+strings.Join(keys, "\n"),
+		"DISTLOCK_FENCING_TOKENS="+strings.Join(tokens, " "))
 }
+
+// heldVars are the variables that tell the command of its locks: the
+// first lock's key and token, and every lock's, in the set's order (keys
+// a line each, tokens separated by spaces).
+var heldVars = []string{"DISTLOCK_HELD_KEY", "DISTLOCK_FENCING_TOKEN", "DISTLOCK_HELD_KEYS", "DISTLOCK_FENCING_TOKENS"}
 
 func notifySignals() chan os.Signal {
 	sigs := make(chan os.Signal, 16)

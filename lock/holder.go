@@ -3,7 +3,6 @@ package lock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -172,9 +171,19 @@ func (h *Holder) Err() error {
 		<-h.whyKnown
 		return h.why
 	case errors.As(cause, &member):
-		return fmt.Errorf("lock %q: %w", member.h.req.Name, member.h.Err())
+		return member.h.Err() // LostName says which lock
 	}
 	return cause
+}
+
+// LostName is the name of the lock whose loss ended Context: of a set,
+// the lock that was lost.
+func (h *Holder) LostName() string {
+	var member *setMemberLost
+	if errors.As(context.Cause(h.held), &member) {
+		return member.h.req.Name
+	}
+	return h.req.Name
 }
 
 // Check tells, without asking etcd, whether the lock is still provably

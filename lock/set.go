@@ -45,7 +45,7 @@ func gather(ctx, wctx context.Context, client *clientv3.Client, reqs []Request, 
 	defer cancel(nil)
 	for i := range reqs {
 		h, err := acquire(ctx, gctx, client, &reqs[i], l)
-		if err == nil && gctx.Err() != nil {
+		if err == nil && errors.Is(context.Cause(gctx), errMemberLost) {
 			h.stopWatching(ctx)
 			err = context.Cause(gctx) // lost an earlier one just now
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -90,6 +91,9 @@ func (c *config) checkCombinations() error {
 		}
 		if err := lock.ValidateName(c.lockName); err != nil {
 			return usagef("--lock-name: %v", err)
+		}
+		if err := c.checkSet(); err != nil {
+			return err
 		}
 	}
 	switch {
@@ -276,5 +280,45 @@ func (c *config) checkShellCommand() error {
 		return usagef("-c has no command: give it the shell command to run, as in -c 'make install'")
 	}
 	c.command = []string{"/bin/sh", "-c", c.shellCommand}
+	return nil
+}
+
+// checkSet checks a set of locks (--lock-name given more than once on the
+// command line) and puts it in the order every caller takes it in
+// (lock.SetOrder), the first of it in lockName.
+func (c *config) checkSet() error {
+	if len(c.moreNames) == 0 {
+		return nil
+	}
+	if c.origin["lock-name"].rank != rankFlag {
+		return usagef("%s names several locks: a set of locks comes from the command line only, one --lock-name for each", c.origin["lock-name"].label)
+	}
+	names := append([]string{c.lockName}, c.moreNames...)
+	for i, n := range names {
+		if err := lock.ValidateName(n); err != nil {
+			return usagef("--lock-name: %v", err)
+		}
+		if slices.Contains(names[:i], n) {
+			return usagef("--lock-name %q is given twice", n)
+		}
+	}
+	var with string
+	switch {
+	case c.mode != modeExec:
+		with = "--" + c.mode
+	case c.limit > 1:
+		with = "--limit"
+	case c.shared:
+		with = "--shared"
+	case c.minInterval > 0:
+		with = "--min-interval"
+	case c.minHold > 0:
+		with = "--min-hold"
+	}
+	if with != "" {
+		return usagef("a set of locks (--lock-name given %d times) goes with running a command, not with %s", len(names), with)
+	}
+	names = lock.SetOrder(c.prefix, names)
+	c.lockName, c.moreNames = names[0], names[1:]
 	return nil
 }

@@ -48,6 +48,7 @@ type config struct {
 	shellCommand string // -c: run it with /bin/sh -c
 
 	lockName         string
+	moreNames        []string // further --lock-name on the command line: a set of locks
 	reason           string
 	nowait           bool
 	timeout          time.Duration // negative: forever
@@ -136,8 +137,8 @@ var table = []setting{
 	{name: modeForget, help: "forget the lock's last successful run: the next run with --min-interval runs", from: fromCommandLine, mode: true, bind: switchesTo(modeForget)},
 
 	{name: "lock-name", alias: "lockname", arg: "NAME", from: fromAnywhere,
-		help: "the lock: 1-255 bytes of printable UTF-8 in Unicode NFC (required for every mode but --list)",
-		bind: func(c *config) flag.Value { return (*stringValue)(&c.lockName) }},
+		help: "the lock: 1-255 bytes of printable UTF-8 in Unicode NFC (required for every mode but --list); more than once on the command line, a set of locks, all held before the command starts",
+		bind: func(c *config) flag.Value { return namesValue{&c.lockName, &c.moreNames} }},
 	{name: "reason", arg: "TEXT", from: fromAnywhere,
 		help: "why; shown to everyone who finds the lock taken",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.reason) }},

@@ -65,6 +65,10 @@ type Lock struct {
 	ConflictExitCode    int
 	Expire              time.Duration // --lock: etcd removes the lock after it; 0 never
 	Shared              bool          // --shared: held together with other shared holders
+	// Names are every lock of a set (--lock-name given more than once),
+	// in the order every caller takes them; Name is the first. One
+	// name otherwise.
+	Names []string
 	// Command is the name of exec mode's command, for the key to say
 	// what runs, when no reason is given; else "".
 	Command string
@@ -166,6 +170,7 @@ func (c *config) run() *Run {
 			Timeout: c.timeout, TTL: c.ttl, RPCTimeout: c.dialTimeout,
 			Holder: c.holder, ConflictExitCode: c.conflictExitCode,
 			Expire: c.expire, Command: c.commandName(), Shared: c.shared,
+			Names: append([]string{c.lockName}, c.moreNames...),
 		},
 		Exec: Exec{
 			Command: c.command, KillSignal: c.killSignal, KillAfter: c.killAfter,

@@ -31,6 +31,29 @@ func parseWait(s string) (time.Duration, error) {
 
 // stringValue, boolValue and intValue are the flag package's own kinds,
 // with messages that name the bad value.
+// namesValue is --lock-name: the first name given, and each one after
+// it, which makes a set of locks (checkSet says where that may come from).
+type namesValue struct {
+	first *string
+	more  *[]string
+}
+
+func (v namesValue) String() string {
+	if v.first == nil {
+		return ""
+	}
+	return *v.first
+}
+
+func (v namesValue) Set(s string) error {
+	if *v.first == "" && len(*v.more) == 0 {
+		*v.first = s
+	} else {
+		*v.more = append(*v.more, s)
+	}
+	return nil
+}
+
 type stringValue string
 
 func (v *stringValue) String() string {
