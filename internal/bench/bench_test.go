@@ -30,6 +30,9 @@
 //     one lock with --shared (mixed: every fifth without), distlock alone;
 //     ms-wall and req/acq as above, and the records checked: every command
 //     ran, and an exclusive one beside none.
+//   - BenchmarkBurstSet/N=10,50: N distlocks at once, each taking the
+//     same set of two locks; ms-wall, and req/acq per set; the records
+//     checked: every command ran, one at a time.
 //   - BenchmarkLossMargin/ttl=5s,15s,30s: a distlock holder reaches etcd
 //     through a proxy that is then cut. While its command (which ignores
 //     SIGTERM, so that --kill-after=1s has to SIGKILL it) lives, the test

@@ -37,7 +37,12 @@ func BenchmarkBurstShared(b *testing.B) {
 				var walls, reqs []float64
 				perMethod := map[string]float64{}
 				for b.Loop() {
-					r, err := e.sharedBurst(realm, n, mix.every, out)
+					r, err := e.kindBurst(realm, n, out, func(i int) ([]string, bool) {
+						if mix.every > 0 && i%mix.every == mix.every-1 {
+							return []string{"--lock-name=burst"}, true
+						}
+						return []string{"--lock-name=burst", "--shared"}, false
+					})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -58,11 +63,54 @@ func BenchmarkBurstShared(b *testing.B) {
 	}
 }
 
-// sharedBurst starts n distlocks at once on one lock, shared but every
-// every-th, waits for all, and checks the workers' records.
-func (e *env) sharedBurst(realm string, n, every int, out *os.File) (burstResult, error) {
+// BenchmarkBurstSet: N distlocks started at once, each taking the same
+// set of two locks (--lock-name=a --lock-name=b): ms-wall and req/acq
+// (per run, that is per set of two), and the records checked: every
+// command ran, and one at a time.
+func BenchmarkBurstSet(b *testing.B) {
+	for _, n := range []int{10, 50} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			e := setup(b)
+			if err := roomFor(n); err != nil {
+				b.Fatalf("N=%d cannot run here: %v", n, err)
+			}
+			realm := e.realm(b)
+			out, err := e.outputFile("set.out")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer out.Close()
+			var walls, reqs []float64
+			perMethod := map[string]float64{}
+			for b.Loop() {
+				r, err := e.kindBurst(realm, n, out, func(int) ([]string, bool) {
+					return []string{"--lock-name=a", "--lock-name=b"}, true
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				walls = append(walls, ms(r.wall))
+				total := 0.0
+				for m, c := range r.requests {
+					total += c
+					perMethod[m] += c
+				}
+				reqs = append(reqs, total/float64(n))
+			}
+			b.ReportMetric(median(walls), "ms-wall")
+			b.ReportMetric(median(reqs), "req/acq")
+			b.ReportMetric(0, "ns/op")
+			b.Logf("%d bursts; requests per set acquired, by method: %s", len(walls), byMethod(perMethod, float64(n*len(walls))))
+		})
+	}
+}
+
+// kindBurst starts n distlocks at once, the i-th with the lock flags
+// args(i) gives (and whether that run holds alone), waits for all, and
+// checks the workers' records.
+func (e *env) kindBurst(realm string, n int, out *os.File, args func(i int) ([]string, bool)) (burstResult, error) {
 	var r burstResult
-	logPath := e.path("shared.log")
+	logPath := e.path("kinds.log")
 	_ = os.Remove(logPath)
 	before, err := e.etcd.requests()
 	if err != nil {
@@ -74,13 +122,10 @@ func (e *env) sharedBurst(realm string, n, every int, out *os.File) (burstResult
 	done := make(chan error, n)
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("s-%d", i)
-		args := []string{e.distlock, "--endpoints=" + e.etcd.endpoint, "--prefix=" + realm + "shared/", "--lock-name=burst"}
-		if every > 0 && i%every == every-1 {
-			exclusive[id] = true
-		} else {
-			args = append(args, "--shared")
-		}
-		cmd := command(append(args, "--", e.worker, logPath, id, "burst", "0", "obey-term"), out)
+		flags, alone := args(i)
+		exclusive[id] = alone
+		argv := append([]string{e.distlock, "--endpoints=" + e.etcd.endpoint, "--prefix=" + realm + "kinds/"}, flags...)
+		cmd := command(append(argv, "--", e.worker, logPath, id, "burst", "0", "obey-term"), out)
 		if err := cmd.Start(); err != nil {
 			return r, fmt.Errorf("start process %d of %d: %w", i+1, n, err)
 		}
