@@ -8,9 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -357,31 +355,6 @@ func (j *job) blockedBy(req lock.Request, line *report.WaitLine) func(lock.Entry
 		say(holder)
 	}
 }
-
-// commandEnv is distlock's environment plus what the command may want to
-// know about its lock, replacing values an outer distlock set. The etcd
-// password is not passed on: see settings.WithoutSecrets.
-func commandEnv(h *lock.Holder) []string {
-	var env, keys, tokens []string
-	for _, kv := range settings.WithoutSecrets(os.Environ()) {
-		if name, _, _ := strings.Cut(kv, "="); !slices.Contains(heldVars, name) {
-			env = append(env, kv)
-		}
-	}
-	for _, m := range h.Set() {
-		keys, tokens = append(keys, m.Key), append(tokens, strconv.FormatInt(m.FencingToken, 10))
-	}
-	return append(env,
-		"DISTLOCK_HELD_KEY="+h.Key,
-		"DISTLOCK_FENCING_TOKEN="+strconv.FormatInt(h.FencingToken, 10),
-		"DISTLOCK_HELD_KEYS="+strings.Join(keys, "\n"),
-		"DISTLOCK_FENCING_TOKENS="+strings.Join(tokens, " "))
-}
-
-// heldVars are the variables that tell the command of its locks: the
-// first lock's key and token, and every lock's, in the set's order (keys
-// a line each, tokens separated by spaces).
-var heldVars = []string{"DISTLOCK_HELD_KEY", "DISTLOCK_FENCING_TOKEN", "DISTLOCK_HELD_KEYS", "DISTLOCK_FENCING_TOKENS"}
 
 func notifySignals() chan os.Signal {
 	sigs := make(chan os.Signal, 16)
