@@ -56,7 +56,7 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	started := time.Now()
 	p, err := supervise.Start(commandSpec(j, x, h, wd, sigs))
 	if err != nil {
-		return notStarted(j, err)
+		return notStarted(j, h, err)
 	}
 	holdUntil = acquired.Add(x.MinHold)
 
@@ -120,7 +120,7 @@ func commandSpec(j *job, x settings.Exec, h *lock.Holder, wd *supervise.Watchdog
 
 // notStarted says why the command did not start, and returns what
 // happened.
-func notStarted(j *job, err error) error {
+func notStarted(j *job, h *lock.Holder, err error) error {
 	var notStart *supervise.StartError
 	var sig signalError
 	switch {
@@ -131,7 +131,7 @@ func notStarted(j *job, err error) error {
 		j.out.About(report.EventSignal).Fail("not starting the command: got SIG%s", signals.Name(sig.sig))
 		return err
 	default: // Ready said no: no command has run, etcd is the trouble
-		j.out.About(report.EventLost).Fail("lost lock %q before the command started: %v", j.lock.Name, err)
+		j.out.About(report.EventLost).Fail("lost lock %q before the command started: %v", h.LostName(), err)
 		return lostBeforeStart{err}
 	}
 }

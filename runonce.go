@@ -26,7 +26,7 @@ func recentRun(ctx context.Context, j *job, x settings.Exec, h *lock.Holder) (bo
 	last, err := lock.ReadLastRun(rctx, j.client, j.lock.Realm, j.lock.Name)
 	if err != nil {
 		if lost := h.Check(); lost != nil {
-			j.out.About(report.EventLost).Fail("lost lock %q before the command started: %v", j.lock.Name, lost)
+			j.out.About(report.EventLost).Fail("lost lock %q before the command started: %v", h.LostName(), lost)
 			return false, lostBeforeStart{lost}
 		}
 		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))

@@ -132,6 +132,9 @@ func Acquire(ctx context.Context, client *clientv3.Client, req Request) (*Holder
 // and holds them all. The timeout and ctx cover the whole set; the
 // TTL, Lead, RPC timeout and callbacks are the first request's.
 func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*Holder, error) {
+	if len(reqs) == 0 {
+		return nil, errors.New("no lock to take")
+	}
 	reqs = slices.Clone(reqs)
 	for i := range reqs[1:] {
 		reqs[i+1].Timeout = reqs[0].Timeout // the whole set's
@@ -153,10 +156,12 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 			l.holding.Store(true)
 			return h, nil
 		}
+		// The first request's settings and callbacks, the name of the
+		// lock that was in the way.
 		req := *first
 		var inWay *gatherError
 		if errors.As(err, &inWay) {
-			req, err = *inWay.req, inWay.err
+			req.Name, err = inWay.req.Name, inWay.err
 		}
 		if !lostPlace(ctx, wctx, client, req, l, err) {
 			if ctx.Err() == nil && errors.Is(context.Cause(wctx), errTimedOut) && !verdict(err) {
@@ -168,18 +173,44 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 			cancel()
 			return nil, err
 		}
-		since := l.confirmedAt()
-		first.tell(Outage{Kind: PlaceLost, Since: since, Err: err})
-		if time.Since(began) > first.TTL {
-			rounds.reset()
-		} else {
-			rounds.wait(wctx) // a call that fails at once must not spin
-		}
-		if l, err = rejoin(ctx, wctx, client, req, l, since); err != nil {
+		var rejoined time.Time
+		if l, rejoined, err = again(ctx, wctx, client, req, l, err, time.Since(began), &rounds); err != nil {
 			return nil, err
 		}
-		first.rejoined = since
+		first.rejoined = rejoined
 	}
+}
+
+// again gives back what a round of the set gathered on the lease l, and
+// returns a new lease to queue again with, from the first lock, once
+// etcd grants one. err ended the round, after it had run for took: a lock
+// of the set lost while the others were gathered (etcd answers: the set
+// is given back at once), or etcd's silence (the lease is revoked once
+// etcd lets it). Rounds that end soon after they began are spaced out.
+func again(ctx, wctx context.Context, client *clientv3.Client, req Request, l *lease, err error, took time.Duration, rounds *backoff) (*lease, time.Time, error) {
+	since := l.confirmedAt()
+	lostOne := errors.Is(err, errMemberLost)
+	if lostOne {
+		req.tell(Outage{Kind: Regather, Err: err})
+		l.stopKeepAlive()
+		l, _ = revokeOld(wctx, client, req, l) // nil once revoked
+	} else {
+		req.tell(Outage{Kind: PlaceLost, Since: since, Err: err})
+	}
+	if took > req.TTL {
+		rounds.reset()
+	} else {
+		rounds.wait(wctx) // a call that fails at once must not spin
+	}
+	if lostOne && ctx.Err() == nil && errors.Is(context.Cause(wctx), errTimedOut) {
+		// etcd answered all along: the lock in the way is what timed out.
+		return nil, time.Time{}, conflict(ctx, client, req, l)
+	}
+	next, err := rejoin(ctx, wctx, client, req, l, since)
+	if lostOne {
+		since = time.Time{} // not an outage: nothing to say when queued
+	}
+	return next, since, err
 }
 
 // verdict says whether err already says what stood in the way when the
@@ -422,17 +453,20 @@ var errTimedOut = errors.New("timed out waiting for the lock")
 func conflict(ctx context.Context, client *clientv3.Client, req Request, l *lease) error {
 	// Unconfirmed for a third of the TTL, and a keepalive more: what
 	// "etcd not answering" was said for, with room for a slow answer.
-	if l.untilQuiet() <= -l.interval() {
+	if l != nil && l.untilQuiet() <= -l.interval() {
 		return &OutageError{Name: req.Name, Since: l.confirmedAt()}
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), req.RPCTimeout)
 	defer cancel()
 	q, err := ReadQueue(rctx, client, req.Realm, req.Name)
 	if err != nil {
-		return &OutageError{Name: req.Name, Since: l.confirmedAt(), Err: err}
+		return &OutageError{Name: req.Name, Since: time.Now(), Err: err}
 	}
-	ours := queueKey(Prefix(req.Realm, req.Name), int64(l.id))
-	entries := slices.DeleteFunc(q.Entries, func(e Entry) bool { return e.Key == ours })
+	entries := q.Entries
+	if l != nil {
+		ours := queueKey(Prefix(req.Realm, req.Name), int64(l.id))
+		entries = slices.DeleteFunc(entries, func(e Entry) bool { return e.Key == ours })
+	}
 	stopping := q.Stopping
 	if holders, waiting := Split(entries, stopping); len(holders) > 0 {
 		return &ConflictError{Name: req.Name, Holder: &holders[0], Behind: behind(req, holders, waiting)}

@@ -23,6 +23,9 @@ import (
 // later still. It returns when etcd removes the lock at the earliest, by
 // this host's clock, as the key's value says it (Info.Expires), or zero.
 func (h *Holder) Keep(ctx context.Context, expire time.Duration) (time.Time, error) {
+	if err := h.single(); err != nil {
+		return time.Time{}, err
+	}
 	if expire <= 0 {
 		return time.Time{}, h.Detach(ctx)
 	}
@@ -58,6 +61,9 @@ func (h *Holder) Keep(ctx context.Context, expire time.Duration) (time.Time, err
 // the queue (same key, same create revision) but no longer belongs to a
 // lease, and the lease is revoked. Only Unlock removes it.
 func (h *Holder) Detach(ctx context.Context) error {
+	if err := h.single(); err != nil {
+		return err
+	}
 	h.stopWatching(ctx)
 	h.lease.stopKeepAlive()
 	resp, err := h.client.Txn(ctx).
@@ -94,6 +100,9 @@ func (h *Holder) Detach(ctx context.Context) error {
 // lock is released, now or by etcd. Each call to etcd is bounded by the
 // Request's RPCTimeout.
 func (h *Holder) HoldFor(ctx context.Context, d time.Duration) (time.Duration, error) {
+	if err := h.single(); err != nil {
+		return 0, err
+	}
 	if d < time.Second {
 		// Shorter than any lease etcd grants: waiting it out costs
 		// less than a second, and lets nobody in early.

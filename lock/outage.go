@@ -45,6 +45,10 @@ const (
 	StillOut
 	// Rejoined: etcd answers again, and the waiter queues again.
 	Rejoined
+	// Regather: a lock of a set, taken already, was lost while the
+	// others were gathered (Err says which); the set is given back and
+	// queued for again from the first lock.
+	Regather
 )
 
 // OutageError is a wait that ended at its timeout while etcd was out of
@@ -125,7 +129,9 @@ func silence(err error) bool {
 // If wctx times out first, it returns an *OutageError; if etcd refuses a
 // new lease, that refusal.
 func rejoin(ctx, wctx context.Context, client *clientv3.Client, req Request, old *lease, since time.Time) (*lease, error) {
-	old.stopKeepAlive()
+	if old != nil {
+		old.stopKeepAlive()
+	}
 	next := time.Now().Add(time.Minute)
 	var retry backoff
 	var err error

@@ -149,6 +149,9 @@ func (r *LastRun) DescribeRun() string {
 // returns ErrNotHeld. Each call to etcd is bounded by the Request's
 // RPCTimeout.
 func (h *Holder) RecordRun(ctx context.Context, span time.Duration, started time.Time) error {
+	if err := h.single(); err != nil {
+		return err
+	}
 	ended := time.Now()
 	value, err := json.Marshal(Run{
 		Host:     h.req.Info.Host,

@@ -12,7 +12,7 @@ import (
 )
 
 // A set of locks is taken one lock after the other, in one order that
-// every caller uses (the caller sorts them: see SortSet), so that two
+// every caller uses (the caller sorts them: see SetOrder), so that two
 // sets that share locks never wait for each other in a circle. The set
 // has one lease: one keepalive, one deadline, and a key named after it
 // under each lock's prefix. Revoking it gives every lock of the set back
@@ -25,7 +25,7 @@ import (
 
 // errMemberLost means that a lock of the set, taken already, was lost
 // while the set was being gathered.
-var errMemberLost = errors.New("a lock of the set was lost while the others were gathered")
+var errMemberLost = errors.New("lost while the others of the set were gathered")
 
 // gatherError is what kept the set from being gathered, and at which
 // lock.
@@ -53,13 +53,22 @@ func gather(ctx, wctx context.Context, client *clientv3.Client, reqs []Request, 
 			for _, m := range set {
 				m.stopWatching(ctx)
 			}
-			if errors.Is(context.Cause(gctx), errMemberLost) && !errors.Is(err, errMemberLost) {
-				err = fmt.Errorf("%w: %w", errMemberLost, err)
+			if cause := context.Cause(gctx); errors.Is(cause, errMemberLost) {
+				err = cause // which lock, rather than how the wait ended
 			}
 			return nil, &gatherError{req: &reqs[i], err: err}
 		}
 		set = append(set, h)
-		context.AfterFunc(h.held, func() { cancel(fmt.Errorf("%w: lock %q", errMemberLost, reqs[i].Name)) })
+		context.AfterFunc(h.held, func() { cancel(fmt.Errorf("lock %q: %w", reqs[i].Name, errMemberLost)) })
+	}
+	for i, m := range set {
+		if m.held.Err() != nil { // lost as the last one came: look again
+			m := &gatherError{req: &reqs[i], err: fmt.Errorf("lock %q: %w", reqs[i].Name, errMemberLost)}
+			for _, h := range set {
+				h.stopWatching(ctx)
+			}
+			return nil, m
+		}
 	}
 	first := set[0]
 	first.more = set[1:]
@@ -73,7 +82,7 @@ func gather(ctx, wctx context.Context, client *clientv3.Client, reqs []Request, 
 // was lost: Err asks that lock why.
 type setMemberLost struct{ h *Holder }
 
-func (e *setMemberLost) Error() string { return "lost lock " + e.h.req.Name }
+func (e *setMemberLost) Error() string { return context.Cause(e.h.held).Error() }
 
 // Set is every lock the holder holds, the first (the Holder itself) first:
 // one for a single lock.
@@ -103,4 +112,16 @@ func SetOrder(realm string, names []string) []string {
 	sorted := slices.Clone(names)
 	slices.SortFunc(sorted, func(a, b string) int { return strings.Compare(Prefix(realm, a), Prefix(realm, b)) })
 	return sorted
+}
+
+// errSet refuses what only a single lock can do (keep it beyond the
+// process, hold it for --min-hold, record its run) to a set.
+var errSet = errors.New("not for a set of locks")
+
+// single is nil for a single lock, errSet for a set.
+func (h *Holder) single() error {
+	if len(h.more) > 0 {
+		return errSet
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -137,6 +138,8 @@ func TestSetLosesOneLock(t *testing.T) {
 func TestSetRequeuesWhenAnEarlierLockIsLost(t *testing.T) {
 	client := newClient(t, testEtcd(t).Endpoint())
 	reqs := setRequests(t, "req-a", "req-b")
+	told := make(chan Outage, 10)
+	reqs[0].Outage = func(o Outage) { told <- o }
 	b := mustAcquire(t, client, request(t, "req-b"))
 	got := acquireSetAsync(client, reqs)
 	first := waitEntries(t, client, reqs[0], 1)[0]
@@ -154,6 +157,15 @@ func TestSetRequeuesWhenAnEarlierLockIsLost(t *testing.T) {
 	h := nowHolds(t, got)
 	if h.Key != again.Key {
 		t.Errorf("the set holds req-a as %s, want its new key %s", h.Key, again.Key)
+	}
+	// It said which lock it lost, as such, not as an etcd outage.
+	select {
+	case o := <-told:
+		if o.Kind != Regather || !strings.Contains(o.Err.Error(), `lock "req-a"`) {
+			t.Errorf("told %+v, want Regather naming req-a", o)
+		}
+	default:
+		t.Error("the set said nothing of the lock it lost")
 	}
 }
 

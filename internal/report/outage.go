@@ -42,6 +42,8 @@ func (r *Reporter) Outages(name string, command bool, line *WaitLine) func(lock.
 		case o.Kind == lock.StillOut:
 			line.Quiet(o.Since)
 			r.About(EventEtcdQuiet).Info("etcd out of reach for %v; still waiting for lock %q", silent, name)
+		case o.Kind == lock.Regather:
+			r.About(EventPlaceLost).Info("%v; giving the set back, and queueing for it again from its first lock", o.Err)
 		case o.Kind == lock.Rejoined:
 			line.Quiet(time.Time{})
 			r.About(EventRequeued).Info("etcd answers again, after %v; queued again for lock %q, at the back", silent, name)

@@ -85,6 +85,9 @@ func (c *config) checkCombinations() error {
 	if err := c.checkShellCommand(); err != nil {
 		return err
 	}
+	if c.mode == modeList && len(c.moreNames) > 0 {
+		return usagef("--list shows every lock of the realm: it takes no --lock-name")
+	}
 	if c.mode != modeList {
 		if c.lockName == "" {
 			return usagef("--lock-name is required")
@@ -307,13 +310,13 @@ func (c *config) checkSet() error {
 	case c.mode != modeExec:
 		with = "--" + c.mode
 	case c.limit > 1:
-		with = "--limit"
+		with = "--limit" + c.fromElsewhere("limit")
 	case c.shared:
 		with = "--shared"
 	case c.minInterval > 0:
-		with = "--min-interval"
+		with = "--min-interval" + c.fromElsewhere("min-interval")
 	case c.minHold > 0:
-		with = "--min-hold"
+		with = "--min-hold" + c.fromElsewhere("min-hold")
 	}
 	if with != "" {
 		return usagef("a set of locks (--lock-name given %d times) goes with running a command, not with %s", len(names), with)
@@ -321,4 +324,13 @@ func (c *config) checkSet() error {
 	names = lock.SetOrder(c.prefix, names)
 	c.lockName, c.moreNames = names[0], names[1:]
 	return nil
+}
+
+// fromElsewhere says, for a setting that did not come from the command
+// line, where it came from: " (from DISTLOCK_MIN_HOLD)".
+func (c *config) fromElsewhere(name string) string {
+	if o, ok := c.origin[name]; ok && o.rank != rankFlag {
+		return " (from " + o.label + ")"
+	}
+	return ""
 }

@@ -49,6 +49,7 @@ type config struct {
 
 	lockName         string
 	moreNames        []string // further --lock-name on the command line: a set of locks
+	namesGiven       int      // how many --lock-name were given
 	reason           string
 	nowait           bool
 	timeout          time.Duration // negative: forever
@@ -138,7 +139,7 @@ var table = []setting{
 
 	{name: "lock-name", alias: "lockname", arg: "NAME", from: fromAnywhere,
 		help: "the lock: 1-255 bytes of printable UTF-8 in Unicode NFC (required for every mode but --list); more than once on the command line, a set of locks, all held before the command starts",
-		bind: func(c *config) flag.Value { return namesValue{&c.lockName, &c.moreNames} }},
+		bind: func(c *config) flag.Value { return namesValue{&c.lockName, &c.moreNames, &c.namesGiven} }},
 	{name: "reason", arg: "TEXT", from: fromAnywhere,
 		help: "why; shown to everyone who finds the lock taken",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.reason) }},

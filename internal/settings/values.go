@@ -36,6 +36,7 @@ func parseWait(s string) (time.Duration, error) {
 type namesValue struct {
 	first *string
 	more  *[]string
+	given *int // how many were given
 }
 
 func (v namesValue) String() string {
@@ -46,11 +47,12 @@ func (v namesValue) String() string {
 }
 
 func (v namesValue) Set(s string) error {
-	if *v.first == "" && len(*v.more) == 0 {
+	if *v.given == 0 {
 		*v.first = s
 	} else {
 		*v.more = append(*v.more, s)
 	}
+	*v.given++
 	return nil
 }
 
