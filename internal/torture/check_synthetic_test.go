@@ -21,19 +21,9 @@ type life struct {
 	exited bool
 }
 
-// lines are the records that the worker would write for l.
-func (l life) lines() []string {
-	rec := func(ms int64, kind string) string {
-		return fmt.Sprintf("%d %s %s %s %d %s", ms*int64(time.Millisecond), l.run, mutexName, kind, l.token, l.mode)
-	}
-	out := []string{rec(l.from, "enter")}
-	for ms := l.from + 5; ms < l.to; ms += 5 {
-		out = append(out, rec(ms, "beat"))
-	}
-	if l.exited {
-		return append(out, rec(l.to, "exit"))
-	}
-	return append(out, rec(l.to, "beat"))
+// held is l as a section of any lock.
+func (l life) held() held {
+	return held{l.run, mutexName, fmt.Sprint(l.token), l.mode, l.from, l.to, l.exited}
 }
 
 // checkLives runs the checker on a log of lives, each from a distlock run
@@ -41,22 +31,11 @@ func (l life) lines() []string {
 // off), as the torture test would.
 func checkLives(t *testing.T, lives []life) *report {
 	t.Helper()
-	tt := &torture{t: t, logPath: filepath.Join(t.TempDir(), "sections.log"), faults: map[string]int{}}
-	var log []string
-	for i, l := range lives {
-		log = append(log, l.lines()...)
-		r := &run{id: l.run, lock: mutexName, shared: l.mode == "shared", pid: 1000 + i, done: true}
-		if !l.exited {
-			r.status = 70
-			r.stderr.WriteString("distlock: lost lock\n")
-		}
-		tt.runs = append(tt.runs, r)
+	var hs []held
+	for _, l := range lives {
+		hs = append(hs, l.held())
 	}
-	// One life after the other: the checker orders them by their stamps.
-	if err := os.WriteFile(tt.logPath, []byte(strings.Join(log, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return tt.check()
+	return checkHeld(t, hs)
 }
 
 func TestCheckerSharedSections(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,10 +14,15 @@ import (
 
 // section is one command's life under a lock, from its own records.
 type section struct {
-	run     string
-	lock    string
-	shared  bool // held with --shared: beside other shared sections only
-	token   int64
+	run    string
+	lock   string   // as the records name it: a lock, or a set's locks joined by "+"
+	locks  []string // the locks it held: one, or a set's in the set's order
+	tokens []int64  // a fencing token for each of them
+	shared bool     // held with --shared: beside other shared sections only
+	token  int64    // the first of tokens
+	// of is, for a view of a set's section under one of its locks (see
+	// views), that section.
+	of      *section
 	enter   int64 // monotonic ns
 	last    int64 // its last sign of life
 	exited  bool  // it wrote "exit": it ended of its own accord
@@ -27,7 +31,8 @@ type section struct {
 
 // readSections parses the shared log: lines of "MONO RUN LOCK KIND TOKEN"
 // and an optional MODE (shared or exclusive; none is exclusive), as the
-// worker writes them.
+// worker writes them. For a set, LOCK is its locks joined by "+" and
+// TOKEN their tokens joined by ",".
 func readSections(path string) (map[string]*section, error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
@@ -49,14 +54,16 @@ func readSections(path string) (map[string]*section, error) {
 			mode = fields[5]
 		}
 		at, err1 := strconv.ParseInt(fields[0], 10, 64)
-		token, err2 := strconv.ParseInt(fields[4], 10, 64)
+		locks := strings.Split(fields[2], "+")
+		tokens, err2 := parseTokens(fields[4], len(locks))
 		if err1 != nil || err2 != nil || mode != "shared" && mode != "exclusive" {
 			return nil, fmt.Errorf("%s:%d: malformed record %q", path, n, sc.Text())
 		}
 		s := secs[fields[1]]
 		switch {
 		case fields[3] == "enter" && s == nil:
-			secs[fields[1]] = &section{run: fields[1], lock: fields[2], shared: mode == "shared", token: token, enter: at, last: at}
+			secs[fields[1]] = &section{run: fields[1], lock: fields[2], locks: locks, tokens: tokens,
+				shared: mode == "shared", token: tokens[0], enter: at, last: at}
 			continue
 		case s == nil || fields[3] == "enter":
 			return nil, fmt.Errorf("%s:%d: record out of order %q", path, n, sc.Text())
@@ -72,6 +79,22 @@ func readSections(path string) (map[string]*section, error) {
 	return secs, sc.Err()
 }
 
+// parseTokens reads a record's TOKEN: n fencing tokens joined by ",".
+func parseTokens(field string, n int) ([]int64, error) {
+	parts := strings.Split(field, ",")
+	if len(parts) != n {
+		return nil, fmt.Errorf("%d tokens for %d locks", len(parts), n)
+	}
+	tokens := make([]int64, n)
+	for i, p := range parts {
+		var err error
+		if tokens[i], err = strconv.ParseInt(p, 10, 64); err != nil {
+			return nil, err
+		}
+	}
+	return tokens, nil
+}
+
 // countSections is how many commands have entered so far.
 func countSections(t *testing.T, path string) int {
 	b, err := os.ReadFile(path)
@@ -85,8 +108,11 @@ func countSections(t *testing.T, path string) int {
 type report struct {
 	duration time.Duration
 	runs     int
-	sections map[string]int // by lock
+	sections map[string]int // by lock, or by set (its locks joined by "+")
 	shared   int            // sections held with --shared
+	setRuns  int            // distlock runs that took a set of locks
+	// setFaults is how many faults were aimed at a set's holder.
+	setFaults int
 	// mostShared is the most shared sections that lived at once.
 	mostShared int
 	faults     map[string]int
@@ -112,12 +138,13 @@ func (rep *report) problem(format string, args ...any) {
 
 // check reads the log and the runs and checks that, per lock, no more
 // commands lived at once than the lock allows (a command's life: its
-// "enter" to its last record; under the plain lock an exclusive one lives
+// "enter" to its last record; under a plain lock an exclusive one lives
 // alone, a shared one beside shared ones only), that fencing tokens grew
-// under the plain lock, and that every distlock's exit status fits what
-// happened to it.
+// under the plain locks, and that every distlock's exit status fits what
+// happened to it. A set's command counts under each of its locks as an
+// exclusive holder of it (see views).
 func (tt *torture) check() *report {
-	rep := &report{sections: map[string]int{}, statuses: map[int]int{}, faults: tt.faults, gap: -1}
+	rep := &report{sections: map[string]int{}, statuses: map[int]int{}, faults: tt.faults, setFaults: tt.setFaults, gap: -1}
 	secs, err := readSections(tt.logPath)
 	if err != nil {
 		rep.problem("%v", err)
@@ -128,13 +155,16 @@ func (tt *torture) check() *report {
 
 	byLock := map[string][]*section{}
 	for _, s := range secs {
-		byLock[s.lock] = append(byLock[s.lock], s)
+		for _, v := range s.views() {
+			byLock[v.lock] = append(byLock[v.lock], v)
+		}
 		rep.sections[s.lock]++
 		if s.shared {
 			rep.shared++
 		}
 		rep.silence = max(rep.silence, time.Duration(s.silence))
 	}
+	sets := map[*section]freed{}
 	for name, list := range byLock {
 		limit := 1
 		if name == semName {
@@ -144,10 +174,12 @@ func (tt *torture) check() *report {
 		if limit == 1 {
 			rep.checkTokens(name, list, until)
 			rep.checkGaps(list, until)
-			rep.handoffs(list)
+			rep.handoffs(list, sets)
 		}
 	}
+	rep.setHandoffs(sets)
 	sort.Slice(rep.gaps, func(i, j int) bool { return rep.gaps[i] < rep.gaps[j] })
+	sort.Slice(rep.handoff, func(i, j int) bool { return rep.handoff[i] < rep.handoff[j] })
 	tt.checkRuns(rep, secs)
 	return rep
 }
@@ -193,6 +225,9 @@ func (tt *torture) checkRuns(rep *report, secs map[string]*section) {
 		if lost {
 			rep.losses++
 		}
+		if len(r.locks) > 1 {
+			rep.setRuns++
+		}
 		s := secs[r.id]
 		if s != nil && !s.exited {
 			rep.killed++
@@ -234,54 +269,4 @@ func (tt *torture) checkRuns(rep *report, secs map[string]*section) {
 			rep.problem("distlock %s (%s) exited %d, which does not fit: %s; stderr:\n%s", r.id, r.lock, r.status, what, stderr)
 		}
 	}
-}
-
-// summary is the report as the test prints it.
-func (rep *report) summary(run length, seed int64) string {
-	var b strings.Builder
-	total := 0
-	for _, n := range rep.sections {
-		total += n
-	}
-	fmt.Fprintf(&b, "torture (%s run, seed %d): %d hosts, 3 etcd members, %v of faults, %s/%s\n",
-		run.name, seed, hosts, rep.duration.Round(time.Second), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "  critical sections: %d (%q %d, of them --shared %d, at most %d at once; %q with --limit %d: %d) in %d distlock runs\n",
-		total, mutexName, rep.sections[mutexName], rep.shared, rep.mostShared, semName, semLimit, rep.sections[semName], rep.runs)
-	var kinds []string
-	for k := range rep.faults {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	nf := 0
-	var parts []string
-	for _, k := range kinds {
-		nf += rep.faults[k]
-		parts = append(parts, fmt.Sprintf("%s %d", k, rep.faults[k]))
-	}
-	fmt.Fprintf(&b, "  faults: %d (%s)\n", nf, strings.Join(parts, ", "))
-	fmt.Fprintf(&b, "  lock losses detected: %d; commands cut off: %d\n", rep.losses, rep.killed)
-	fmt.Fprintf(&b, "  waiters that lost their place to an outage and queued again: %d, of which %d then ran their command\n", rep.requeued, rep.rejoined)
-	var codes []int
-	for c := range rep.statuses {
-		codes = append(codes, c)
-	}
-	sort.Ints(codes)
-	parts = nil
-	for _, c := range codes {
-		parts = append(parts, fmt.Sprintf("%d: %d", c, rep.statuses[c]))
-	}
-	fmt.Fprintf(&b, "  distlock exit statuses: %s\n", strings.Join(parts, ", "))
-	if rep.gap >= 0 {
-		fmt.Fprintf(&b, "  gap from a cut-off command's last sign of life to the next command it excluded under %q: smallest %v (%s), median %v, over %d\n",
-			mutexName, rep.gap.Round(time.Millisecond), rep.gapRun, rep.gaps[len(rep.gaps)/2].Round(time.Millisecond), len(rep.gaps))
-	}
-	if n := len(rep.handoff); n > 0 {
-		fmt.Fprintf(&b, "  handoff under %q (the last command's exit to the next one's enter): median %v, 90th percentile %v\n",
-			mutexName, rep.handoff[n/2].Round(time.Millisecond), rep.handoff[n*9/10].Round(time.Millisecond))
-	}
-	fmt.Fprintf(&b, "  leases revoked by hand under a running command: %d, which lived on at most %v\n",
-		rep.revoked, rep.afterRev.Round(time.Millisecond))
-	fmt.Fprintf(&b, "  longest silence of a running command (heartbeat every 5ms): %v\n", rep.silence.Round(time.Millisecond))
-	fmt.Fprintf(&b, "  overlaps: %d; problems: %d\n", rep.overlaps, len(rep.problems))
-	return b.String()
 }

@@ -1,7 +1,8 @@
 // Package torture holds the torture tests. In the fault test
 // (torture_test.go), real distlock processes on simulated hosts contend for
-// one lock, shared and exclusive holders, and a semaphore on a
-// three-member etcd cluster while faults are thrown at them; in the key-space test (keyspace_test.go), they contend
+// two plain locks (shared and exclusive holders), a set of both, and a
+// semaphore on a three-member etcd cluster while faults are thrown at
+// them; in the key-space test (keyspace_test.go), they contend
 // for twelve locks in realms that nest, beside etcd's own recipe, --unlock
 // from outside and keys of odd shapes written by hand. A checker proves
 // from the commands' own records that no lock was ever held by more than

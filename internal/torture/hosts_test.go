@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,11 +15,12 @@ import (
 	"time"
 
 	"github.com/tinx/distlock/internal/etcdtest"
+	"github.com/tinx/distlock/lock"
 )
 
-// sharedPercent is how many of the runs on the plain lock take it with
-// --shared; the others hold it alone. The semaphore has no shared
-// holders: --shared does not go with --limit.
+// sharedPercent is how many of the runs on a plain lock alone take it
+// with --shared; the others hold it alone. The semaphore and the set have
+// no shared holders: --shared goes with neither --limit nor a set.
 const sharedPercent = 40
 
 // host is a simulated machine: its own proxies to every member, one
@@ -36,8 +38,9 @@ type host struct {
 type run struct {
 	id         string
 	host       int
-	lock       string
-	shared     bool // --shared
+	lock       string   // as the worker names it: for a set, its locks joined by "+"
+	locks      []string // the lock, or the set's locks in the set's order
+	shared     bool     // --shared
 	ignoreTerm bool
 	millis     int
 	pid        int
@@ -93,15 +96,8 @@ func (tt *torture) runHost(ctx context.Context, h *host) {
 // long its command holds the lock, whether it ignores SIGTERM; and the
 // arguments of its distlock.
 func (tt *torture) newRun(h *host, seq int) (*run, []string) {
-	r := &run{id: fmt.Sprintf("h%d.%d", h.id, seq), host: h.id, lock: mutexName}
-	args := []string{"--lock-name=" + mutexName}
-	if tt.intn(3) == 0 {
-		r.lock = semName
-		args = []string{"--lock-name=" + semName, fmt.Sprintf("--limit=%d", semLimit)}
-	} else if tt.intn(100) < sharedPercent {
-		r.shared = true
-		args = append(args, "--shared")
-	}
+	r := &run{id: fmt.Sprintf("h%d.%d", h.id, seq), host: h.id}
+	args := tt.pickLocks(r)
 	// Most sections are short; some hold the lock long enough for a
 	// fault to take it away, some outlast the TTL, so that the lease
 	// must be kept alive through them.
@@ -137,4 +133,39 @@ func (tt *torture) newRun(h *host, seq int) (*run, []string) {
 		"--reason=torture "+r.id,
 		"--", tt.worker, tt.logPath, r.id, r.lock, strconv.Itoa(r.millis), term, mode)
 	return r, args
+}
+
+// pickLocks picks run r's lock at random (the semaphore a quarter of the
+// time, the set as often, a plain lock alone otherwise, sometimes
+// --shared) and returns the arguments that take it. A set's locks are
+// named in either order: distlock takes them in the canonical one, which
+// is the order of the tokens that the worker records.
+func (tt *torture) pickLocks(r *run) []string {
+	var args []string
+	switch n := tt.intn(12); {
+	case n < 3:
+		r.locks = []string{semName}
+		args = []string{"--lock-name=" + semName, fmt.Sprintf("--limit=%d", semLimit)}
+	case n < 6:
+		names := slices.Clone(setNames)
+		if tt.intn(2) == 0 {
+			slices.Reverse(names)
+		}
+		for _, name := range names {
+			args = append(args, "--lock-name="+name)
+		}
+		r.locks = lock.SetOrder(tt.realm, names)
+	default:
+		r.locks = []string{mutexName}
+		if n < 8 {
+			r.locks = []string{mutex2Name}
+		}
+		args = []string{"--lock-name=" + r.locks[0]}
+		if tt.intn(100) < sharedPercent {
+			r.shared = true
+			args = append(args, "--shared")
+		}
+	}
+	r.lock = strings.Join(r.locks, "+")
+	return args
 }

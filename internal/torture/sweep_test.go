@@ -78,6 +78,9 @@ func (rep *report) overlap(name string, limit int, live map[*section]bool, share
 		if s.shared {
 			mode = "shared, "
 		}
+		if s.of != nil {
+			mode = "set " + s.of.lock + ", "
+		}
 		who = append(who, fmt.Sprintf("%s (%stoken %d, %.3fs..%.3fs)", s.run, mode, s.token, float64(s.enter)/1e9, float64(s.last)/1e9))
 	}
 	sort.Strings(who)
@@ -145,18 +148,25 @@ func (rep *report) checkGaps(list []*section, until map[string]int64) {
 // entered: the price of the lock changing hands (a waiter's distlock sees
 // the release, confirms, starts its command). A shared command that
 // enters while other shared ones live takes no handoff; a group of them
-// hands the lock on when the last of them ends.
-func (rep *report) handoffs(list []*section) {
+// hands the lock on when the last of them ends. A set's command waits
+// for every lock of it: for it, this notes when the lock fell free in
+// sets, and setHandoffs measures from the last of its locks to fall free.
+func (rep *report) handoffs(list []*section, sets map[*section]freed) {
 	byEnter := append([]*section(nil), list...)
 	sort.Slice(byEnter, func(i, j int) bool { return byEnter[i].enter < byEnter[j].enter })
 	var last *section // of the sections entered so far, the one that lived longest
 	for _, s := range byEnter {
-		if last != nil && last.exited && s.enter > last.last {
+		switch {
+		case last == nil:
+		case s.of != nil:
+			if f, ok := sets[s.of]; !ok || last.last > f.at {
+				sets[s.of] = freed{at: last.last, exited: last.exited}
+			}
+		case last.exited && s.enter > last.last:
 			rep.handoff = append(rep.handoff, time.Duration(s.enter-last.last))
 		}
 		if last == nil || s.last > last.last {
 			last = s
 		}
 	}
-	sort.Slice(rep.handoff, func(i, j int) bool { return rep.handoff[i] < rep.handoff[j] })
 }

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,12 +22,21 @@ import (
 	"github.com/tinx/distlock/lock"
 )
 
-// The two locks: a plain one, and a semaphore of two.
+// The locks: two plain ones, and a semaphore of two. Some runs take the
+// two plain ones as a set.
 const (
-	mutexName = "mutex"
-	semName   = "sem"
-	semLimit  = 2
+	mutexName  = "mutex"
+	mutex2Name = "mutex2"
+	semName    = "sem"
+	semLimit   = 2
 )
+
+// setNames is the set of locks that some runs take, in the canonical
+// order (lock.SetOrder; TestTorture makes sure).
+var setNames = []string{mutexName, mutex2Name}
+
+// setLabel names the set in the workers' records and the summary.
+func setLabel() string { return strings.Join(setNames, "+") }
 
 // Timing of every distlock run. The TTL is short so that faults cost the
 // run little; --kill-after is what a command that ignores SIGTERM gets.
@@ -59,89 +70,11 @@ func TestTorture(t *testing.T) {
 		t.Skip("the torture test runs a cluster of its own; DISTLOCK_TEST_ETCD is for the others")
 	}
 	run, seed := round(t)
-
-	dir := t.TempDir()
-	tt := &torture{
-		t:        t,
-		rnd:      rand.New(rand.NewSource(seed)),
-		distlock: build(t, dir, "distlock", "github.com/tinx/distlock"),
-		logPath:  filepath.Join(dir, "sections.log"),
-		realm:    etcdtest.Realm(t, "/torture/"),
-		faults:   map[string]int{},
+	if got := lock.SetOrder("/torture/", []string{mutex2Name, mutexName}); !slices.Equal(got, setNames) {
+		t.Fatalf("the canonical order of the set is %q; setNames says %q", got, setNames)
 	}
-	var err error
-	member := build(t, dir, "etcd-member", "github.com/tinx/distlock/internal/devetcd")
-	tt.worker = build(t, dir, "worker", "github.com/tinx/distlock/internal/torture/worker")
-	tt.cluster, err = etcdtest.StartProcessClusterWith(filepath.Join(dir, "etcd"), member, 3,
-		etcdtest.ProcessOptions{PeerProxies: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tt.cluster.Close()
-	var endpoints []string
-	for i := 0; i < tt.cluster.Size(); i++ {
-		endpoints = append(endpoints, tt.cluster.Endpoint(i))
-	}
-	tt.client, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tt.client.Close()
-	for i := 0; i < hosts; i++ {
-		h := &host{id: i}
-		for _, ep := range endpoints {
-			p, err := etcdtest.NewProxy(ep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			h.proxies = append(h.proxies, p)
-		}
-		tt.hosts = append(tt.hosts, h)
-	}
-
-	tt.began = time.Now()
-	began := tt.began
-	hostsCtx, stopHosts := context.WithCancel(context.Background())
-	defer stopHosts()
-	faultsCtx, stopFaults := context.WithCancel(context.Background())
-	defer stopFaults()
-	var hostsDone, faultsDone sync.WaitGroup
-	for _, h := range tt.hosts {
-		hostsDone.Add(1)
-		go func() {
-			defer hostsDone.Done()
-			tt.runHost(hostsCtx, h)
-		}()
-	}
-	for i := 0; i < injectors; i++ {
-		faultsDone.Add(1)
-		go func() {
-			defer faultsDone.Done()
-			tt.injectFaults(faultsCtx)
-		}()
-	}
-
-	// Faults go on until there are enough sections, for at least
-	// run.least and at most run.most.
-	deadline := time.After(run.most)
-	tick := time.NewTicker(time.Second)
-wait:
-	for sections := 0; sections < run.sections || time.Since(began) < run.least; {
-		select {
-		case <-deadline:
-			t.Errorf("only %d critical sections in %v; %d wanted", sections, run.most, run.sections)
-			break wait
-		case <-tick.C:
-			sections = countSections(t, tt.logPath)
-		}
-	}
-	tick.Stop()
-	stopFaults()
-	faultsDone.Wait() // every fault healed, every member running
-	stopHosts()
-	hostsDone.Wait()
-	faultTime := time.Since(began)
+	tt := newTorture(t, seed)
+	faultTime := tt.faultRound(run)
 
 	// Everything a run left in etcd goes: released, or its lease expired.
 	ctx, cancel := context.WithTimeout(context.Background(), ttl+30*time.Second)
@@ -165,6 +98,96 @@ wait:
 	for _, p := range report.problems {
 		t.Error(p)
 	}
+}
+
+// newTorture builds the commands, starts the cluster and the hosts'
+// proxies, and connects to the members; the test's cleanup stops them.
+func newTorture(t *testing.T, seed int64) *torture {
+	dir := t.TempDir()
+	tt := &torture{
+		t:        t,
+		rnd:      rand.New(rand.NewSource(seed)),
+		distlock: build(t, dir, "distlock", "github.com/tinx/distlock"),
+		logPath:  filepath.Join(dir, "sections.log"),
+		realm:    etcdtest.Realm(t, "/torture/"),
+		faults:   map[string]int{},
+	}
+	var err error
+	member := build(t, dir, "etcd-member", "github.com/tinx/distlock/internal/devetcd")
+	tt.worker = build(t, dir, "worker", "github.com/tinx/distlock/internal/torture/worker")
+	tt.cluster, err = etcdtest.StartProcessClusterWith(filepath.Join(dir, "etcd"), member, 3,
+		etcdtest.ProcessOptions{PeerProxies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tt.cluster.Close)
+	var endpoints []string
+	for i := 0; i < tt.cluster.Size(); i++ {
+		endpoints = append(endpoints, tt.cluster.Endpoint(i))
+	}
+	tt.client, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tt.client.Close() })
+	for i := 0; i < hosts; i++ {
+		h := &host{id: i}
+		for _, ep := range endpoints {
+			p, err := etcdtest.NewProxy(ep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			h.proxies = append(h.proxies, p)
+		}
+		tt.hosts = append(tt.hosts, h)
+	}
+	return tt
+}
+
+// faultRound runs the hosts and throws faults at them until there are
+// enough sections, for at least run.least and at most run.most; then it
+// heals every fault and stops the hosts. It returns how long faults went
+// on.
+func (tt *torture) faultRound(run length) time.Duration {
+	tt.began = time.Now()
+	hostsCtx, stopHosts := context.WithCancel(context.Background())
+	defer stopHosts()
+	faultsCtx, stopFaults := context.WithCancel(context.Background())
+	defer stopFaults()
+	var hostsDone, faultsDone sync.WaitGroup
+	for _, h := range tt.hosts {
+		hostsDone.Add(1)
+		go func() {
+			defer hostsDone.Done()
+			tt.runHost(hostsCtx, h)
+		}()
+	}
+	for i := 0; i < injectors; i++ {
+		faultsDone.Add(1)
+		go func() {
+			defer faultsDone.Done()
+			tt.injectFaults(faultsCtx)
+		}()
+	}
+	deadline := time.After(run.most)
+	tick := time.NewTicker(time.Second)
+wait:
+	for sections := 0; sections < run.sections || time.Since(tt.began) < run.least; {
+		select {
+		case <-deadline:
+			tt.t.Errorf("only %d critical sections in %v; %d wanted", sections, run.most, run.sections)
+			break wait
+		case <-tick.C:
+			sections = countSections(tt.t, tt.logPath)
+		}
+	}
+	tick.Stop()
+	stopFaults()
+	faultsDone.Wait() // every fault healed, every member running
+	stopHosts()
+	hostsDone.Wait()
+	return time.Since(tt.began)
 }
 
 // round is the run that DISTLOCK_TORTURE asks for (short, the default, or
@@ -210,12 +233,14 @@ type torture struct {
 	hosts    []*host
 	began    time.Time
 
-	mu       sync.Mutex
-	rnd      *rand.Rand
-	runs     []*run
-	faults   map[string]int // by kind
-	revoked  []revocation
-	memberMu sync.Mutex // one fault on the members at a time
+	mu     sync.Mutex
+	rnd    *rand.Rand
+	runs   []*run
+	faults map[string]int // by kind
+	// setFaults is how many faults were aimed at a set's holder.
+	setFaults int
+	revoked   []revocation
+	memberMu  sync.Mutex // one fault on the members at a time
 }
 
 // revocation is a holder's lease revoked by hand: etcd frees the lock that
@@ -271,33 +296,4 @@ func (tt *torture) leftUnder(ctx context.Context) []string {
 		left = append(left, string(kv.Key))
 	}
 	return left
-}
-
-// holder finds the host whose distlock holds lock name now (one of the
-// holders at random: several hold the semaphore, or the plain lock when
-// they are shared), or nil; and that holder's key.
-func (tt *torture) holder(ctx context.Context, name string) (*host, *lock.Entry) {
-	rctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	q, err := lock.ReadQueue(rctx, tt.client, tt.realm, name)
-	if err != nil {
-		return nil, nil
-	}
-	holders, _ := lock.Split(q.Entries, q.Stopping)
-	if len(holders) == 0 {
-		return nil, nil
-	}
-	e := &holders[tt.intn(len(holders))]
-	if e.Info == nil {
-		return nil, nil
-	}
-	for _, h := range tt.hosts {
-		h.mu.Lock()
-		cur := h.cur
-		h.mu.Unlock()
-		if cur != nil && cur.pid == e.Info.PID {
-			return h, e
-		}
-	}
-	return nil, e
 }

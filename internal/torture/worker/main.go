@@ -11,6 +11,11 @@
 // with it; a line without one is an exclusive holder's. A worker that
 // ignores SIGTERM has to be killed by distlock's SIGKILL. It is built
 // without the race detector, so that it starts as fast as a real command.
+//
+// LOCK names a set of locks as their names joined by "+", in the set's
+// order (lock.SetOrder); the token in its records is then every lock's
+// token, in the same order, joined by ",". See tokens for what it checks
+// of its environment before it enters.
 package main
 
 import (
@@ -45,12 +50,19 @@ func main() {
 	if os.Args[5] == "ignore-term" {
 		signal.Ignore(syscall.SIGTERM)
 	}
+	// A wrong environment is distlock's fault: the worker says so and
+	// exits 3 without entering, and the checker finds a status that
+	// fits nothing.
+	token, err := tokens(lockName, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(3)
+	}
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(2)
 	}
-	token := os.Getenv("DISTLOCK_FENCING_TOKEN")
 	record := func(kind string) {
 		line := fmt.Sprintf("%d %s %s %s %s%s\n", torture.Mono(), run, lockName, kind, token, mode)
 		if _, err := f.Write([]byte(line)); err != nil {
