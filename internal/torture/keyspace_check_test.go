@@ -87,6 +87,7 @@ type ksReport struct {
 	sharedSecs  int // sections of a --shared run or --lock
 	together    int // shared sections that entered while another shared one lived
 	overlaps    int
+	sets        ksSetReport
 	problems    []ksProblem
 }
 
@@ -113,6 +114,7 @@ type owner struct {
 	label, desc, id string
 	key             string // for a key written by hand or by etcd's recipe
 	known           bool
+	set             []string // a set's run: the labels of its locks (of)
 }
 
 // ksChecker holds the indexes the checks share.
@@ -127,6 +129,7 @@ type ksChecker struct {
 	handByKey   map[string]*handKey
 	lockByLabel map[string]*ksLock
 	removedBy   map[string]*ksUnlock // holder id -> the plain --unlock of its own lock that removed it
+	setSecs     map[string]*section  // a set's run id -> its section (c.secs has it by lock: expandSets)
 	blamed      map[string]bool      // keys already reported as deleted by a wrong --unlock
 	wronged     map[string]bool      // ids already reported as removed by a wrong --unlock
 	until       map[string]int64     // sections counted only up to here
@@ -140,7 +143,7 @@ func (c *ksChecker) ownerOf(line string) owner {
 			if r.lockMode {
 				what = "--lock"
 			}
-			return owner{r.lk.label(), fmt.Sprintf("%s %s of lock %s", what, r.id, r.lk.label()), r.id, "", true}
+			return owner{r.lk.label(), fmt.Sprintf("%s %s of lock %s", what, r.id, r.label()), r.id, "", true, ksSetLabels(r)}
 		}
 	}
 	if m := reHandReason.FindStringSubmatch(line); m != nil {
@@ -151,7 +154,7 @@ func (c *ksChecker) ownerOf(line string) owner {
 	if m := reNoDetails.FindStringSubmatch(line); m != nil {
 		key := m[1]
 		if rh := c.recipeByKey[key]; rh != nil {
-			o := owner{rh.lk.label(), fmt.Sprintf("etcd's recipe's key %s (%s, of lock %s)", key, rh.id, rh.label()), rh.id, key, true}
+			o := owner{rh.lk.label(), fmt.Sprintf("etcd's recipe's key %s (%s, of lock %s)", key, rh.id, rh.label()), rh.id, key, true, nil}
 			if rh.slash {
 				o.label = "" // a lock of its own
 			}
@@ -169,9 +172,9 @@ func (c *ksChecker) ownerOf(line string) owner {
 // it is named by a lease ID, of none otherwise.
 func (c *ksChecker) handOwner(hk *handKey) owner {
 	if hk.hex {
-		return owner{hk.lk.label(), fmt.Sprintf("key %s, written by hand (%s, a holder of lock %s by the grammar)", hk.key, hk.id, hk.lk.label()), hk.id, hk.key, true}
+		return owner{hk.lk.label(), fmt.Sprintf("key %s, written by hand (%s, a holder of lock %s by the grammar)", hk.key, hk.id, hk.lk.label()), hk.id, hk.key, true, nil}
 	}
-	return owner{"", fmt.Sprintf("key %s, written by hand (%s, foreign to every lock)", hk.key, hk.id), hk.id, hk.key, true}
+	return owner{"", fmt.Sprintf("key %s, written by hand (%s, foreign to every lock)", hk.key, hk.id), hk.id, hk.key, true, nil}
 }
 
 // check runs every check on what the run left behind.
@@ -188,11 +191,28 @@ func (ks *keyspace) check() *ksReport {
 		rep.problem("other", "%v", err)
 		return rep
 	}
+	c := newKsChecker(ks, rep, secs)
+	c.expandSets()
+	c.checkUnlocks()
+	c.checkSections()
+	c.checkShared()
+	c.checkRuns()
+	c.checkRecipes()
+	c.checkHand()
+	c.checkShapes()
+	c.countSets()
+	return rep
+}
+
+// newKsChecker indexes what the run left behind for the checks, and adds
+// a section for each --lock hold to secs.
+func newKsChecker(ks *keyspace, rep *ksReport, secs map[string]*section) *ksChecker {
 	c := &ksChecker{
 		ks: ks, rep: rep, secs: secs,
 		runByID: map[string]*ksRun{}, recipeByID: map[string]*recipeHold{}, recipeByKey: map[string]*recipeHold{},
 		handByID: map[string]*handKey{}, handByKey: map[string]*handKey{}, lockByLabel: map[string]*ksLock{},
 		removedBy: map[string]*ksUnlock{}, blamed: map[string]bool{}, wronged: map[string]bool{}, until: map[string]int64{},
+		setSecs: map[string]*section{},
 	}
 	for _, l := range ks.locks {
 		c.lockByLabel[l.label()] = l
@@ -218,12 +238,13 @@ func (ks *keyspace) check() *ksReport {
 			rep.held++
 		}
 	}
-	c.checkUnlocks()
-	c.checkSections()
-	c.checkShared()
-	c.checkRuns()
-	c.checkRecipes()
-	c.checkHand()
+	return c
+}
+
+// checkShapes: every key the sampler found of no shape distlock writes,
+// and not written by the test, is a problem.
+func (c *ksChecker) checkShapes() {
+	ks := c.ks
 	ks.mu.Lock()
 	var bad []string
 	for key, when := range ks.shapeBad {
@@ -232,9 +253,8 @@ func (ks *keyspace) check() *ksReport {
 	ks.mu.Unlock()
 	sort.Strings(bad)
 	for _, b := range bad {
-		rep.problem("shape", "key %s is of no shape distlock writes, and the test did not write it", b)
+		c.rep.problem("shape", "key %s is of no shape distlock writes, and the test did not write it", b)
 	}
-	return rep
 }
 
 // checkUnlocks: each --unlock exited 0 and removed a holder of its own
@@ -261,7 +281,7 @@ func (c *ksChecker) checkUnlocks() {
 			switch {
 			case !o.known:
 				rep.problem("deleted", "%s of lock %s removed %s, which the test cannot name: %q", what, u.lk.label(), o.desc, line)
-			case o.label != u.lk.label():
+			case !o.of(u.lk.label()):
 				rep.problem("deleted", "%s of lock %s removed %s", what, u.lk.label(), o.desc)
 				c.wronged[o.id] = true
 				if o.key != "" {
@@ -270,7 +290,7 @@ func (c *ksChecker) checkUnlocks() {
 			case u.holder == "":
 				rep.removed++
 				c.removedBy[o.id] = u
-				c.cut(o.id, u)
+				c.cut(c.cutID(o.id, u), u)
 			}
 		}
 		if u.snapErr != nil {
@@ -393,11 +413,15 @@ type contender struct {
 }
 
 // contenders are every lock's own holders and waiters: distlock's runs
-// and --lock keys, etcd's recipe on its prefix, keys named by a lease ID
-// written there by hand.
+// (a set's under each of its locks) and --lock keys, etcd's recipe on
+// its prefix, keys named by a lease ID written there by hand.
 func (c *ksChecker) contenders() map[string][]contender {
 	m := map[string][]contender{}
 	for _, r := range c.ks.runs {
+		if len(r.set) > 0 {
+			c.setContenders(m, r)
+			continue
+		}
 		k := contender{id: r.id, start: r.start, end: r.end, shared: r.shared}
 		switch {
 		case r.lockMode:
@@ -443,7 +467,6 @@ func told(stderr string) string {
 // checkRuns checks each distlock run: its exit status, its wait, what it
 // was told holds its lock, its --min-interval skip.
 func (c *ksChecker) checkRuns() {
-	rep := c.rep
 	conts := c.contenders()
 	byLabel := map[string][]*ksRun{}
 	for _, r := range c.ks.runs {
@@ -451,112 +474,27 @@ func (c *ksChecker) checkRuns() {
 	}
 	logged := map[int]int{}
 	for _, r := range c.ks.runs {
-		label := r.lk.label()
 		stderr := r.stderr.String()
-		s := c.secs[r.id]
-		if r.lockMode {
-			rep.lockRuns++
-			rep.lockStat[r.status]++
-			if r.shared {
-				rep.sharedLocks++
-			}
-		} else {
-			rep.runs++
-			if r.shared {
-				rep.sharedRuns++
-			}
-			rep.statuses[r.status]++
-			if r.timeout == 0 {
-				rep.nowait++
-			}
-			if r.minHold > 0 {
-				rep.minHold++
-			}
-		}
+		s := c.runSection(r)
+		c.countRun(r)
 		if logged[r.status] < 2 {
 			logged[r.status]++
-			c.ks.t.Logf("distlock %s (%s) exited %d; stderr:\n%s", r.id, label, r.status, stderr)
+			c.ks.t.Logf("distlock %s (%s) exited %d; stderr:\n%s", r.id, r.label(), r.status, stderr)
 		}
-
-		// What it was told holds its lock is its lock's (each
-		// holder said once a run: a wait's first line and its last
-		// usually name the same).
-		said := map[string]bool{}
-		for _, line := range strings.Split(stderr, "\n") {
-			if !strings.Contains(line, " is held by ") {
-				continue
-			}
-			o := c.ownerOf(line)
-			if said[o.desc] {
-				continue
-			}
-			said[o.desc] = true
-			switch {
-			case !o.known:
-				rep.problem("named", "distlock %s (lock %s) was told its lock is held by %s, which the test cannot name: %q", r.id, label, o.desc, line)
-			case o.label != label:
-				rep.problem("named", "distlock %s (lock %s) was told its lock is held by %s", r.id, label, o.desc)
-			}
-		}
-
-		// Its key went without its doing: an --unlock of its own lock
-		// must say it removed it.
-		lostKey := strings.Contains(stderr, "unlocked from elsewhere") || strings.Contains(stderr, "place in the queue was deleted")
-		removed := c.removedBy[r.id] != nil
-		if lostKey && !removed && !c.wronged[r.id] {
-			rep.problem("deleted", "distlock %s (lock %s) lost its key to a deletion, and no --unlock of its lock says it removed it; stderr:\n%s", r.id, label, stderr)
-		}
-
-		lost := strings.Contains(stderr, "lost lock")
-		var fits bool
-		switch {
-		case r.lockMode:
-			// An --unlock between the take and the detach: 69.
-			fits = r.status == 0 || r.status == 75 || r.status == 69 && removed
-			if r.status == 0 && r.key == "" && !removed {
-				rep.problem("deleted", "--lock %s (lock %s) exited 0, but its key was not there after it, and no --unlock of its lock says it removed it", r.id, label)
-			}
-		case r.status == 64:
-			fits = false
-		case s != nil && s.exited:
-			fits = r.status == 0 || r.status == 70 && lost
-		case s != nil:
-			fits = r.status == 70 && lost
-		case r.status == 0:
-			fits = r.minInterval > 0
-			if fits {
-				rep.skipped++
-				c.checkSkip(r, byLabel[label])
-			}
-		case r.status == 75:
-			fits = true // the wait is checked below
-		case r.status == 70 && lost, r.status == 69 && (lost || lostKey):
-			fits = removed || c.wronged[r.id]
-		}
-		if !fits {
-			what := "its command never started"
-			switch {
-			case r.lockMode:
-				what = "it is --lock"
-			case s != nil && s.exited:
-				what = "its command ended of its own accord"
-			case s != nil:
-				what = "its command was cut off"
-			}
-			rep.problem("status", "distlock %s (lock %s) exited %d, which does not fit: %s; stderr:\n%s", r.id, label, r.status, what, stderr)
-		}
+		c.checkNamed(r, stderr)
+		c.checkStatus(r, s, stderr, byLabel[r.lk.label()])
 		if s != nil && r.minInterval > 0 && !r.lockMode {
-			c.checkRan(r, s, byLabel[label])
+			c.checkRan(r, s, byLabel[r.lk.label()])
 		}
-
-		// The wait.
 		switch {
+		case len(r.set) > 0:
+			c.checkSetWait(r, s, conts)
 		case s != nil:
-			c.checkWait(r, s.enter, s.token, conts[label])
+			c.checkWait(r, s.enter, s.token, conts[r.lk.label()])
 		case r.lockMode && r.status == 0:
-			c.checkWait(r, r.end, r.keyRev, conts[label])
+			c.checkWait(r, r.end, r.keyRev, conts[r.lk.label()])
 		case r.status == 75:
-			c.checkGaveUp(r, conts[label])
+			c.checkGaveUp(r, conts[r.lk.label()])
 		}
 	}
 }
@@ -702,7 +640,7 @@ func (c *ksChecker) checkHand() {
 }
 
 // kinds are the kinds of problems, in the order the summary gives them.
-var ksKinds = []string{"overlap", "token", "blocked", "shared", "named", "deleted", "status", "skip", "shape", "other"}
+var ksKinds = []string{"overlap", "token", "blocked", "shared", "named", "set", "deleted", "status", "skip", "shape", "other"}
 
 // errors are the problems as the test reports them: the first few of each
 // kind in full, then how many more.
@@ -729,7 +667,7 @@ func (rep *ksReport) errors() []string {
 // summary is the report as the test prints it.
 func (rep *ksReport) summary(run length, seed int64) string {
 	var b strings.Builder
-	total := 0
+	total := rep.sets.secs - rep.sets.members // a set's section once
 	for _, n := range rep.sections {
 		total += n
 	}
@@ -749,6 +687,7 @@ func (rep *ksReport) summary(run length, seed int64) string {
 	fmt.Fprintf(&b, "    of them etcd's recipe %d, --lock holds %d\n", rep.recipe, rep.held)
 	fmt.Fprintf(&b, "  distlock exec runs: %d (--nowait %d, --min-hold %d, skipped by --min-interval %d); exit statuses: %s\n",
 		rep.runs, rep.nowait, rep.minHold, rep.skipped, statusList(rep.statuses))
+	b.WriteString(rep.sets.line())
 	fmt.Fprintf(&b, "  --lock runs: %d; exit statuses: %s\n", rep.lockRuns, statusList(rep.lockStat))
 	fmt.Fprintf(&b, "  --shared: %d exec runs, %d --lock runs, %d sections, %d of them entered while another shared one lived\n",
 		rep.sharedRuns, rep.sharedLocks, rep.sharedSecs, rep.together)
@@ -762,11 +701,18 @@ func (rep *ksReport) summary(run length, seed int64) string {
 		fmt.Fprintf(&b, "  longest time to the lock once nothing of its own stood ahead: %v (%s; bound %v)\n",
 			rep.waitMax.Round(time.Millisecond), rep.waitRun, ksBound)
 	}
+	b.WriteString(rep.problemLine())
+	return b.String()
+}
+
+// problemLine is the summary's last line: the overlaps, and the problems
+// by kind.
+func (rep *ksReport) problemLine() string {
 	counts := map[string]int{}
 	for _, p := range rep.problems {
 		counts[p.kind]++
 	}
-	parts = nil
+	var parts []string
 	for _, k := range ksKinds {
 		if counts[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
@@ -776,8 +722,7 @@ func (rep *ksReport) summary(run length, seed int64) string {
 	if len(parts) > 0 {
 		detail = " (" + strings.Join(parts, ", ") + ")"
 	}
-	fmt.Fprintf(&b, "  overlaps: %d; problems: %d%s\n", rep.overlaps, len(rep.problems), detail)
-	return b.String()
+	return fmt.Sprintf("  overlaps: %d; problems: %d%s\n", rep.overlaps, len(rep.problems), detail)
 }
 
 // statusList is "0: 12, 75: 3".

@@ -27,9 +27,10 @@ import (
 // The key-space torture test (TestKeySpaceTorture): no faults, one etcd,
 // and everything that can share a key space with distlock's locks at once.
 // Realms nest (B, B+"a/", B+"a/b/") beside a sibling (B+"s/"); the lock
-// names "a", "a/b" and "b" collide across them (the lock "a" of B has the
-// prefix B+"a/", the whole realm B+"a/" lies under it); distlock runs
-// commands, takes locks with --lock and frees them with --unlock, some of
+// names "a", "a/b", "a-b" and "b" collide across them (the lock "a" of B
+// has the prefix B+"a/", the whole realm B+"a/" lies under it); distlock
+// runs commands, some under a set of two or three plain locks of one
+// realm, takes locks with --lock and frees them with --unlock, some of
 // them --shared on the plain locks (shared holders beside one another,
 // everyone else alone, etcd's recipe too); etcd's
 // own recipe takes distlock's locks (realm+escape(name)) and locks of its
@@ -68,8 +69,11 @@ const (
 )
 
 // The names: "b" is always a semaphore of two, the others are plain.
+// "a-b" is there for the sets of locks (keyspace_sets_test.go): three
+// plain locks in each realm, whose canonical order (by escaped prefix:
+// "a%2Fb/", "a-b/", "a/") is the reverse of their names' order.
 var (
-	ksNames    = []string{"a", "a/b", "b"}
+	ksNames    = []string{"a", "a/b", "a-b", "b"}
 	ksRealms   = []string{"", "a/", "a/b/", "s/"} // under the base
 	ksSemName  = "b"
 	ksSemLimit = 2
@@ -172,6 +176,10 @@ type ksRun struct {
 	millis      int // the worker's time under the lock
 	ignoreTerm  bool
 	shared      bool // --shared (plain locks only: not with --limit or --min-interval)
+	// set is a set of locks of lk's realm, in the canonical order (lk is
+	// the first), for a run given --lock-name more than once; nil for one
+	// lock (keyspace_sets_test.go).
+	set []*ksLock
 
 	start, end int64 // monotonic, around the process
 	pid        int
@@ -422,7 +430,7 @@ func (ks *keyspace) pick() *ksLock { return ks.locks[ks.intn(len(ks.locks))] }
 
 // pickShared is a lock for a --shared run: half the time one that a
 // --shared run holds or awaits now, so that shared holders do meet
-// (twelve locks among six hosts seldom bring two together), else any
+// (sixteen locks among six hosts seldom bring two together), else any
 // plain lock.
 func (ks *keyspace) pickShared() *ksLock {
 	ks.mu.Lock()
@@ -502,81 +510,6 @@ func (ks *keyspace) exec(args []string, stderr *bytes.Buffer) (start, end int64,
 		ks.note("distlock %q: %v", args, err)
 	}
 	return start, end, cmd.Process.Pid, status
-}
-
-// runHost starts distlock after distlock in exec mode, each on a lock
-// picked at random, until ctx ends.
-func (ks *keyspace) runHost(ctx context.Context, h int) {
-	for seq := 0; ctx.Err() == nil; seq++ {
-		// A run is often --shared, and then on a plain lock: --shared
-		// goes with neither --limit nor --min-interval.
-		shared := ks.intn(10) < 3
-		l := ks.pick()
-		if shared {
-			l = ks.pickShared()
-		}
-		r := &ksRun{id: fmt.Sprintf("h%d.%d", h, seq), lk: l, shared: shared}
-		switch n := ks.intn(10); {
-		case n < 2:
-			r.timeout = 0
-		case n < 4:
-			r.timeout = ks.between(time.Second, 3*time.Second)
-		default:
-			r.timeout = ksWait
-		}
-		if !r.shared && l.span > 0 && ks.intn(4) == 0 {
-			r.minInterval = l.span
-		}
-		if ks.intn(8) == 0 {
-			r.minHold = ks.between(time.Second, 2*time.Second)
-		}
-		switch n := ks.intn(100); {
-		case n < 55:
-			r.millis = 20 + ks.intn(130)
-		case n < 90:
-			r.millis = 150 + ks.intn(450)
-		default:
-			r.millis = 1000 + ks.intn(2500)
-		}
-		r.ignoreTerm = ks.intn(3) == 0
-		term := "obey-term"
-		if r.ignoreTerm {
-			term = "ignore-term"
-		}
-		args := append(ks.args(l),
-			fmt.Sprintf("--ttl=%v", ttl),
-			fmt.Sprintf("--kill-after=%v", killAfter),
-			"--reason=keyspace "+r.id)
-		if r.timeout == 0 {
-			args = append(args, "--nowait")
-		} else {
-			args = append(args, fmt.Sprintf("--timeout=%v", r.timeout))
-		}
-		if l.limit > 1 {
-			args = append(args, fmt.Sprintf("--limit=%d", l.limit))
-		}
-		if r.shared {
-			args = append(args, "--shared")
-		}
-		if r.minInterval > 0 {
-			args = append(args, fmt.Sprintf("--min-interval=%v", r.minInterval))
-		}
-		if r.minHold > 0 {
-			args = append(args, fmt.Sprintf("--min-hold=%v", r.minHold))
-		}
-		args = append(args, "--", ks.worker, ks.logPath, r.id, l.label(), strconv.Itoa(r.millis), term)
-		ks.mu.Lock()
-		ks.runs = append(ks.runs, r)
-		ks.mu.Unlock()
-		if r.shared {
-			ks.sharedBusy(l, +1)
-		}
-		r.start, r.end, r.pid, r.status = ks.exec(args, &r.stderr)
-		if r.shared {
-			ks.sharedBusy(l, -1)
-		}
-		pause(ctx, ks.between(0, 200*time.Millisecond))
-	}
 }
 
 // lockCycles takes a lock with --lock (now and then --lock --shared, on a
