@@ -50,13 +50,15 @@ func ksSetOrder(locks []*ksLock) []*ksLock {
 }
 
 // ksSetLabel names a set in the summary and the problems: its locks'
-// labels in the canonical order, joined by "+".
+// labels in the canonical order, joined by "&" (not "+", which the
+// fault test's records use for sets of their own: readSections would
+// split these).
 func ksSetLabel(set []*ksLock) string {
 	var labels []string
 	for _, l := range set {
 		labels = append(labels, l.label())
 	}
-	return strings.Join(labels, "+")
+	return strings.Join(labels, "&")
 }
 
 // label is the lock of run r, or its set, for a problem's text.
