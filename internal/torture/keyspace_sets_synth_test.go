@@ -192,7 +192,7 @@ var ksSetCases = []struct {
 			{id: "h0", names: ksAB, queued: 1, enter: 3050, last: 3200, tokens: []int64{20, 21}}},
 		unlocks: []ksSetUnlock{{"a", "h0", 2500, 2520}}},
 	{name: "set kept waiting with nothing ahead",
-		recs: []ksSetRec{{id: "h0", names: ksAB, queued: 1, enter: 3000, last: 3100, tokens: []int64{10, 11}}},
+		recs: []ksSetRec{{id: "h0", names: ksAB, queued: 1, enter: 4000, last: 4100, tokens: []int64{10, 11}}},
 		want: ksSetWants{"blocked": 1}},
 	{name: "set waiting behind a holder of its second lock",
 		recs: []ksSetRec{{id: "h1", names: []string{"a"}, enter: 0, last: 3000, tokens: []int64{5}},

@@ -52,8 +52,12 @@ const (
 	// ksBound is how long a run may take to get its lock once none of the
 	// lock's own holders and waiters stands ahead of it: process start,
 	// dial, queue, the --min-interval read, the worker's start. Any wait
-	// past it was for something that is not the lock's.
-	ksBound = 2 * time.Second
+	// past it was for something that is not the lock's. (2s proved too
+	// tight on a 2-core machine running the whole suite under -race:
+	// 1.8s was seen for a run that waited for nothing.)
+	ksBound = 2500 * time.Millisecond
+	// ksSetStep is what each further lock of a set may add to ksBound.
+	ksSetStep = 500 * time.Millisecond
 	// ksHoldTail is how long a --min-hold run's key may outlive its
 	// distlock: the hold itself, the lease's rounding up to whole
 	// seconds (and etcd's least TTL, 2s for etcd 3.4's default timing),
