@@ -64,7 +64,7 @@ func ridesOut(t *testing.T, cluster *etcdtest.ProcessCluster, frozen []int) {
 	short := []string{"--lock-name=ride", "--ttl=4s", "--kill-after=1s", "--dial-timeout=1s"}
 	waiter := startDistlock(t, dir, ep, append(short, "--", "sh", "-c", `echo "$DISTLOCK_HELD_KEY" > ran`)...)
 	first := waitKeys(t, client, "ride", 2)[1].Key
-	impatient := startDistlock(t, t.TempDir(), ep, append(short, "--timeout=12s", "--", "true")...)
+	impatient := startDistlock(t, t.TempDir(), ep, append(short, "--timeout=8s", "--", "true")...)
 	waitKeys(t, client, "ride", 3)
 	for _, j := range []*running{waiter, impatient} {
 		poll.For(t, "the waiters to wait", 30*time.Second, func() bool { return strings.Contains(j.stderr.String(), "; waiting") })
@@ -73,7 +73,7 @@ func ridesOut(t *testing.T, cluster *etcdtest.ProcessCluster, frozen []int) {
 	freeze(t, cluster, frozen...)
 	froze := time.Now()
 	if got := impatient.wait(t, 30*time.Second); got != exitUnavailable {
-		t.Errorf("the waiter with --timeout=12s exited %d, want %d; stderr:\n%s", got, exitUnavailable, impatient.stderr)
+		t.Errorf("the waiter with --timeout=8s exited %d, want %d; stderr:\n%s", got, exitUnavailable, impatient.stderr)
 	}
 	if !strings.Contains(impatient.stderr.String(), `lock "ride" was not acquired in time: etcd has not answered for `) {
 		t.Errorf("the waiter with --timeout does not say that etcd stood in the way:\n%s", impatient.stderr)
