@@ -84,7 +84,7 @@ func BenchmarkBurstSet(b *testing.B) {
 			perMethod := map[string]float64{}
 			for b.Loop() {
 				r, err := e.kindBurst(realm, n, out, func(int) ([]string, bool) {
-					return []string{"--lock-name=a", "--lock-name=b"}, true
+					return []string{"--lock-name=b", "--lock-name=a"}, true
 				})
 				if err != nil {
 					b.Fatal(err)
@@ -125,7 +125,13 @@ func (e *env) kindBurst(realm string, n int, out *os.File, args func(i int) ([]s
 		flags, alone := args(i)
 		exclusive[id] = alone
 		argv := append([]string{e.distlock, "--endpoints=" + e.etcd.endpoint, "--prefix=" + realm + "kinds/"}, flags...)
-		cmd := command(append(argv, "--", e.worker, logPath, id, "burst", "0", "obey-term"), out)
+		// The worker checks a set's keys and tokens: it is told the
+		// set's names in their order, joined by "+".
+		label := "burst"
+		if sets := lockNames(flags); len(sets) > 1 {
+			label = strings.Join(sets, "+")
+		}
+		cmd := command(append(argv, "--", e.worker, logPath, id, label, "0", "obey-term"), out)
 		if err := cmd.Start(); err != nil {
 			return r, fmt.Errorf("start process %d of %d: %w", i+1, n, err)
 		}
@@ -206,4 +212,17 @@ func checkShared(logPath string, n int, exclusive map[string]bool) error {
 		return fmt.Errorf("%d of %d commands ran", len(ran), n)
 	}
 	return nil
+}
+
+// lockNames are the names of the --lock-name flags among flags, sorted
+// as a set's are for names of one realm without escapes.
+func lockNames(flags []string) []string {
+	var names []string
+	for _, f := range flags {
+		if n, ok := strings.CutPrefix(f, "--lock-name="); ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
