@@ -134,15 +134,13 @@ func rejoin(ctx, wctx context.Context, client *clientv3.Client, req Request, old
 	}
 	next := time.Now().Add(time.Minute)
 	var retry backoff
-	var err error
 	for {
 		if old != nil {
-			old, err = revokeOld(wctx, client, req, old)
+			old, _ = revokeOld(wctx, client, req, old) // still there: etcd is silent
 		}
 		if old == nil {
 			gctx, cancel := context.WithTimeout(wctx, req.RPCTimeout)
-			var l *lease
-			l, err = grantLease(gctx, client, req.TTL, req.Lead, req.Outage)
+			l, err := grantLease(gctx, client, req.TTL, req.Lead, req.Outage)
 			cancel()
 			switch {
 			case err == nil:
