@@ -24,40 +24,12 @@ func BenchmarkBurstShared(b *testing.B) {
 	}{{"shared", 0}, {"mixed", 5}} {
 		for _, n := range []int{10, 50} {
 			b.Run(fmt.Sprintf("%s/N=%d", mix.name, n), func(b *testing.B) {
-				e := setup(b)
-				if err := roomFor(n); err != nil {
-					b.Fatalf("N=%d cannot run here: %v", n, err)
-				}
-				realm := e.realm(b)
-				out, err := e.outputFile("shared.out")
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer out.Close()
-				var walls, reqs []float64
-				perMethod := map[string]float64{}
-				for b.Loop() {
-					r, err := e.kindBurst(realm, n, out, func(i int) ([]string, bool) {
-						if mix.every > 0 && i%mix.every == mix.every-1 {
-							return []string{"--lock-name=burst"}, true
-						}
-						return []string{"--lock-name=burst", "--shared"}, false
-					})
-					if err != nil {
-						b.Fatal(err)
+				kindBench(b, n, "shared.out", "acquisition", func(i int) ([]string, bool) {
+					if mix.every > 0 && i%mix.every == mix.every-1 {
+						return []string{"--lock-name=burst"}, true
 					}
-					walls = append(walls, ms(r.wall))
-					total := 0.0
-					for m, c := range r.requests {
-						total += c
-						perMethod[m] += c
-					}
-					reqs = append(reqs, total/float64(n))
-				}
-				b.ReportMetric(median(walls), "ms-wall")
-				b.ReportMetric(median(reqs), "req/acq")
-				b.ReportMetric(0, "ns/op")
-				b.Logf("%d bursts; requests per acquisition by method: %s", len(walls), byMethod(perMethod, float64(n*len(walls))))
+					return []string{"--lock-name=burst", "--shared"}, false
+				})
 			})
 		}
 	}
@@ -70,39 +42,46 @@ func BenchmarkBurstShared(b *testing.B) {
 func BenchmarkBurstSet(b *testing.B) {
 	for _, n := range []int{10, 50} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
-			e := setup(b)
-			if err := roomFor(n); err != nil {
-				b.Fatalf("N=%d cannot run here: %v", n, err)
-			}
-			realm := e.realm(b)
-			out, err := e.outputFile("set.out")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer out.Close()
-			var walls, reqs []float64
-			perMethod := map[string]float64{}
-			for b.Loop() {
-				r, err := e.kindBurst(realm, n, out, func(int) ([]string, bool) {
-					return []string{"--lock-name=b", "--lock-name=a"}, true
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				walls = append(walls, ms(r.wall))
-				total := 0.0
-				for m, c := range r.requests {
-					total += c
-					perMethod[m] += c
-				}
-				reqs = append(reqs, total/float64(n))
-			}
-			b.ReportMetric(median(walls), "ms-wall")
-			b.ReportMetric(median(reqs), "req/acq")
-			b.ReportMetric(0, "ns/op")
-			b.Logf("%d bursts; requests per set acquired, by method: %s", len(walls), byMethod(perMethod, float64(n*len(walls))))
+			kindBench(b, n, "set.out", "set acquired", func(int) ([]string, bool) {
+				return []string{"--lock-name=b", "--lock-name=a"}, true
+			})
 		})
 	}
+}
+
+// kindBench runs bursts of n (kindBurst with args) for b, and reports
+// their median wall and etcd requests per run (each a what), with the
+// methods in the log.
+func kindBench(b *testing.B, n int, outName, what string, args func(i int) ([]string, bool)) {
+	e := setup(b)
+	if err := roomFor(n); err != nil {
+		b.Fatalf("N=%d cannot run here: %v", n, err)
+	}
+	realm := e.realm(b)
+	out, err := e.outputFile(outName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	var walls, reqs []float64
+	perMethod := map[string]float64{}
+	for b.Loop() {
+		r, err := e.kindBurst(realm, n, out, args)
+		if err != nil {
+			b.Fatal(err)
+		}
+		walls = append(walls, ms(r.wall))
+		total := 0.0
+		for m, c := range r.requests {
+			total += c
+			perMethod[m] += c
+		}
+		reqs = append(reqs, total/float64(n))
+	}
+	b.ReportMetric(median(walls), "ms-wall")
+	b.ReportMetric(median(reqs), "req/acq")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("%d bursts; requests per %s, by method: %s", len(walls), what, byMethod(perMethod, float64(n*len(walls))))
 }
 
 // kindBurst starts n distlocks at once, the i-th with the lock flags
