@@ -133,6 +133,7 @@ type ksChecker struct {
 	blamed      map[string]bool      // keys already reported as deleted by a wrong --unlock
 	wronged     map[string]bool      // ids already reported as removed by a wrong --unlock
 	until       map[string]int64     // sections counted only up to here
+	late        map[string]*ksUnlock // distlock sections that entered after the plain --unlock that cut them began
 }
 
 // ownerOf finds what a line of distlock names.
@@ -211,7 +212,7 @@ func newKsChecker(ks *keyspace, rep *ksReport, secs map[string]*section) *ksChec
 		ks: ks, rep: rep, secs: secs,
 		runByID: map[string]*ksRun{}, recipeByID: map[string]*recipeHold{}, recipeByKey: map[string]*recipeHold{},
 		handByID: map[string]*handKey{}, handByKey: map[string]*handKey{}, lockByLabel: map[string]*ksLock{},
-		removedBy: map[string]*ksUnlock{}, blamed: map[string]bool{}, wronged: map[string]bool{}, until: map[string]int64{},
+		removedBy: map[string]*ksUnlock{}, blamed: map[string]bool{}, wronged: map[string]bool{}, until: map[string]int64{}, late: map[string]*ksUnlock{},
 		setSecs: map[string]*section{},
 	}
 	for _, l := range ks.locks {
@@ -324,26 +325,36 @@ func (c *ksChecker) deletedByOwner(key string, from, to int64) bool {
 // it can enter after the --unlock began and before it deleted the key
 // (sometime before u ended), and such a section counts up to its own
 // entry, that is not at all. A distlock section that entered after u
-// began counts whole, as before: distlock's stopping record is to keep
-// the next holder out until its command is gone.
+// began (its turn came just before the key went, and its command started
+// before distlock heard of that) counts whole against distlock's own
+// sections, whose stopping record is to keep them out until its command
+// is gone, and up to its entry against etcd's recipe, which the --unlock
+// lets in at once (sweepSections); it too must be dead within the TTL.
 func (c *ksChecker) cut(id string, u *ksUnlock) {
 	s := c.secs[id]
-	began := u.start
-	if c.recipeByID[id] != nil {
-		began = u.end
-	}
-	if s == nil || s.enter > began || s.last < u.start {
+	if s == nil || s.last < u.start {
 		return // it had not begun, or had ended: nothing to cut
 	}
-	c.until[id] = max(u.start, s.enter)
-	c.rep.cut++
 	r := c.runByID[id]
+	switch {
+	case c.recipeByID[id] != nil && s.enter > u.end:
+		return
+	case c.recipeByID[id] == nil && s.enter > u.start:
+		if r == nil || r.lockMode {
+			return
+		}
+		c.late[id] = u
+	default:
+		c.until[id] = max(u.start, s.enter)
+	}
+	c.rep.cut++
 	if r == nil || r.lockMode {
 		return // etcd's recipe never learns of it; a --lock has no command
 	}
 	lived := time.Duration(s.last - u.start)
 	c.rep.lived = max(c.rep.lived, lived)
 	if lived > ttl {
+		c.rep.overlaps++
 		c.rep.problem("overlap", "command %s (lock %s) lived on %v after --unlock removed its key, more than the TTL (%v)", id, s.lock, lived, ttl)
 	}
 }
