@@ -63,6 +63,7 @@ func putAll(t testing.TB, client *clientv3.Client, kvs [][2]string) {
 // a lock freed while List reads are not seen), and each lock is handed on
 // as soon as it has been read.
 func TestListPages(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("writes 100,000 keys")
 	}

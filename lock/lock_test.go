@@ -27,7 +27,11 @@ func testEtcd(t testing.TB) *etcdtest.Cluster {
 	return sharedEtcd.Get(t)
 }
 
+// TestMain runs 4 parallel tests at once where go test's default here is
+// 2: they wait on proxies that hold replies back and on leases, not on
+// the cores.
 func TestMain(m *testing.M) {
+	etcdtest.AtOnce(4)
 	code := m.Run()
 	sharedEtcd.Close()
 	os.Exit(code)
@@ -60,6 +64,7 @@ func request(t *testing.T, name string) Request {
 // TestDeadlineCountsFromSend: with replies held back, the lease's safe
 // deadline is still counted from when the keepalive was sent.
 func TestDeadlineCountsFromSend(t *testing.T) {
+	t.Parallel()
 	proxy, err := etcdtest.NewProxy(testEtcd(t).Endpoint())
 	if err != nil {
 		t.Fatal(err)
@@ -278,6 +283,7 @@ func TestWaiterLeavingMidQueue(t *testing.T) {
 // arrived is reported as done, not as a failure that would leave a kept
 // lock nobody knows about (and that a retried --lock queues behind).
 func TestDetachWithLostReply(t *testing.T) {
+	t.Parallel()
 	proxy, err := etcdtest.NewProxy(testEtcd(t).Endpoint())
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +426,7 @@ func queue(t *testing.T, client *clientv3.Client, req Request) (entries, stoppin
 // not when its key is deleted: the old holder's stopping record, on its
 // lease, keeps the lock taken until then.
 func TestUnlockWaitsForHolderToStop(t *testing.T) {
+	t.Parallel()
 	for _, how := range []string{"Unlock", "UnlockKey"} {
 		t.Run(how, func(t *testing.T) {
 			client := newClient(t, testEtcd(t).Endpoint())
@@ -485,6 +492,7 @@ func TestUnlockWaitsForHolderToStop(t *testing.T) {
 // too; a second --unlock takes the other holder, and a third finds only
 // holders being stopped and removes nobody (the waiter keeps its place).
 func TestUnlockSemaphoreHolder(t *testing.T) {
+	t.Parallel()
 	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "stop-sem")
 	req.Limit = 2
@@ -702,6 +710,7 @@ func TestJunkUnderStoppingPrefix(t *testing.T) {
 // deletes the key; both report it removed and stopping, and neither
 // touches the waiter.
 func TestUnlockRacesUnlock(t *testing.T) {
+	t.Parallel()
 	client := newClient(t, testEtcd(t).Endpoint())
 	req := request(t, "race")
 	a := mustAcquire(t, client, req)
@@ -904,6 +913,7 @@ func TestLaterRecordTakesNoSlot(t *testing.T) {
 // the lock, not the call that queues, so the lock is taken (it once gave
 // up, naming our own key as the holder).
 func TestSlowEtcdShortTimeoutFreeLock(t *testing.T) {
+	t.Parallel()
 	proxy, err := etcdtest.NewProxy(testEtcd(t).Endpoint())
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,7 @@ func TestSharedHoldersTogether(t *testing.T) {
 // holders waits for all of them, and a shared waiter that came after the
 // exclusive one waits for it, even though only shared holders hold.
 func TestSharedFirstComeFirstServed(t *testing.T) {
+	t.Parallel()
 	client := newClient(t, testEtcd(t).Endpoint())
 	shared, excl := sharedRequest(t, "fifo"), request(t, "fifo")
 	s1 := mustAcquire(t, client, shared)
@@ -73,6 +74,7 @@ func TestSharedFirstComeFirstServed(t *testing.T) {
 // says nothing of being shared, so it is exclusive: a shared waiter
 // waits for it, and the recipe waits for shared holders.
 func TestSharedBehindEtcdRecipe(t *testing.T) {
+	t.Parallel()
 	client := newClient(t, testEtcd(t).Endpoint())
 	shared := sharedRequest(t, "recipe-shared")
 	session, err := concurrency.NewSession(client, concurrency.WithTTL(60))
@@ -111,6 +113,7 @@ func TestSharedBehindEtcdRecipe(t *testing.T) {
 // while an exclusive key stands before it, without a record; --unlock of
 // the lock removes the oldest of the shared holders.
 func TestSharedWaiterUnlock(t *testing.T) {
+	t.Parallel()
 	client := newClient(t, testEtcd(t).Endpoint())
 	shared, excl := sharedRequest(t, "unlock-shared"), request(t, "unlock-shared")
 	s1 := mustAcquire(t, client, shared)

@@ -52,6 +52,7 @@ func TestHolderStopsWhenItsMemberFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			t.Parallel()
 			cluster := processCluster(t, 1)
 			dirA, dirB := t.TempDir(), t.TempDir()
 			// The command notes when SIGTERM came, and runs on: only

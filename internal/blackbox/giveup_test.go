@@ -12,6 +12,7 @@ import (
 // within its --timeout, and when that passes, exits 69 saying that etcd
 // stood in the way, in exec mode and with --lock.
 func TestWaiterGivesUpAsDocumented(t *testing.T) {
+	t.Parallel()
 	for _, mode := range [][]string{{"--", "true"}, {"--lock"}} {
 		t.Run(mode[0], func(t *testing.T) {
 			t.Parallel()

@@ -141,9 +141,9 @@ func TestTostopTerminalDoesNotStopDistlock(t *testing.T) {
 	client := testClient(t)
 	term := openTerminal(t)
 	dir := t.TempDir()
-	cmd := strings.Join(stampLoop(true)[2:], " ")
+	loop := stampLoop(true)
 	sh := term.start(t, dir, "sh", "-c", `stty tostop; set -m
-distlock --lock-name=tostop --kill-after=1s -- sh -c '`+cmd+`' &
+distlock --lock-name=tostop --kill-after=1s -- `+loop[0]+` -c '`+loop[2]+`' &
 wait $!; echo $? > status`)
 	pid := int(readInt(t, filepath.Join(dir, "cmd.pid")))
 	revokeAndWaitDead(t, client, "tostop", pid, 3*time.Second)
@@ -179,6 +179,7 @@ func revokeAndWaitDead(t *testing.T, client *clientv3.Client, name string, pid i
 // the lease, in that moment still starts nothing: the last look before the
 // start sees both.
 func TestLateSignalOrLossStartsNothing(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		hold   time.Duration // the read of the last run, and all after it, held back so long

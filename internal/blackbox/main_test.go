@@ -3,13 +3,11 @@ package blackbox
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +53,7 @@ func TestMain(m *testing.M) {
 type withBinaries struct{ m *testing.M }
 
 func (w withBinaries) Run() int {
-	moreAtOnce()
+	etcdtest.AtOnce(testsAtOnce)
 	dir, err := os.MkdirTemp("", "distlock-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -67,6 +65,7 @@ func (w withBinaries) Run() int {
 		return 1
 	}
 	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	noPauseAtExit()
 	if !testing.Short() {
 		sharedEtcd.Member = filepath.Join(dir, "etcd-member") // built above
 	}
@@ -74,30 +73,31 @@ func (w withBinaries) Run() int {
 	return w.m.Run()
 }
 
-// testsAtOnce is how many of this package's parallel tests run at once
-// unless -parallel says otherwise. They spend most of their time waiting
-// (for a lease to expire, a kill-after, a member to come back), not
-// computing: on a 2-core machine under -race, the package took 348 s at
-// go test's default there (2), 241 s at 4 and 195 s at 8, alone. Beside
-// the torture and lock packages, 6 was too many: a login to etcd with
-// auth on (bcrypt, under the race detector) missed its 5 s. 5 did not
-// make the whole run shorter (266 s against 269 s at 4, both with the
-// outage, shared and set tests of issues 19 to 21): the cores are the
-// limit there.
-const testsAtOnce = 4
-
-// moreAtOnce raises -parallel to testsAtOnce when it was not given and
-// the machine has fewer cores than that.
-func moreAtOnce() {
-	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given && runtime.GOMAXPROCS(0) < testsAtOnce {
-		_ = flag.Set("test.parallel", strconv.Itoa(testsAtOnce))
+// noPauseAtExit: a program built with -race sleeps a second before it
+// exits, for reports of other threads to come out (GORACE's
+// atexit_sleep_ms, 1000 by default). The tests run distlock hundreds of
+// times, and wait for it to exit, so that second was most of the
+// package's time; the distlock they start, and the test binary run as a
+// command, exit at once, unless GORACE says otherwise. A race is still
+// reported where it happens.
+func noPauseAtExit() {
+	if gorace := os.Getenv("GORACE"); !strings.Contains(gorace, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(gorace+" atexit_sleep_ms=0"))
 	}
 }
 
+// testsAtOnce is how many of this package's parallel tests run at once
+// unless -parallel says otherwise. They spend most of their time waiting
+// (for a lease to expire, a kill-after, a member to come back), not
+// computing. Beside the torture and lock packages, 6 was too many: a
+// login to etcd with auth on (bcrypt, under the race detector) missed its
+// 5 s. Every top-level test but the terminal ones is parallel, so that no
+// test waits for another to end before it starts (docs/testing.md has the
+// times).
+const testsAtOnce = 4
+
 func TestScripts(t *testing.T) {
+	t.Parallel()
 	client, err := testEtcd(t).Client()
 	if err != nil {
 		t.Fatal(err)

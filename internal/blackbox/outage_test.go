@@ -20,6 +20,7 @@ import (
 // etcd stood in the way. Once on a single member that freezes, once on a
 // three-member cluster that loses its quorum.
 func TestWaiterRidesOutOutage(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		members int

@@ -11,12 +11,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -519,4 +521,17 @@ func (p *Proxy) Partition() {
 func (p *Proxy) Heal() {
 	p.UnblackholeTx()
 	p.UnblackholeRx()
+}
+
+// AtOnce raises go test's -parallel to n when it was not given and the
+// machine has fewer cores than n: for a TestMain whose parallel tests
+// spend their time waiting on etcd and timers, not computing. It parses
+// the flags.
+func AtOnce(n int) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && runtime.GOMAXPROCS(0) < n {
+		_ = flag.Set("test.parallel", strconv.Itoa(n))
+	}
 }

@@ -325,8 +325,8 @@ func (c *ksChecker) deletedByOwner(key string, from, to int64) bool {
 // it can enter after the --unlock began and before it deleted the key
 // (sometime before u ended), and such a section counts up to its own
 // entry, that is not at all. A distlock section that entered after u
-// began (its turn came just before the key went, and its command started
-// before distlock heard of that) counts whole against distlock's own
+// began on the key u removed (its turn came just before the key went,
+// and its command started before distlock heard of that) counts whole against distlock's own
 // sections, whose stopping record is to keep them out until its command
 // is gone, and up to its entry against etcd's recipe, which the --unlock
 // lets in at once (sweepSections); it too must be dead within the TTL.
@@ -340,7 +340,10 @@ func (c *ksChecker) cut(id string, u *ksUnlock) {
 	case c.recipeByID[id] != nil && s.enter > u.end:
 		return
 	case c.recipeByID[id] == nil && s.enter > u.start:
-		if r == nil || r.lockMode {
+		if r == nil || r.lockMode || !u.before[s.token] {
+			// A key it took after u began: a set that u knocked
+			// back while it gathered, queued again; u did not cut
+			// that section.
 			return
 		}
 		c.late[id] = u

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ type ksSetRec struct {
 	queued      int64   // when a distlock run started, if not 50ms before enter
 	gaveUp      bool    // a distlock run that exited 75, --timeout last-enter
 	told        string  // a set's lock field, if not what distlock should say
+	requeued    bool    // its keys are newer than any --unlock that removed it
 	stderr      string
 }
 
@@ -69,7 +71,13 @@ func ksSetKeyspace(t *testing.T, recs []ksSetRec, unlocks []ksSetUnlock) *keyspa
 		ks.runs = append(ks.runs, ksSetExecRun(rec, given, tokenOf, lease, &log))
 	}
 	for _, u := range unlocks {
-		ks.unlocks = append(ks.unlocks, &ksUnlock{lk: byName[u.name], start: u.start * ms, end: u.end * ms,
+		before := map[int64]bool{}
+		for _, rec := range recs {
+			if i := slices.Index(rec.names, u.name); rec.id == u.id && i >= 0 && i < len(rec.tokens) && !rec.requeued {
+				before[rec.tokens[i]] = true
+			}
+		}
+		ks.unlocks = append(ks.unlocks, &ksUnlock{lk: byName[u.name], start: u.start * ms, end: u.end * ms, before: before,
 			stderr: fmt.Sprintf("distlock: released lock %q, held by %s\n", u.name, reasons[u.id])})
 	}
 	if err := os.WriteFile(ks.logPath, []byte(log.String()), 0o644); err != nil {
@@ -189,6 +197,10 @@ var ksSetCases = []struct {
 			{id: "r0", names: []string{"a-b"}, enter: 304, last: 550, tokens: []int64{840}}},
 		unlocks: []ksSetUnlock{{"a-b", "h0", 111, 274}},
 		want:    ksSetWants{"overlap": 1}},
+	{name: "set knocked back by an --unlock while it gathered, queued again and ran long",
+		recs: []ksSetRec{{id: "h0", names: ksAB, enter: 2000, last: 9000, tokens: []int64{20, 21}, requeued: true},
+			{id: "r0", names: []string{"a"}, enter: 9100, last: 9200, tokens: []int64{22}}},
+		unlocks: []ksSetUnlock{{"a", "h0", 100, 120}}},
 	{name: "token of a set's lock below an earlier holder's",
 		recs: []ksSetRec{{id: "h1", names: []string{"a"}, enter: 0, last: 50, tokens: []int64{20}},
 			{id: "h0", names: ksAB, enter: 60, last: 100, tokens: []int64{15, 16}}},

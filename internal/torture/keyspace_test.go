@@ -207,6 +207,9 @@ type ksUnlock struct {
 	stderr     string
 	snapFrom   int64 // the read of etcd before it
 	snapTo     int64 // and the one after it
+	// before are the create revisions of the lock's own keys in the
+	// read before it: the key it removed is one of them.
+	before map[int64]bool
 	// suspects vanished from etcd around it and are neither the lock's
 	// keys nor on a lease that ended; the checker clears those whose
 	// owner deleted them itself meanwhile (ownDeletes).
@@ -266,6 +269,7 @@ func TestKeySpaceTorture(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the key-space torture test is not short")
 	}
+	t.Parallel()
 	run, seed := round(t)
 
 	dir := t.TempDir()
@@ -625,6 +629,12 @@ func (ks *keyspace) unlock(l *ksLock, holder string) *ksUnlock {
 	u := &ksUnlock{lk: l, holder: holder}
 	u.snapFrom = Mono()
 	before, err := ks.snapshot()
+	u.before = map[int64]bool{}
+	for key, k := range before {
+		if strings.HasPrefix(key, l.prefix()) {
+			u.before[k.rev] = true
+		}
+	}
 	args := append(ks.args(l), "--unlock")
 	if holder != "" {
 		args = append(args, "--holder="+holder)

@@ -66,6 +66,7 @@ func TestTorture(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the torture test is not short")
 	}
+	t.Parallel()
 	if os.Getenv("DISTLOCK_TEST_ETCD") != "" {
 		t.Skip("the torture test runs a cluster of its own; DISTLOCK_TEST_ETCD is for the others")
 	}
