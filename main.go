@@ -150,6 +150,8 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 		return runStatus(ctx, j, stdout, r.JSON)
 	case settings.ModeForget:
 		return runForget(ctx, j)
+	case settings.ModeHistory:
+		return runHistory(ctx, j, stdout, r.JSON)
 	}
 	return runList(ctx, j, stdout, r.JSON)
 }

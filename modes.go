@@ -24,7 +24,7 @@ import (
 // release the lock. With
 // --min-interval a recent success starts nothing, and a success is
 // recorded; with --min-hold etcd releases the lock, not distlock.
-func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) error {
+func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) (err error) {
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
 	// The watchdog starts while the lock is taken, so that its start does
@@ -42,6 +42,7 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	acquired := time.Now()
 	var holdUntil time.Time // --min-hold, once the command has started
 	defer func() {
+		h.Ending(outcomeOf(err, facts), exitStatus(err, j.lock.ConflictExitCode))
 		letGo(j, x, h, holdUntil)
 		facts.Released()
 	}()
@@ -324,6 +325,7 @@ func (j *job) request(name, mode string, lead time.Duration) lock.Request {
 		TTL:        j.lock.TTL,
 		Lead:       lead,
 		RPCTimeout: j.lock.RPCTimeout,
+		History:    j.lock.History,
 		Blocked: func(holder lock.Entry) {
 			j.out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by %s; waiting", name, holder.Describe())
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/tinx/distlock/internal/report"
@@ -44,5 +45,19 @@ func runList(ctx context.Context, j *job, stdout io.Writer, asJSON bool) error {
 		return err
 	}
 	list.End(j.lock.Realm, report.IsTerminal(stdout))
+	return nil
+}
+
+// runHistory is --history: the lock's last runs, newest first.
+func runHistory(ctx context.Context, j *job, stdout io.Writer, asJSON bool) error {
+	records, err := lock.History(ctx, j.client, j.lock.Realm, j.lock.Name, j.lock.Count, j.lock.RPCTimeout)
+	if err != nil {
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
+		return err
+	}
+	show.WriteHistory(stdout, records, asJSON)
+	if len(records) == 0 && report.IsTerminal(stdout) {
+		fmt.Fprintf(stdout, "no run of lock %q is on record\n", j.lock.Name)
+	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
@@ -26,9 +27,9 @@ func runUnlock(ctx context.Context, j *job) error {
 			j.out.About(report.EventUsage).Fail("%v", err)
 			return err
 		}
-		done, err = lock.UnlockKey(rctx, j.client, j.lock.Realm, j.lock.Name, key)
+		done, err = lock.UnlockKey(rctx, j.client, j.lock.Realm, j.lock.Name, key, j.unlocker())
 	} else {
-		done, err = lock.Unlock(rctx, j.client, j.lock.Realm, j.lock.Name)
+		done, err = lock.Unlock(rctx, j.client, j.lock.Realm, j.lock.Name, j.unlocker())
 	}
 	switch {
 	case err != nil:
@@ -73,4 +74,14 @@ func sayStopping(j *job, done *lock.Unlocked) {
 // no other (settings.UnlockCommand).
 func (j *job) unlockCommand(key string) string {
 	return settings.UnlockCommand(j.lock.Realm, j.lock.Name, key)
+}
+
+// unlocker is who this --unlock is, for the history record of the
+// holding it ends.
+func (j *job) unlocker() lock.UnlockBy {
+	host, _ := os.Hostname()
+	return lock.UnlockBy{
+		Info:    lock.Info{Host: host, PID: os.Getpid(), User: currentUser(), Reason: j.lock.Reason},
+		History: j.lock.History,
+	}
 }

@@ -36,6 +36,9 @@ type Request struct {
 	// hold the lock (see OutageKind). It must not block: a holder's
 	// lease tells it on the path that gives the lease up.
 	Outage func(Outage)
+	// History is how long etcd keeps the record of a holding (see
+	// history.go); 0 writes none. The first request's counts for a set.
+	History time.Duration
 
 	rejoined time.Time // set when we queue again: since when etcd was silent
 }
@@ -140,6 +143,7 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		reqs[i+1].Timeout = reqs[0].Timeout // the whole set's
 	}
 	first := &reqs[0]
+	waiting := time.Now()
 	gctx, cancel := context.WithTimeout(ctx, first.RPCTimeout)
 	l, err := grantLease(gctx, client, first.TTL, first.Lead, first.Outage)
 	cancel()
@@ -154,6 +158,7 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		h, err := gather(ctx, wctx, client, reqs, l)
 		if err == nil {
 			l.holding.Store(true)
+			h.startHistory(waiting)
 			return h, nil
 		}
 		// The first request's settings and callbacks, the name of the

@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // The history of a lock: one record for each time the lock was held (by a
@@ -114,4 +116,204 @@ func parseHistory(hp string, kv *mvccpb.KeyValue) (HistoryEntry, bool) {
 		e.Record = &r
 	}
 	return e, true
+}
+
+// history is a holding's record in the making (Request.History > 0): the
+// lease it lives on, granted as the lock is taken, and how the holding
+// ended, once the caller knows (Holder.Ending).
+type history struct {
+	span    time.Duration
+	waiting time.Time
+	done    chan struct{} // closed when begin has ended, lease granted or not
+	lease   clientv3.LeaseID
+	ended   string
+	status  *int
+}
+
+// startHistory begins the record of every lock of the set h holds, off
+// the path to the command's start: the lease's grant and the write run
+// beside the command, and what lets the lock go waits for them first.
+func (h *Holder) startHistory(waiting time.Time) {
+	if h.req.History <= 0 {
+		return
+	}
+	h.hist = &history{span: h.req.History, waiting: waiting, done: make(chan struct{})}
+	go h.beginHistory()
+}
+
+// beginHistory grants the records' lease and writes each record, only
+// while the key is still ours and no record is there yet: an --unlock
+// that came first has written its own, complete.
+func (h *Holder) beginHistory() {
+	defer close(h.hist.done)
+	ctx, cancel := context.WithTimeout(context.Background(), h.req.RPCTimeout)
+	defer cancel()
+	g, err := h.client.Grant(ctx, wholeSeconds(h.hist.span))
+	if err != nil {
+		return // no record: nothing in etcd says more than the keys
+	}
+	h.hist.lease = g.ID
+	var ops []clientv3.Op
+	for _, m := range h.Set() {
+		hk := HistoryKey(m.req.Realm, m.req.Name, m.FencingToken)
+		ops = append(ops, clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(m.Key), "=", m.FencingToken),
+				clientv3.Compare(clientv3.CreateRevision(hk), "=", 0)},
+			[]clientv3.Op{clientv3.OpPut(hk, h.recordOf(m, time.Time{}), clientv3.WithLease(g.ID))}, nil))
+	}
+	_, _ = h.client.Txn(ctx).Then(ops...).Commit()
+}
+
+// Ending tells the holder how its command ended (report's outcome word)
+// and distlock's exit status, for the history record that letting the
+// lock go completes.
+func (h *Holder) Ending(ended string, status int) {
+	if h.hist != nil {
+		h.hist.ended, h.hist.status = ended, &status
+	}
+}
+
+// historyLease waits, within ctx, for the records' lease: 0 if there is
+// none.
+func (h *Holder) historyLease(ctx context.Context) clientv3.LeaseID {
+	if h.hist == nil {
+		return 0
+	}
+	select {
+	case <-h.hist.done:
+		return h.hist.lease
+	case <-ctx.Done():
+		return 0
+	}
+}
+
+// recordOf is the history record of m, a lock of the set h holds, as a
+// JSON value; released zero while it holds.
+func (h *Holder) recordOf(m *Holder, released time.Time) string {
+	r := Record{Info: m.req.Info, Kind: KindExclusive, FencingToken: m.FencingToken, Key: m.Key,
+		Waiting: h.hist.waiting.UTC().Truncate(time.Second), Acquired: m.Since}
+	r.Info.Since = m.Since
+	if m.req.limit() > 1 {
+		r.Info.Limit = m.req.limit()
+	}
+	switch {
+	case len(h.more) > 0:
+		r.Kind = KindSet
+		for _, o := range h.Set() {
+			if o != m {
+				r.Set = append(r.Set, o.req.Name)
+			}
+		}
+	case m.req.shared():
+		r.Kind = KindShared
+	case m.req.limit() > 1:
+		r.Kind = KindLimit
+	}
+	if !released.IsZero() {
+		r.Released, r.Outcome = released.UTC().Truncate(time.Second), EndReleased
+	}
+	r.Ended, r.ExitStatus = h.hist.ended, h.hist.status
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+// releaseOps delete every key of the set h holds that is still ours and
+// complete its record, on lease, in one transaction: the next holder
+// learns of the release and finds the record in the same revision.
+func (h *Holder) releaseOps(lease clientv3.LeaseID) []clientv3.Op {
+	released := time.Now()
+	var ops []clientv3.Op
+	for _, m := range h.Set() {
+		ops = append(ops, clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(m.Key), "=", m.FencingToken)},
+			[]clientv3.Op{clientv3.OpDelete(m.Key),
+				clientv3.OpPut(HistoryKey(m.req.Realm, m.req.Name, m.FencingToken), h.recordOf(m, released), clientv3.WithLease(lease))},
+			nil))
+	}
+	return ops
+}
+
+// completeHistory lets the lock go with its records completed, if there
+// are records; the lease's revoke follows as ever.
+func (h *Holder) completeHistory(ctx context.Context) {
+	lease := h.historyLease(ctx)
+	if lease == 0 {
+		return
+	}
+	_, _ = h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+}
+
+// UnlockBy is who runs an --unlock, for the history record of the holding
+// it ends, and how long etcd keeps that record (History; 0 writes none).
+type UnlockBy struct {
+	Info    Info
+	History time.Duration
+}
+
+// unlockRecorder writes the record of the holding an unlock ends, in the
+// transaction that deletes the holder's key, on a lease it grants once.
+type unlockRecorder struct {
+	client      *clientv3.Client
+	realm, name string
+	by          UnlockBy
+	lease       clientv3.LeaseID
+}
+
+// newUnlockRecorder is the recorder of an unlock of the lock name by the
+// first of by; without one, it writes nothing.
+func newUnlockRecorder(client *clientv3.Client, realm, name string, by []UnlockBy) *unlockRecorder {
+	if len(by) == 0 || by[0].History <= 0 {
+		return nil
+	}
+	return &unlockRecorder{client: client, realm: realm, name: name, by: by[0]}
+}
+
+// ops is the write of the record of the holder kv, ended by this unlock;
+// none if the record's lease cannot be had (the unlock goes on without).
+func (u *unlockRecorder) ops(ctx context.Context, kv *mvccpb.KeyValue) []clientv3.Op {
+	if u == nil {
+		return nil
+	}
+	if u.lease == 0 {
+		g, err := u.client.Grant(ctx, wholeSeconds(u.by.History))
+		if err != nil {
+			return nil
+		}
+		u.lease = g.ID
+	}
+	r := Record{Kind: KindExclusive, FencingToken: kv.CreateRevision, Key: string(kv.Key),
+		Released: now(), Outcome: EndUnlocked, UnlockedBy: &u.by.Info}
+	if e := parseEntry(kv); e.Info != nil {
+		r.Info, r.Acquired = *e.Info, e.Info.Since
+		switch {
+		case e.Info.Shared:
+			r.Kind = KindShared
+		case e.Info.Limit > 1:
+			r.Kind = KindLimit
+		}
+	}
+	b, _ := json.Marshal(r)
+	return []clientv3.Op{clientv3.OpPut(HistoryKey(u.realm, u.name, kv.CreateRevision), string(b), clientv3.WithLease(u.lease))}
+}
+
+// History reads the last count records of the lock name, newest first,
+// in one request bounded by rpcTimeout. Keys under the history prefix
+// that are not of a record's exact shape are passed over (so fewer may
+// come back).
+func History(ctx context.Context, client *clientv3.Client, realm, name string, count int, rpcTimeout time.Duration) ([]HistoryEntry, error) {
+	hp := HistoryPrefix(realm, name)
+	rctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	resp, err := client.Get(rctx, hp, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(count)))
+	if err != nil {
+		return nil, err
+	}
+	var out []HistoryEntry
+	for _, kv := range resp.Kvs {
+		if e, ok := parseHistory(hp, kv); ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }

@@ -44,6 +44,9 @@ type Holder struct {
 	// more are the other locks of a set (AcquireSet), on the same lease,
 	// in the set's order after this one; losing any ends held.
 	more []*Holder
+	// hist is the history record in the making (the first lock's, for
+	// the whole set), nil without one.
+	hist *history
 }
 
 func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev int64, req Request) *Holder {
@@ -219,10 +222,13 @@ func (h *Holder) stopWatching(ctx context.Context) {
 	}
 }
 
-// Release gives the lock up by revoking its lease, which deletes the key
-// and wakes the next waiter. If etcd cannot be reached, the lease expires
-// by itself one TTL after the last keepalive.
+// Release gives the lock up: with a history record, by deleting the keys
+// and completing the records in one transaction, then by revoking the
+// lease; without, by revoking the lease, which deletes the keys. Either
+// wakes the next waiter. If etcd cannot be reached, the lease expires by
+// itself one TTL after the last keepalive.
 func (h *Holder) Release(ctx context.Context) error {
 	h.stopWatchingAll(ctx)
+	h.completeHistory(ctx)
 	return h.lease.close(ctx)
 }

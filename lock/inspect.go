@@ -162,8 +162,8 @@ type Unlocked struct {
 // is just deleted: its holder never learns of it and never lets its
 // lease go, so a record would only keep the lock taken for as long as
 // that holder's session lives.
-func Unlock(ctx context.Context, client *clientv3.Client, realm, name string) (*Unlocked, error) {
-	return unlock(ctx, client, realm, name, "")
+func Unlock(ctx context.Context, client *clientv3.Client, realm, name string, by ...UnlockBy) (*Unlocked, error) {
+	return unlock(ctx, client, realm, name, "", by)
 }
 
 // KeyOf turns what --holder names, a key as --status shows it or its last
@@ -189,8 +189,8 @@ func KeyOf(realm, name, key string) (string, error) {
 // KeyOf). A holder's makes way for a stopping record, as with Unlock; a
 // waiter's simply goes, and the waiter gives up when its turn comes
 // (ErrPlaceLost). Removed is nil if there was no such key.
-func UnlockKey(ctx context.Context, client *clientv3.Client, realm, name, key string) (*Unlocked, error) {
-	return unlock(ctx, client, realm, name, key)
+func UnlockKey(ctx context.Context, client *clientv3.Client, realm, name, key string, by ...UnlockBy) (*Unlocked, error) {
+	return unlock(ctx, client, realm, name, key, by)
 }
 
 // maxUnlockTries bounds how often unlock looks again at a lock whose keys
@@ -203,8 +203,9 @@ const maxUnlockTries = 20
 // and its records, decides whether the key holds (Split's rule), and
 // deletes it in a transaction that checks that what it decided on is
 // still so; if not, it reads again.
-func unlock(ctx context.Context, client *clientv3.Client, realm, name, key string) (*Unlocked, error) {
+func unlock(ctx context.Context, client *clientv3.Client, realm, name, key string, by []UnlockBy) (*Unlocked, error) {
 	pfx, sp := Prefix(realm, name), StoppingPrefix(realm, name)
+	rec := newUnlockRecorder(client, realm, name, by)
 	var target *Entry                      // the key to delete, once chosen
 	budget := timeLeft(ctx, 5*time.Second) // for settling a lost delete: as long as the caller gave us
 	var lost *lostDelete
@@ -237,7 +238,7 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		var ok, stopping bool
 		unlockStep("delete")
 		if i < len(holders) {
-			ok, stopping, err = deleteHolder(lost.bound(ctx), client, sp, kv)
+			ok, stopping, err = deleteHolder(lost.bound(ctx), client, sp, kv, rec.ops(lost.bound(ctx), kv)...)
 		} else {
 			ok, err = deleteWaiter(lost.bound(ctx), client, kv, entries[:i], recs, Limit(append(entries[:len(entries):len(entries)], recs...)))
 		}
@@ -393,11 +394,12 @@ func stoppingAlready(recs []Entry, key string) *Unlocked {
 // transaction. A key off its lease (--lock detached it, --min-hold moved
 // it) has no process behind it, nothing to stop; a key of etcd's recipe
 // has a process that never hears of the deletion and would keep a record
-// for as long as its session lives, stopping nothing.
-// ok is false if the key changed: look again.
-func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *mvccpb.KeyValue) (ok, stopping bool, err error) {
+// for as long as its session lives, stopping nothing. also go in the same
+// transaction (the holding's history record). ok is false if the key
+// changed: look again.
+func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *mvccpb.KeyValue, also ...clientv3.Op) (ok, stopping bool, err error) {
 	key := string(kv.Key)
-	ops := []clientv3.Op{clientv3.OpDelete(key)}
+	ops := append([]clientv3.Op{clientv3.OpDelete(key)}, also...)
 	stopping = named(key, kv.Lease) && parseEntry(kv).Info != nil
 	if stopping {
 		ops = append(ops, clientv3.OpPut(stoppingKey(sp, kv.CreateRevision, kv.Lease), string(kv.Value), clientv3.WithLease(clientv3.LeaseID(kv.Lease))))

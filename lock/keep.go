@@ -65,6 +65,7 @@ func (h *Holder) Detach(ctx context.Context) error {
 		return err
 	}
 	h.stopWatching(ctx)
+	h.historyLease(ctx) // the record is written before this process goes
 	h.lease.stopKeepAlive()
 	resp, err := h.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
@@ -126,8 +127,9 @@ func (h *Holder) HoldFor(ctx context.Context, d time.Duration) (time.Duration, e
 	// Revoking the old lease settles every case: after a move it holds no
 	// key any more (and if the revoke fails, it expires by itself);
 	// without one it deletes ours, and a move still on its way then finds
-	// no key to compare with.
-	_ = h.release(ctx)
+	// no key to compare with. (Not a release: that would delete the key
+	// that moved.)
+	_ = h.revoke(ctx, h.lease.id)
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("hold the lock: %w", err)
@@ -163,9 +165,16 @@ func (h *Holder) moveOnto(ctx context.Context, lease clientv3.LeaseID, expires t
 	req.Info.Expires = expires.UTC().Truncate(time.Second)
 	tctx, cancel := context.WithTimeout(ctx, h.req.RPCTimeout)
 	defer cancel()
+	ops := []clientv3.Op{clientv3.OpPut(h.Key, req.valueSince(h.Since), clientv3.WithLease(lease))}
+	if hl := h.historyLease(tctx); hl != 0 {
+		// The record says until when, and how the command ended.
+		moved := *h
+		moved.req = req
+		ops = append(ops, clientv3.OpPut(HistoryKey(req.Realm, req.Name, h.FencingToken), h.recordOf(&moved, time.Time{}), clientv3.WithLease(hl)))
+	}
 	return h.client.Txn(tctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
-		Then(clientv3.OpPut(h.Key, req.valueSince(h.Since), clientv3.WithLease(lease))).
+		Then(ops...).
 		Commit()
 }
 

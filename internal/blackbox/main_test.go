@@ -268,18 +268,24 @@ func (e *scriptEtcd) cmdWaitkeys(ts *testscript.TestScript, neg bool, args []str
 	})
 }
 
-// cmdEtcdkeys is "etcdkeys": print every key in this script's realm,
-// relative to it, with "leased" or "unleased" and the value, oldest first.
+// cmdEtcdkeys is "etcdkeys [-history]": print every key in this script's
+// realm, relative to it, with "leased" or "unleased" and the value, oldest
+// first; but the history records (distlock --history's), which outlive
+// every run by design: -history prints those alone.
 func (e *scriptEtcd) cmdEtcdkeys(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 0 {
-		ts.Fatalf("usage: etcdkeys")
+	if neg || len(args) > 1 || len(args) == 1 && args[0] != "-history" {
+		ts.Fatalf("usage: etcdkeys [-history]")
 	}
+	history := len(args) == 1
 	out := ts.Stdout() // resets stdout even when there are no keys
 	realm := ts.Getenv("REALM")
 	resp, err := e.client.Get(context.Background(), realm, clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 	ts.Check(err)
 	for _, kv := range resp.Kvs {
+		if strings.Contains(string(kv.Key), "!history:") != history {
+			continue
+		}
 		leased := "unleased"
 		if kv.Lease != 0 {
 			leased = "leased"

@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tinx/distlock/internal/poll"
 )
@@ -117,6 +118,10 @@ func memberConfig(name, dir, clientURL, peerURL string) *embed.Config {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.TickMs, cfg.ElectionMs = 100, 1000
+	// bcrypt's least cost: a login hashes the password, and the tests'
+	// members, some in a test process under the race detector, took more
+	// than a client's 5 s for a few logins at once at the default cost.
+	cfg.BcryptCost = uint(bcrypt.MinCost)
 	return cfg
 }
 

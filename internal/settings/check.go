@@ -106,8 +106,14 @@ func (c *config) checkCombinations() error {
 		return usagef("--%s takes no command, got %q", c.mode, c.command[0])
 	case c.quiet && c.verbose:
 		return usagef("--quiet and --verbose cannot be used together")
-	case c.json && c.mode != modeStatus && c.mode != modeList:
-		return usagef("--json goes with --status or --list")
+	case c.json && c.mode != modeStatus && c.mode != modeList && c.mode != modeHistory:
+		return usagef("--json goes with --status, --list or --history")
+	case c.origin["count"].rank != 0 && c.mode != modeHistory:
+		return usagef("--count goes with --history")
+	case c.count < 1 || c.count > maxHistoryCount:
+		return usagef("--count must be 1 to %d, got %d", maxHistoryCount, c.count)
+	case c.historySpan < 0 || c.historySpan > maxLeaseTTL:
+		return usagef("--history-span must be 0 (no history) to %v, got %v", maxLeaseTTL, c.historySpan)
 	case c.limit < 1 || c.limit > maxLimit:
 		return usagef("--limit must be 1 to %d, got %d", maxLimit, c.limit)
 	case c.holder != "" && c.mode != modeUnlock:

@@ -14,12 +14,13 @@ import (
 
 // Modes, chosen on the command line only.
 const (
-	modeExec   = "exec"
-	modeLock   = "lock"
-	modeUnlock = "unlock"
-	modeStatus = "status"
-	modeList   = "list"
-	modeForget = "forget-last-run"
+	modeExec    = "exec"
+	modeLock    = "lock"
+	modeUnlock  = "unlock"
+	modeStatus  = "status"
+	modeList    = "list"
+	modeForget  = "forget-last-run"
+	modeHistory = "history"
 )
 
 const (
@@ -35,6 +36,9 @@ const (
 	maxLimit = 10000
 	// maxLeaseTTL is the longest lease etcd grants (9e9 seconds).
 	maxLeaseTTL = 9_000_000_000 * time.Second
+	// maxHistoryCount bounds --count: --history reads that many records
+	// in one request.
+	maxHistoryCount = 1000
 	// minSlack is the least time the lease must leave to ride out
 	// keepalives that do not get through.
 	minSlack = time.Second
@@ -75,6 +79,8 @@ type config struct {
 	expire           time.Duration // --lock: etcd removes the lock after it; 0: never
 	metricsFile      string        // "": no metrics file
 	logFormat        string        // logText or logJSON
+	historySpan      time.Duration // how long etcd keeps a history record; 0: none written
+	count            int           // --history: how many runs to show
 
 	cacert, cert, key     string
 	insecureSkipTLSVerify bool
@@ -136,6 +142,7 @@ var table = []setting{
 	{name: modeStatus, help: "show the holder and the waiters", from: fromCommandLine, mode: true, bind: switchesTo(modeStatus)},
 	{name: modeList, help: "show every lock in the realm", from: fromCommandLine, mode: true, bind: switchesTo(modeList)},
 	{name: modeForget, help: "forget the lock's last successful run: the next run with --min-interval runs", from: fromCommandLine, mode: true, bind: switchesTo(modeForget)},
+	{name: modeHistory, help: "show the lock's last runs, newest first", from: fromCommandLine, mode: true, bind: switchesTo(modeHistory)},
 
 	{name: "lock-name", alias: "lockname", arg: "NAME", from: fromAnywhere,
 		help: "the lock: 1-255 bytes of printable UTF-8 in Unicode NFC (required for every mode but --list); more than once on the command line, a set of locks, all held before the command starts",
@@ -220,6 +227,15 @@ var table = []setting{
 	{name: "expire", arg: "SPAN", def: "0", from: fromAnywhere,
 		help: "with --lock: etcd removes the lock after at least SPAN (later if etcd's leader changes); 0 never",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.expire) }},
+	// A week: it covers the look back after an incident found on a
+	// Monday, and keeps a lock taken every minute to about 10,000
+	// records.
+	{name: "history-span", arg: "SPAN", def: "168h", from: fromAnywhere,
+		help: "etcd keeps the record of each holding of a lock for at least SPAN (see --history); 0 writes none",
+		bind: func(c *config) flag.Value { return (*durationValue)(&c.historySpan) }},
+	{name: "count", arg: "N", def: "20", from: fromCommandLine,
+		help: "with --history: show the last N runs",
+		bind: func(c *config) flag.Value { return (*intValue)(&c.count) }},
 	{name: "metrics-file", arg: "FILE", from: fromAnywhere,
 		help: "when done, write this run's Prometheus metrics to FILE (node_exporter's textfile collector)",
 		bind: func(c *config) flag.Value { return (*stringValue)(&c.metricsFile) }},

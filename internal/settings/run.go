@@ -27,6 +27,7 @@ const (
 	ModeStatus     Mode = modeStatus
 	ModeList       Mode = modeList
 	ModeForget     Mode = modeForget   // --forget-last-run
+	ModeHistory    Mode = modeHistory  // --history
 	ModeHelp       Mode = "help"       // --help: print Help
 	ModeVersion    Mode = "version"    // --version
 	ModeCompletion Mode = "completion" // --completion: print Completion(Run.Shell)
@@ -72,6 +73,11 @@ type Lock struct {
 	// Command is the name of exec mode's command, for the key to say
 	// what runs, when no reason is given; else "".
 	Command string
+	// History is how long etcd keeps the record of a holding (and of an
+	// --unlock's); 0 writes none.
+	History time.Duration
+	// Count is how many runs --history shows.
+	Count int
 }
 
 // Exec is exec mode's command and how it is bounded.
@@ -170,6 +176,7 @@ func (c *config) run() *Run {
 			Timeout: c.timeout, TTL: c.ttl, RPCTimeout: c.dialTimeout,
 			Holder: c.holder, ConflictExitCode: c.conflictExitCode,
 			Expire: c.expire, Command: c.commandName(), Shared: c.shared,
+			History: c.historySpan, Count: c.count,
 			Names: append([]string{c.lockName}, c.moreNames...),
 		},
 		Exec: Exec{
@@ -215,6 +222,8 @@ func (c *config) accessNeeded() string {
 		return "read access to " + lock.Prefix(c.prefix, c.lockName)
 	case modeForget:
 		return "write access to " + lock.LastRunKey(c.prefix, c.lockName)
+	case modeHistory:
+		return "read access to " + lock.HistoryPrefix(c.prefix, c.lockName)
 	}
 	return "write access to " + lock.Prefix(c.prefix, c.lockName)
 }

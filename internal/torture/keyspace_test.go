@@ -491,7 +491,9 @@ func (ks *keyspace) etcdVersion() string {
 
 // args are the flags of every distlock call on lock l.
 func (ks *keyspace) args(l *ksLock) []string {
-	return []string{"--lock-name=" + l.name, "--prefix=" + l.realm, "--endpoints=" + ks.endpoints, "--dial-timeout=2s"}
+	// History records, of a shape of their own beside the lock's keys,
+	// on a span short enough to be gone by the end's look.
+	return []string{"--lock-name=" + l.name, "--prefix=" + l.realm, "--endpoints=" + ks.endpoints, "--dial-timeout=2s", "--history-span=5s"}
 }
 
 // exec runs distlock with args to its end, at most ksProcLimit, and says
@@ -1046,8 +1048,8 @@ func (ks *keyspace) sampleShapes(ctx context.Context) {
 
 // sampleOnce checks that every key under the base is one the test wrote
 // (by hand, or etcd's recipe) or of a shape distlock may write: a realm's
-// lock prefix and a lease ID, its !last-run record, or its stopping
-// record (19 digits, "-", a lease ID). Each key found wrong is said once.
+// lock prefix and a lease ID, its !last-run record, its stopping record
+// (19 digits, "-", a lease ID) or a history record (19 digits). Each key found wrong is said once.
 func (ks *keyspace) sampleOnce(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -1076,6 +1078,9 @@ func (ks *keyspace) distlockShape(key string) bool {
 			continue
 		}
 		if rest == "!last-run" {
+			return true
+		}
+		if digits, ok := strings.CutPrefix(rest, "!history:"); ok && len(digits) == 19 && strings.Trim(digits, "0123456789") == "" {
 			return true
 		}
 		if hex, ok := strings.CutPrefix(rest, "/"); ok && isLeaseHex(hex) {
