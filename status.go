@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"io"
+	"os/signal"
+	"syscall"
 
+	"github.com/tinx/distlock/internal/follow"
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/show"
 	"github.com/tinx/distlock/lock"
@@ -44,5 +47,28 @@ func runList(ctx context.Context, j *job, stdout io.Writer, asJSON bool) error {
 		return err
 	}
 	list.End(j.lock.Realm, report.IsTerminal(stdout))
+	return nil
+}
+
+// runFollow is --status --follow and --list --follow: the state, then each
+// change, until SIGINT, SIGTERM or SIGHUP (0), or until etcd stays out of
+// reach beyond --timeout, or 6 times --dial-timeout when it waits forever
+// (69).
+func runFollow(ctx context.Context, j *job, stdout io.Writer, realm, asJSON bool) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	c := follow.Config{Client: j.client, Realm: j.lock.Realm, Name: j.lock.Name, JSON: asJSON,
+		RPCTimeout: j.lock.RPCTimeout, GiveUp: j.lock.Timeout, Out: stdout,
+		Warn: j.out.About(report.EventEtcdError).Warn, Info: j.out.About(report.EventEtcdError).Info}
+	if realm {
+		c.Name = ""
+	}
+	if c.GiveUp < 0 {
+		c.GiveUp = follow.GiveUpAfter * j.lock.RPCTimeout
+	}
+	if err := follow.Run(ctx, c); err != nil {
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
+		return err
+	}
 	return nil
 }

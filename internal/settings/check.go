@@ -108,6 +108,8 @@ func (c *config) checkCombinations() error {
 		return usagef("--quiet and --verbose cannot be used together")
 	case c.json && c.mode != modeStatus && c.mode != modeList:
 		return usagef("--json goes with --status or --list")
+	case c.follow && c.mode != modeStatus && c.mode != modeList:
+		return usagef("--follow goes with --status or --list")
 	case c.limit < 1 || c.limit > maxLimit:
 		return usagef("--limit must be 1 to %d, got %d", maxLimit, c.limit)
 	case c.holder != "" && c.mode != modeUnlock:
