@@ -201,3 +201,24 @@ func TestFollowOutage(t *testing.T) {
 		t.Errorf("--follow cut off beyond --timeout exited %d, want %d; stderr:\n%s", got, exitUnavailable, f.stderr)
 	}
 }
+
+// TestFollowLeaderChange: through a leader change of a three-member
+// cluster, --follow says so and goes on following.
+func TestFollowLeaderChange(t *testing.T) {
+	t.Parallel()
+	cluster := processCluster(t, 0)
+	eps := cluster.Endpoint(0) + "," + cluster.Endpoint(1) + "," + cluster.Endpoint(2)
+	f := startFollow(t, eps, "--status", "--lock-name=q")
+	f.waitLines(t, 0, `^lock "q" is free$`)
+	runWant(t, eps, 0, "--lock", "--lock-name=q", "--reason=before")
+	n := f.waitLines(t, 1, `acquired by .*reason "before"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cluster.MakeLeader(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStderr(t, "etcd has a new leader")
+	runWant(t, eps, 0, "--unlock", "--lock-name=q")
+	runWant(t, eps, 0, "--lock", "--lock-name=q", "--reason=after")
+	f.waitLines(t, n, `lock "q" (expired|unlocked).*reason "before"`, `acquired by .*reason "after"`)
+}
