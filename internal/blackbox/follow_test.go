@@ -222,3 +222,18 @@ func TestFollowLeaderChange(t *testing.T) {
 	runWant(t, eps, 0, "--lock", "--lock-name=q", "--reason=after")
 	f.waitLines(t, n, `lock "q" (expired|unlocked).*reason "before"`, `acquired by .*reason "after"`)
 }
+
+// TestFollowUsage: --follow with a mode other than --status or --list is
+// one line and status 64, before etcd is asked; from the environment it
+// is no setting at all.
+func TestFollowUsage(t *testing.T) {
+	t.Parallel()
+	_, stderr, status := runCaptured(t, "127.0.0.1:1", nil, "--follow", "--lock", "--lock-name=q")
+	if status != exitUsage || stderr != "distlock: --follow goes with --status or --list\n" {
+		t.Errorf("--follow --lock: status %d, stderr %q; want %d and one line", status, stderr, exitUsage)
+	}
+	stdout, stderr, status := runCaptured(t, testEtcd(t).Endpoint(), []string{"DISTLOCK_FOLLOW=true"}, "--status", "--lock-name=q")
+	if status != exitFree || stdout != "lock \"q\" is free\n" {
+		t.Errorf("--status with DISTLOCK_FOLLOW: status %d, stdout %q, stderr %q; want a plain --status", status, stdout, stderr)
+	}
+}
