@@ -129,7 +129,7 @@ func TestFollowJSON(t *testing.T) {
 	t.Parallel()
 	ep := testEtcd(t).Endpoint()
 	f := startFollow(t, ep, "--list", "--json")
-	f.waitLines(t, 0, `^\{"event":"state",`)
+	f.waitLines(t, 0, `^\{"event":"state","time":"[^"]+","locks":\[\]\}$`)
 	followScenario(t, ep, f)
 	f.waitLines(t, 1, `"event":"expired".*"reason":"third"`)
 	want := []string{"state", "acquired first", "queued second", "expired|unlocked first", "acquired second",

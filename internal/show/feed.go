@@ -32,7 +32,7 @@ type stateJSON struct {
 	Event string       `json:"event"` // "state"
 	Time  time.Time    `json:"time"`
 	Lock  *statusJSON  `json:"lock,omitempty"`  // --status --follow
-	Locks []statusJSON `json:"locks,omitempty"` // --list --follow: the held ones
+	Locks *[]statusJSON `json:"locks,omitempty"` // --list --follow: the held ones, [] for none
 }
 
 // Status writes the state of one lock.
@@ -57,13 +57,13 @@ func (f *Feed) List(locks []lock.Lock) {
 		return
 	}
 	now := time.Now()
-	st := stateJSON{Event: "state", Time: now.UTC(), Locks: []statusJSON{}}
+	held := []statusJSON{}
 	for _, l := range locks {
 		s := lockStatus(l.Name, l.Entries, l.Stopping, now, nil)
 		s.Foreign = l.Foreign
-		st.Locks = append(st.Locks, s)
+		held = append(held, s)
 	}
-	f.line(st)
+	f.line(stateJSON{Event: "state", Time: now.UTC(), Locks: &held})
 }
 
 // changeJSON is one change, on one line.
