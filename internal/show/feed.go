@@ -29,9 +29,9 @@ func NewFeed(w io.Writer, realm string, asJSON bool) *Feed {
 
 // stateJSON is the state of a lock or a realm, on one line.
 type stateJSON struct {
-	Event string       `json:"event"` // "state"
-	Time  time.Time    `json:"time"`
-	Lock  *statusJSON  `json:"lock,omitempty"`  // --status --follow
+	Event string        `json:"event"` // "state"
+	Time  time.Time     `json:"time"`
+	Lock  *statusJSON   `json:"lock,omitempty"`  // --status --follow
 	Locks *[]statusJSON `json:"locks,omitempty"` // --list --follow: the held ones, [] for none
 }
 
