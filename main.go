@@ -139,6 +139,9 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 	defer client.Close()
 
 	j := &job{client: client, conn: &r.Conn, lock: r.Lock, out: out}
+	if r.Follow {
+		return runFollow(ctx, j, stdout, r.Mode == settings.ModeList, r.JSON)
+	}
 	switch r.Mode {
 	case settings.ModeExec:
 		return runExec(ctx, j, r.Exec, facts)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os/signal"
+	"syscall"
 
+	"github.com/tinx/distlock/internal/follow"
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/show"
 	"github.com/tinx/distlock/lock"
@@ -58,6 +61,29 @@ func runHistory(ctx context.Context, j *job, stdout io.Writer, asJSON bool) erro
 	show.WriteHistory(stdout, records, asJSON)
 	if len(records) == 0 && report.IsTerminal(stdout) {
 		fmt.Fprintf(stdout, "no run of lock %q is on record\n", j.lock.Name)
+	}
+	return nil
+}
+
+// runFollow is --status --follow and --list --follow: the state, then each
+// change, until SIGINT, SIGTERM or SIGHUP (0), or until etcd stays out of
+// reach beyond --timeout, or 6 times --dial-timeout when it waits forever
+// (69).
+func runFollow(ctx context.Context, j *job, stdout io.Writer, realm, asJSON bool) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	c := follow.Config{Client: j.client, Realm: j.lock.Realm, Name: j.lock.Name, JSON: asJSON,
+		RPCTimeout: j.lock.RPCTimeout, GiveUp: j.lock.Timeout, Out: stdout,
+		Warn: j.out.About(report.EventEtcdError).Warn, Info: j.out.About(report.EventEtcdError).Info}
+	if realm {
+		c.Name = ""
+	}
+	if c.GiveUp < 0 {
+		c.GiveUp = follow.GiveUpAfter * j.lock.RPCTimeout
+	}
+	if err := follow.Run(ctx, c); err != nil {
+		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
+		return err
 	}
 	return nil
 }

@@ -159,7 +159,7 @@ func (h *Holder) beginHistory() {
 		ops = append(ops, clientv3.OpTxn(
 			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(m.Key), "=", m.FencingToken),
 				clientv3.Compare(clientv3.CreateRevision(hk), "=", 0)},
-			[]clientv3.Op{clientv3.OpPut(hk, h.recordOf(m, time.Time{}), clientv3.WithLease(g.ID))}, nil))
+			[]clientv3.Op{clientv3.OpPut(hk, h.recordOf(m, time.Time{}, nil), clientv3.WithLease(g.ID))}, nil))
 	}
 	_, _ = h.client.Txn(ctx).Then(ops...).Commit()
 }
@@ -188,8 +188,10 @@ func (h *Holder) historyLease(ctx context.Context) clientv3.LeaseID {
 }
 
 // recordOf is the history record of m, a lock of the set h holds, as a
-// JSON value; released zero while it holds.
-func (h *Holder) recordOf(m *Holder, released time.Time) string {
+// JSON value; released zero while it holds, end nil until the command
+// has ended (beginHistory, which runs beside the command, never reads
+// what Ending writes).
+func (h *Holder) recordOf(m *Holder, released time.Time, end *history) string {
 	r := Record{Info: m.req.Info, Kind: KindExclusive, FencingToken: m.FencingToken, Key: m.Key,
 		Waiting: h.hist.waiting.UTC().Truncate(time.Second), Acquired: m.Since}
 	r.Info.Since = m.Since
@@ -212,7 +214,9 @@ func (h *Holder) recordOf(m *Holder, released time.Time) string {
 	if !released.IsZero() {
 		r.Released, r.Outcome = released.UTC().Truncate(time.Second), EndReleased
 	}
-	r.Ended, r.ExitStatus = h.hist.ended, h.hist.status
+	if end != nil {
+		r.Ended, r.ExitStatus = end.ended, end.status
+	}
 	b, _ := json.Marshal(r)
 	return string(b)
 }
@@ -227,7 +231,7 @@ func (h *Holder) releaseOps(lease clientv3.LeaseID) []clientv3.Op {
 		ops = append(ops, clientv3.OpTxn(
 			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(m.Key), "=", m.FencingToken)},
 			[]clientv3.Op{clientv3.OpDelete(m.Key),
-				clientv3.OpPut(HistoryKey(m.req.Realm, m.req.Name, m.FencingToken), h.recordOf(m, released), clientv3.WithLease(lease))},
+				clientv3.OpPut(HistoryKey(m.req.Realm, m.req.Name, m.FencingToken), h.recordOf(m, released, h.hist), clientv3.WithLease(lease))},
 			nil))
 	}
 	return ops

@@ -170,7 +170,7 @@ func (h *Holder) moveOnto(ctx context.Context, lease clientv3.LeaseID, expires t
 		// The record says until when, and how the command ended.
 		moved := *h
 		moved.req = req
-		ops = append(ops, clientv3.OpPut(HistoryKey(req.Realm, req.Name, h.FencingToken), h.recordOf(&moved, time.Time{}), clientv3.WithLease(hl)))
+		ops = append(ops, clientv3.OpPut(HistoryKey(req.Realm, req.Name, h.FencingToken), h.recordOf(&moved, time.Time{}, h.hist), clientv3.WithLease(hl)))
 	}
 	return h.client.Txn(tctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).

@@ -134,6 +134,16 @@ func TestDurabilityLockSurvivesClusterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Runs whose history records must outlive the restart, and one whose
+	// record's lease ends soon after it.
+	for _, args := range [][]string{{"--lock-name=kept", "--reason=before", "--", "true"}, {"--lock-name=brief", "--history-span=2s", "--", "true"}} {
+		if run := runDistlockOn(t, dir, endpoints, args...); run.status != 0 {
+			t.Fatalf("%q exited %d; stderr:\n%s", args, run.status, run.stderr)
+		}
+	}
+	if h := runDistlockOn(t, dir, endpoints, "--lock-name=brief", "--history"); !strings.Contains(h.stdout, "released at ") {
+		t.Fatalf("--history of brief: exit %d, stdout:\n%s", h.status, h.stdout)
+	}
 	taken := runDistlockOn(t, dir, endpoints, "--lock-name=kept", "--lock", "--reason=deploy freeze", "--verbose")
 	if taken.status != 0 {
 		t.Fatalf("--lock exited %d; stderr:\n%s", taken.status, taken.stderr)
@@ -202,6 +212,25 @@ func TestDurabilityLockSurvivesClusterRestart(t *testing.T) {
 	if free := runDistlockOn(t, dir, endpoints, "--lock-name=kept", "--status"); free.status != 1 || free.stdout != `lock "kept" is free`+"\n" {
 		t.Fatalf("--status after --unlock: exit %d, stdout:\n%s", free.status, free.stdout)
 	}
+	checkHistoryAfterRestart(t, dir, endpoints)
+}
+
+// checkHistoryAfterRestart: the history of the lock kept across the
+// restart has both its holdings, newest first; the record with a span of
+// 2s is gone once its lease has ended (renewed by the restart, then run
+// out).
+func checkHistoryAfterRestart(t *testing.T, dir, endpoints string) {
+	t.Helper()
+	h := runDistlockOn(t, dir, endpoints, "--lock-name=kept", "--history")
+	want := regexp.MustCompile(`^token [0-9]+\t[^\t]+\t[^\t]+\thost [^\t]*reason "deploy freeze"\tunlocked at [^\t]+\n` +
+		`token [0-9]+\t[^\t]+\t[^\t]+\thost [^\t]*reason "before"\treleased at [^\t]+; outcome ran, exit status 0\n$`)
+	if h.status != 0 || !want.MatchString(h.stdout) {
+		t.Fatalf("--history after the restart: exit %d, stdout:\n%s\nwant it to match %s", h.status, h.stdout, want)
+	}
+	poll.For(t, "the 2s record to go", 30*time.Second, func() bool {
+		b := runDistlockOn(t, dir, endpoints, "--lock-name=brief", "--history")
+		return b.status == 0 && b.stdout == ""
+	})
 }
 
 // TestDurabilityWaitersKeepTheirPlaceAcrossLeaderChanges: a holder and two

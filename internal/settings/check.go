@@ -114,6 +114,8 @@ func (c *config) checkCombinations() error {
 		return usagef("--count must be 1 to %d, got %d", maxHistoryCount, c.count)
 	case c.historySpan < 0 || c.historySpan > maxLeaseTTL:
 		return usagef("--history-span must be 0 (no history) to %v, got %v", maxLeaseTTL, c.historySpan)
+	case c.follow && c.mode != modeStatus && c.mode != modeList:
+		return usagef("--follow goes with --status or --list")
 	case c.limit < 1 || c.limit > maxLimit:
 		return usagef("--limit must be 1 to %d, got %d", maxLimit, c.limit)
 	case c.holder != "" && c.mode != modeUnlock:

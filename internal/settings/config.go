@@ -69,6 +69,7 @@ type config struct {
 	dialTimeout      time.Duration
 	quiet, verbose   bool
 	json             bool
+	follow           bool // --status, --list: go on with each change
 	version          bool
 	completion       string        // --completion: the shell to print a script for
 	minInterval      time.Duration // 0: off
@@ -208,6 +209,10 @@ var table = []setting{
 	{name: "json", from: fromAnywhere,
 		help: "machine-readable --status and --list",
 		bind: func(c *config) flag.Value { return (*boolValue)(&c.json) }},
+	// A way to watch, not a default: the command line only.
+	{name: "follow", from: fromCommandLine,
+		help: "with --status or --list: print the state, then a line (--json: an object) for each change, until Ctrl-C",
+		bind: func(c *config) flag.Value { return (*boolValue)(&c.follow) }},
 	{name: "min-interval", arg: "SPAN", def: "0", from: fromAnywhere,
 		help: "skip the command (exit 0) if a run of this lock succeeded less than SPAN ago, timed by etcd",
 		bind: func(c *config) flag.Value { return (*durationValue)(&c.minInterval) }},

@@ -50,6 +50,7 @@ type Run struct {
 	Say         report.Style // how distlock's own lines are said
 	MetricsFile string       // --metrics-file; "" for none
 	JSON        bool         // --json: --status and --list as JSON
+	Follow      bool         // --follow: --status and --list go on with each change
 	Conn        Conn         // where etcd is, and who we are to it
 	Lock        Lock         // what is asked of the lock
 	Exec        Exec         // exec mode's command and its bounds
@@ -164,6 +165,7 @@ func (c *config) run() *Run {
 		Say:         report.Style{Quiet: c.quiet, Verbose: c.verbose, JSON: c.logFormat == logJSON, Lock: c.lockName},
 		MetricsFile: c.metricsFile,
 		JSON:        c.json,
+		Follow:      c.follow,
 		Conn: Conn{
 			Endpoints: c.endpoints, DiscoverySrv: c.discoverySrv, DialTimeout: c.dialTimeout,
 			CACert: c.cacert, Cert: c.cert, Key: c.key, InsecureSkipTLSVerify: c.insecureSkipTLSVerify,

@@ -82,7 +82,7 @@ var faultKinds = []fault{
 		if e == nil {
 			return false
 		}
-		cmd := exec.CommandContext(ctx, tt.distlock, "--unlock", "--lock-name="+lockName, "--prefix="+tt.realm,
+		cmd := exec.CommandContext(ctx, tt.distlock, "--unlock", "--history-span=2s", "--lock-name="+lockName, "--prefix="+tt.realm,
 			"--holder="+e.Key, "--endpoints="+tt.endpoints(), "--dial-timeout=2s")
 		cmd.Env = append(os.Environ(), "DISTLOCK_CONFIG=/dev/null")
 		return cmd.Run() == nil

@@ -130,6 +130,8 @@ func (tt *torture) newRun(h *host, seq int) (*run, []string) {
 		fmt.Sprintf("--kill-after=%v", killAfter),
 		fmt.Sprintf("--timeout=%v", waitLimit),
 		"--dial-timeout=2s",
+		// History records too, on a span that ends before the last look.
+		"--history-span=2s",
 		"--reason=torture "+r.id,
 		"--", tt.worker, tt.logPath, r.id, r.lock, strconv.Itoa(r.millis), term, mode)
 	return r, args

@@ -91,7 +91,7 @@ func (ks *keyspace) runSet(r *ksRun) {
 	given := ks.pickSet()
 	r.set = ksSetOrder(given)
 	r.lk = r.set[0]
-	args := []string{"--prefix=" + r.lk.realm, "--endpoints=" + ks.endpoints, "--dial-timeout=2s"}
+	args := []string{"--prefix=" + r.lk.realm, "--endpoints=" + ks.endpoints, "--dial-timeout=2s", "--history-span=5s"}
 	for _, l := range given {
 		args = append(args, "--lock-name="+l.name)
 	}

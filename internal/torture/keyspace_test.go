@@ -399,10 +399,12 @@ wait:
 	defer cancelLeft()
 	var left []string
 	if err := poll.Until(ctx, func() bool {
-		left = ks.keysUnder(ctx)
+		if now := ks.keysUnder(ctx); now != nil {
+			left = now // the last answer, for the message
+		}
 		return left != nil && len(left) == 0
 	}); err != nil {
-		ks.note("left under the base %s after the last run, the last record's span and a TTL: %q", ks.base, left)
+		ks.note("left under the base %s after the last run, the last record's span and a TTL: %q; %s", ks.base, left, ks.leasesOf(left))
 	}
 
 	rep := ks.check()
@@ -1094,4 +1096,23 @@ func (ks *keyspace) distlockShape(key string) bool {
 		}
 	}
 	return false
+}
+
+// leasesOf says, for the first few of keys, the lease each is on and
+// what etcd says is left of it.
+func (ks *keyspace) leasesOf(keys []string) string {
+	var b strings.Builder
+	for _, key := range keys[:min(len(keys), 3)] {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		resp, err := ks.client.Get(ctx, key)
+		if err == nil && len(resp.Kvs) == 1 {
+			kv := resp.Kvs[0]
+			ttl, terr := ks.client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+			if terr == nil {
+				fmt.Fprintf(&b, "%s: lease %x, %ds left of %ds, value %s; ", key, kv.Lease, ttl.TTL, ttl.GrantedTTL, kv.Value)
+			}
+		}
+		cancel()
+	}
+	return b.String()
 }
