@@ -27,6 +27,7 @@ const (
 	ModeStatus     Mode = modeStatus
 	ModeList       Mode = modeList
 	ModeForget     Mode = modeForget   // --forget-last-run
+	ModeHeld       Mode = modeHeld     // --held: inside a command, is its lock still held?
 	ModeHelp       Mode = "help"       // --help: print Help
 	ModeVersion    Mode = "version"    // --version
 	ModeCompletion Mode = "completion" // --completion: print Completion(Run.Shell)
@@ -153,10 +154,14 @@ func Parse(args []string) (*Run, error) {
 
 // run is c as the rest of distlock sees it.
 func (c *config) run() *Run {
+	metrics := c.metricsFile
+	if c.mode == modeHeld { // the supervisor's, inherited: not --held's to write
+		metrics = ""
+	}
 	return &Run{
 		Mode:        Mode(c.mode),
 		Say:         report.Style{Quiet: c.quiet, Verbose: c.verbose, JSON: c.logFormat == logJSON, Lock: c.lockName},
-		MetricsFile: c.metricsFile,
+		MetricsFile: metrics,
 		JSON:        c.json,
 		Conn: Conn{
 			Endpoints: c.endpoints, DiscoverySrv: c.discoverySrv, DialTimeout: c.dialTimeout,
@@ -215,6 +220,8 @@ func (c *config) accessNeeded() string {
 		return "read access to " + lock.Prefix(c.prefix, c.lockName)
 	case modeForget:
 		return "write access to " + lock.LastRunKey(c.prefix, c.lockName)
+	case modeHeld: // the realm is the supervisor's: see Conn.Access
+		return "read access to the lock's keys"
 	}
 	return "write access to " + lock.Prefix(c.prefix, c.lockName)
 }
