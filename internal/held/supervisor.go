@@ -20,10 +20,10 @@ func Serve(h *lock.Holder, realm string, c *settings.Conn) (*Server, error) {
 	return Listen(func(ending bool) Answer {
 		a := base
 		switch err := h.Check(); {
-		case ending:
-			a.Why = "the distlock that runs this command is stopping it"
 		case err != nil:
 			a.Why = err.Error()
+		case ending:
+			a.Why = "the distlock that runs this command is stopping it"
 		default:
 			a.Alive = true
 		}
