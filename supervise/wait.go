@@ -103,10 +103,11 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 	for {
 		select {
 		case s := <-sigs:
-			if sig := s.(syscall.Signal); asksToEnd(sig) {
+			sig := s.(syscall.Signal)
+			if asksToEnd(sig) {
 				p.ending()
 			}
-			p.Forward(s.(syscall.Signal))
+			p.Forward(sig)
 		case <-p.tstp:
 			if p.spec.SuspendRefused != nil {
 				p.spec.SuspendRefused()
