@@ -117,7 +117,10 @@ func (j *job) etcdError(err error) error { return dial.Explain(j.conn, err) }
 
 // runMode dials etcd and runs the mode; the lock is let go when it returns.
 func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report.Reporter, facts *report.Facts) error {
-	if r.Mode == settings.ModeExec {
+	switch r.Mode {
+	case settings.ModeHeld: // etcd as the supervising distlock reaches it
+		return runHeld(ctx, r, out)
+	case settings.ModeExec:
 		// A command that cannot run is said now, not after the wait
 		// for the lock, and without a word to etcd.
 		if err := supervise.Find(r.Exec.Command[0]); err != nil {

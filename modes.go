@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tinx/distlock/internal/held"
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
 	"github.com/tinx/distlock/lock"
@@ -54,8 +55,10 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).With("shared", j.lock.Shared).
 		Step("acquired lock %q as %s (fencing token %d)", j.lock.Name, h.Key, h.FencingToken)
 
+	ho := handOff(j, h)
+	defer ho.Close() // before the lock is let go: --held then cannot reach it (69)
 	started := time.Now()
-	p, err := supervise.Start(commandSpec(j, x, h, wd, sigs))
+	p, err := supervise.Start(commandSpec(j, x, h, ho, wd, sigs))
 	if err != nil {
 		return notStarted(j, h, err)
 	}
@@ -78,10 +81,11 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 // commandSpec is how the command runs under h: its arguments and
 // environment, the kill sequence and its bounds, and the lines that tell
 // what the supervision does.
-func commandSpec(j *job, x settings.Exec, h *lock.Holder, wd *supervise.Watchdog, sigs <-chan os.Signal) supervise.Spec {
+func commandSpec(j *job, x settings.Exec, h *lock.Holder, ho *held.Server, wd *supervise.Watchdog, sigs <-chan os.Signal) supervise.Spec {
 	return supervise.Spec{
 		Args:       x.Command,
-		Env:        commandEnv(h),
+		Env:        commandEnv(h, ho.Env()...),
+		Ending:     ho.Ending, // from then on --held answers 70
 		Watchdog:   wd,
 		KillSignal: x.KillSignal,
 		KillAfter:  x.KillAfter,

@@ -49,6 +49,10 @@ type Spec struct {
 	// Stopping, if set, is called right after Wait started the kill
 	// sequence because its stop channel closed.
 	Stopping func()
+	// Ending, if set, is called right before Wait starts the kill
+	// sequence, whatever the reason, or passes on a signal that asks the
+	// command to end (HUP, INT, QUIT, TERM): before the command can know.
+	Ending func()
 	// Ready, if set, is asked last thing before the command is started,
 	// right before the fork; an error from it starts nothing and is
 	// returned by Start.

@@ -19,9 +19,24 @@ func (p *Process) Signal(sig syscall.Signal) {
 // it to end is followed by SIGCONT: a stopped process acts on nothing else.
 func (p *Process) Forward(sig syscall.Signal) {
 	p.Signal(sig)
+	if asksToEnd(sig) {
+		p.Signal(syscall.SIGCONT)
+	}
+}
+
+// asksToEnd reports whether sig asks a process to end.
+func asksToEnd(sig syscall.Signal) bool {
 	switch sig {
 	case syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM:
-		p.Signal(syscall.SIGCONT)
+		return true
+	}
+	return false
+}
+
+// ending calls Spec.Ending, if set.
+func (p *Process) ending() {
+	if p.spec.Ending != nil {
+		p.spec.Ending()
 	}
 }
 
@@ -88,7 +103,11 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 	for {
 		select {
 		case s := <-sigs:
-			p.Forward(s.(syscall.Signal))
+			sig := s.(syscall.Signal)
+			if asksToEnd(sig) {
+				p.ending()
+			}
+			p.Forward(sig)
 		case <-p.tstp:
 			if p.spec.SuspendRefused != nil {
 				p.spec.SuspendRefused()
@@ -119,6 +138,7 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 // stopFor starts the kill sequence, and then says why: what is said may
 // wait (on etcd, to learn why a key went; on stderr), the kill may not.
 func (p *Process) stopFor(why Stopped) Stopped {
+	p.ending()
 	p.Terminate()
 	say := p.spec.Stopping
 	if why == StoppedAtMaxRuntime {

@@ -31,6 +31,7 @@ func TestFlagsNotFromEnvironment(t *testing.T) {
 		{"DISTLOCK_UNLOCK=true", []string{"--lock-name=u", "--", "echo", "hi"}, 0, "hi\n", ""},
 		{"DISTLOCK_STATUS=true", []string{"--lock-name=s", "--", "echo", "hi"}, 0, "hi\n", ""},
 		{"DISTLOCK_LIST=true", []string{"--lock-name=l", "--", "echo", "hi"}, 0, "hi\n", ""},
+		{"DISTLOCK_HELD=true", []string{"--lock-name=h", "--", "echo", "hi"}, 0, "hi\n", ""},
 		{"DISTLOCK_LOCK=yes", []string{"--lock-name=k", "--", "echo", "hi"}, 0, "hi\n", ""},
 		{"DISTLOCK_LOCK=yes", []string{"--", "echo", "hi"}, exitUsage, "",
 			`^distlock: --lock-name is required; DISTLOCK_LOCK is ignored: the mode comes from the command line only, and the lock's name from --lock-name or DISTLOCK_LOCK_NAME\n$`},

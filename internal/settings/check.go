@@ -88,7 +88,10 @@ func (c *config) checkCombinations() error {
 	if c.mode == modeList && len(c.moreNames) > 0 {
 		return usagef("--list shows every lock of the realm: it takes no --lock-name")
 	}
-	if c.mode != modeList {
+	if c.mode == modeHeld && c.origin["lock-name"].rank == rankFlag {
+		return usagef("--held answers for the locks of the command it runs in: it takes no --lock-name")
+	}
+	if c.mode != modeList && c.mode != modeHeld {
 		if c.lockName == "" {
 			return usagef("--lock-name is required")
 		}

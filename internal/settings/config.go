@@ -21,6 +21,7 @@ const (
 	modeList    = "list"
 	modeForget  = "forget-last-run"
 	modeHistory = "history"
+	modeHeld    = "held"
 )
 
 const (
@@ -144,6 +145,7 @@ var table = []setting{
 	{name: modeList, help: "show every lock in the realm", from: fromCommandLine, mode: true, bind: switchesTo(modeList)},
 	{name: modeForget, help: "forget the lock's last successful run: the next run with --min-interval runs", from: fromCommandLine, mode: true, bind: switchesTo(modeForget)},
 	{name: modeHistory, help: "show the lock's last runs, newest first", from: fromCommandLine, mode: true, bind: switchesTo(modeHistory)},
+	{name: modeHeld, help: "inside a command distlock runs: exit 0 if it still holds its locks, 70 if not, 69 if it cannot tell", from: fromCommandLine, mode: true, bind: switchesTo(modeHeld)},
 
 	{name: "lock-name", alias: "lockname", arg: "NAME", from: fromAnywhere,
 		help: "the lock: 1-255 bytes of printable UTF-8 in Unicode NFC (required for every mode but --list); more than once on the command line, a set of locks, all held before the command starts",
@@ -387,7 +389,7 @@ func parseConfig(args []string) (*config, error) {
 
 	// DISTLOCK_LOCK is ignored like the other modes, but someone who set it
 	// meaning the lock's name is told so, not only that the name is missing.
-	if c.mode != modeList && c.lockName == "" && os.Getenv(envName(modeLock)) != "" {
+	if c.mode != modeList && c.mode != modeHeld && c.lockName == "" && os.Getenv(envName(modeLock)) != "" {
 		return c, usagef("--lock-name is required; %s is ignored: the mode comes from the command line only, and the lock's name from --lock-name or %s",
 			envName(modeLock), envName("lock-name"))
 	}

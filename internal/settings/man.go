@@ -115,7 +115,7 @@ func (m *manWriter) description() {
 			"before etcd could give the lock to anyone else, and distlock exits 70. " +
 			"With --max-runtime the same happens once the command has run that long, and distlock exits 124.",
 		"The other modes take the lock and keep it (--lock), release it (--unlock), or show it (--status, --list). " +
-			"Exactly one mode per call; --lock-name is needed by every mode but --list.",
+			"Exactly one mode per call; --lock-name is needed by every mode but --list and --held.",
 		"Locks made by etcdctl lock under the same prefix and name and distlock's exclude each other.",
 	} {
 		m.paragraph()

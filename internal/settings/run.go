@@ -28,6 +28,7 @@ const (
 	ModeList       Mode = modeList
 	ModeForget     Mode = modeForget   // --forget-last-run
 	ModeHistory    Mode = modeHistory  // --history
+	ModeHeld       Mode = modeHeld     // --held: inside a command, is its lock still held?
 	ModeHelp       Mode = "help"       // --help: print Help
 	ModeVersion    Mode = "version"    // --version
 	ModeCompletion Mode = "completion" // --completion: print Completion(Run.Shell)
@@ -160,10 +161,14 @@ func Parse(args []string) (*Run, error) {
 
 // run is c as the rest of distlock sees it.
 func (c *config) run() *Run {
+	metrics := c.metricsFile
+	if c.mode == modeHeld { // the supervisor's, inherited: not --held's to write
+		metrics = ""
+	}
 	return &Run{
 		Mode:        Mode(c.mode),
 		Say:         report.Style{Quiet: c.quiet, Verbose: c.verbose, JSON: c.logFormat == logJSON, Lock: c.lockName},
-		MetricsFile: c.metricsFile,
+		MetricsFile: metrics,
 		JSON:        c.json,
 		Follow:      c.follow,
 		Conn: Conn{
@@ -226,6 +231,8 @@ func (c *config) accessNeeded() string {
 		return "write access to " + lock.LastRunKey(c.prefix, c.lockName)
 	case modeHistory:
 		return "read access to " + lock.HistoryPrefix(c.prefix, c.lockName)
+	case modeHeld: // the realm is the supervisor's: see Conn.Access
+		return "read access to the lock's keys"
 	}
 	return "write access to " + lock.Prefix(c.prefix, c.lockName)
 }

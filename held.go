@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tinx/distlock/internal/held"
+	"github.com/tinx/distlock/internal/report"
+	"github.com/tinx/distlock/internal/settings"
+	"github.com/tinx/distlock/lock"
+)
+
+// handOff starts answering the command's distlock --held about h. Without
+// a socket the command still runs; its --held then cannot tell (69).
+func handOff(j *job, h *lock.Holder) *held.Server {
+	srv, err := held.Serve(h, j.lock.Realm, j.conn)
+	if err != nil {
+		j.out.Info("%v; distlock --held cannot answer in this command", err)
+	}
+	return srv
+}
+
+// runHeld is --held: does the command that runs it still hold its locks?
+// All of it is bounded by --dial-timeout.
+func runHeld(ctx context.Context, r *settings.Run, out *report.Reporter) error {
+	ctx, cancel := context.WithTimeout(ctx, r.Lock.RPCTimeout)
+	defer cancel()
+	err := held.Check(ctx, r.Conn, out)
+	var lost *held.LostError
+	switch {
+	case errors.Is(err, held.ErrNoSupervisor):
+		err = settings.Usagef("--held asks the distlock that runs this command, and none does (%s is not set)", held.Var)
+		out.About(report.EventUsage).Fail("%v", err)
+	case errors.As(err, &lost):
+		out.About(report.EventLost).Fail("the lock is no longer held: %v", lost.Cause)
+		err = lockLost{lost.Cause}
+	case err != nil:
+		out.About(report.EventEtcdError).Fail("cannot tell whether the lock is held: %v", err)
+	}
+	return err
+}
