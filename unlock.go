@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
@@ -81,7 +82,7 @@ func (j *job) unlockCommand(key string) string {
 func (j *job) unlocker() lock.UnlockBy {
 	host, _ := os.Hostname()
 	return lock.UnlockBy{
-		Info:    lock.Info{Host: host, PID: os.Getpid(), User: currentUser(), Reason: j.lock.Reason},
+		Info:    lock.Info{Host: host, PID: os.Getpid(), User: currentUser(), Reason: j.lock.Reason, Since: time.Now().UTC().Truncate(time.Second)},
 		History: j.lock.History,
 	}
 }

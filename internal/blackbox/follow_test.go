@@ -90,13 +90,15 @@ func followScenario(t *testing.T, ep string, f *following) {
 		t.Errorf("the unlocked holder exited %d, want %d", got, exitLockLost)
 	}
 	runWant(t, ep, 0, "--lock", "--lock-name=q", "--reason=third", "--expire=2s")
+	// Behind the lapsing --lock: a run that releases as it ends.
+	runWant(t, ep, 0, "--lock-name=q", "--reason=fourth", "--", "true")
 }
 
 // TestFollowLock: --status --follow prints the state, then a line for
-// each change in order (an --unlock of a --lock, which leaves no history
-// record before issue 22's history lands, shows as expired; a live
-// holder's as unlocked, then stopping and stopped), and ends on SIGINT
-// with 0.
+// each change in order (an --unlock of a --lock as unlocked, by whom; a
+// live holder's as unlocked, then stopping and stopped; a lapsed --expire
+// as expired; a run's end as released, told apart by the history record
+// written with the release), and ends on SIGINT with 0.
 func TestFollowLock(t *testing.T) {
 	t.Parallel()
 	ep := testEtcd(t).Endpoint()
@@ -107,13 +109,15 @@ func TestFollowLock(t *testing.T) {
 	f.waitLines(t, 1,
 		when+`acquired by host \S+, user \S+, since \S+, reason "first" \(fencing token \d+\)$`,
 		when+`queued: host \S+, pid \d+, .*reason "second", waiter 1$`,
-		when+`(expired: the key of|unlocked .*it was held by) host .*reason "first"`,
+		when+`unlocked by host \S+, pid \d+, user \S+, no reason given \(--unlock\): it was held by host .*reason "first"`,
 		when+`acquired by host .*reason "second"`,
 		when+`unlocked( by .*)? \(--unlock\): it was held by host .*reason "second"`,
 		when+`stopping: host .*reason "second" is stopping its command after --unlock`,
 		when+`stopped: host .*reason "second" has let go after --unlock$`,
 		when+`acquired by host .*reason "third"`,
-		when+`expired: the key of host .*reason "third" went with its lease, no release recorded`)
+		when+`expired: the key of host .*reason "third" went with its lease, no release recorded`,
+		when+`acquired by host .*reason "fourth"`,
+		when+`released by host .*reason "fourth"`)
 	if err := f.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -131,9 +135,10 @@ func TestFollowJSON(t *testing.T) {
 	f := startFollow(t, ep, "--list", "--json")
 	f.waitLines(t, 0, `^\{"event":"state","time":"[^"]+","locks":\[\]\}$`)
 	followScenario(t, ep, f)
-	f.waitLines(t, 1, `"event":"expired".*"reason":"third"`)
-	want := []string{"state", "acquired first", "queued second", "expired|unlocked first", "acquired second",
-		"unlocked second", "stopping second", "stopped second", "acquired third", "expired third"}
+	f.waitLines(t, 1, `"event":"released".*"reason":"fourth"`)
+	want := []string{"state", "acquired first", "queued second", "unlocked first", "acquired second",
+		"unlocked second", "stopping second", "stopped second", "acquired third", "queued fourth",
+		"expired third", "acquired fourth", "released fourth"}
 	lines := strings.Split(strings.TrimSpace(f.stdout.String()), "\n")
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), f.stdout)

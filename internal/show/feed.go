@@ -104,7 +104,9 @@ func changeText(c lock.Change) string {
 	case lock.ChangeUnlocked:
 		by := ""
 		if c.UnlockedBy != nil {
-			by = " by " + lock.Entry{Info: c.UnlockedBy}.Who()
+			who := *c.UnlockedBy
+			who.Since = time.Time{} // the line's own time says when
+			by = " by " + lock.Entry{Info: &who}.Who()
 		}
 		return fmt.Sprintf("unlocked%s (--unlock): it was held by %s%s", by, who, token)
 	case lock.ChangeExpired:

@@ -95,7 +95,9 @@ func ending(r *lock.Record) string {
 	case r.Outcome == lock.EndReleased:
 		return "released at " + stamp(r.Released) + cmd
 	case r.Outcome == lock.EndUnlocked && r.UnlockedBy != nil:
-		by := lock.Entry{Info: r.UnlockedBy}
+		who := *r.UnlockedBy
+		who.Since = time.Time{} // it is when: said already
+		by := lock.Entry{Info: &who}
 		return "unlocked at " + stamp(r.Released) + " by " + by.Who() + cmd
 	case r.Outcome != "":
 		return "ended: " + untrusted.Word(r.Outcome, untrusted.MaxWord) + cmd
