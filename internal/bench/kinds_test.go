@@ -205,3 +205,53 @@ func lockNames(flags []string) []string {
 	sort.Strings(names)
 	return names
 }
+
+// BenchmarkBurstHistory: N distlocks at once on one lock, with history
+// records (the default span) and without (--history-span=0), one burst
+// of each in turn, the order alternating: ms-wall of each, their ratio
+// (median of the pairs), and the etcd requests per run of each.
+func BenchmarkBurstHistory(b *testing.B) {
+	for _, n := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			e := setup(b)
+			realm := e.realm(b)
+			out, err := e.outputFile("history.out")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer out.Close()
+			kinds := []struct {
+				name string
+				flag string
+			}{{"with", "--history-span=168h"}, {"without", "--history-span=0"}}
+			walls, reqs := map[string][]float64{}, map[string][]float64{}
+			var ratios []float64
+			for i := 0; b.Loop(); i++ {
+				got := map[string]float64{}
+				for k := range kinds {
+					kind := kinds[(i+k)%len(kinds)]
+					r, err := e.kindBurst(realm, n, out, func(int) ([]string, bool) {
+						return []string{"--lock-name=burst", kind.flag}, true
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+					got[kind.name] = ms(r.wall)
+					walls[kind.name] = append(walls[kind.name], ms(r.wall))
+					total := 0.0
+					for _, c := range r.requests {
+						total += c
+					}
+					reqs[kind.name] = append(reqs[kind.name], total/float64(n))
+				}
+				ratios = append(ratios, got["with"]/got["without"])
+			}
+			b.ReportMetric(median(walls["with"]), "ms-wall-with")
+			b.ReportMetric(median(walls["without"]), "ms-wall-without")
+			b.ReportMetric(median(ratios), "x-wall")
+			b.ReportMetric(median(reqs["with"]), "req/run-with")
+			b.ReportMetric(median(reqs["without"]), "req/run-without")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}

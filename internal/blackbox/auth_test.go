@@ -112,14 +112,8 @@ func TestAuthWrongPassword(t *testing.T) {
 			t.Fatalf("%v: exit %d, want 0; stderr:\n%s", user, got, right.stderr)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := root.Get(ctx, testRealm(t), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Count != 0 {
-		t.Errorf("%d keys left in the realm after the run", resp.Count)
+	if keys := realmKeys(t, root); len(keys) != 0 {
+		t.Errorf("keys left in the realm after the run: %q", keys)
 	}
 }
 

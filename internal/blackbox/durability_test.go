@@ -102,6 +102,25 @@ func moveLeaderAround(t *testing.T, cluster *etcdtest.Cluster) {
 }
 
 // keysUnder is every key under lock name's prefix in the test's realm.
+// realmKeys are the keys left in the test's realm but the history
+// records, which outlive every run by design.
+func realmKeys(t *testing.T, client *clientv3.Client) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := client.Get(ctx, testRealm(t), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, kv := range resp.Kvs {
+		if !strings.Contains(string(kv.Key), "!history:") {
+			keys = append(keys, string(kv.Key))
+		}
+	}
+	return keys
+}
+
 func keysUnder(t *testing.T, client *clientv3.Client, name string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -2,7 +2,6 @@ package blackbox
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/tinx/distlock/internal/poll"
@@ -376,8 +374,7 @@ func TestTerminalManualLock(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "/manual/"+lease) {
 		t.Fatalf("%s: %v\n%s", unlock, err, out)
 	}
-	keys, err := testClient(t).Get(context.Background(), testRealm(t), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil || keys.Count != 0 {
-		t.Fatalf("after the shown --unlock: %d keys left (%v)", keys.Count, err)
+	if keys := realmKeys(t, testClient(t)); len(keys) != 0 {
+		t.Fatalf("after the shown --unlock, keys are left: %q", keys)
 	}
 }

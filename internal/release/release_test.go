@@ -630,7 +630,9 @@ func noKeysLeft(t *testing.T, realm string) {
 		t.Fatal(err)
 	}
 	for _, kv := range resp.Kvs {
-		t.Errorf("key left in etcd: %s", kv.Key)
+		if !strings.Contains(string(kv.Key), "!history:") { // records of the runs, kept by design
+			t.Errorf("key left in etcd: %s", kv.Key)
+		}
 	}
 }
 
