@@ -124,7 +124,8 @@ func parseHistory(hp string, kv *mvccpb.KeyValue) (HistoryEntry, bool) {
 type history struct {
 	span    time.Duration
 	waiting time.Time
-	done    chan struct{} // closed when begin has ended, lease granted or not
+	granted chan struct{} // closed once the lease's grant has ended, granted or not
+	done    chan struct{} // closed when begin has ended
 	lease   clientv3.LeaseID
 	ended   string
 	status  *int
@@ -137,7 +138,7 @@ func (h *Holder) startHistory(waiting time.Time) {
 	if h.req.History <= 0 {
 		return
 	}
-	h.hist = &history{span: h.req.History, waiting: waiting, done: make(chan struct{})}
+	h.hist = &history{span: h.req.History, waiting: waiting, granted: make(chan struct{}), done: make(chan struct{})}
 	go h.beginHistory()
 }
 
@@ -149,10 +150,13 @@ func (h *Holder) beginHistory() {
 	ctx, cancel := context.WithTimeout(context.Background(), h.req.RPCTimeout)
 	defer cancel()
 	g, err := h.client.Grant(ctx, wholeSeconds(h.hist.span))
+	if err == nil {
+		h.hist.lease = g.ID
+	}
+	close(h.hist.granted)
 	if err != nil {
 		return // no record: nothing in etcd says more than the keys
 	}
-	h.hist.lease = g.ID
 	var ops []clientv3.Op
 	for _, m := range h.Set() {
 		hk := HistoryKey(m.req.Realm, m.req.Name, m.FencingToken)
@@ -174,16 +178,29 @@ func (h *Holder) Ending(ended string, status int) {
 }
 
 // historyLease waits, within ctx, for the records' lease: 0 if there is
-// none.
+// none. Letting the lock go needs the lease only: the begun record, if its
+// write is still on its way, finds the key gone and writes nothing, and
+// if it came first, the complete one replaces it.
 func (h *Holder) historyLease(ctx context.Context) clientv3.LeaseID {
 	if h.hist == nil {
 		return 0
 	}
 	select {
-	case <-h.hist.done:
+	case <-h.hist.granted:
 		return h.hist.lease
 	case <-ctx.Done():
 		return 0
+	}
+}
+
+// historyWritten waits, within ctx, until the begun records are written
+// (or could not be): before this process goes, leaving the lock taken.
+func (h *Holder) historyWritten(ctx context.Context) {
+	if h.hist != nil {
+		select {
+		case <-h.hist.done:
+		case <-ctx.Done():
+		}
 	}
 }
 

@@ -65,7 +65,7 @@ func (h *Holder) Detach(ctx context.Context) error {
 		return err
 	}
 	h.stopWatching(ctx)
-	h.historyLease(ctx) // the record is written before this process goes
+	h.historyWritten(ctx) // the record is written before this process goes
 	h.lease.stopKeepAlive()
 	resp, err := h.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
