@@ -185,6 +185,8 @@ func (h *Holder) historyLease(ctx context.Context) clientv3.LeaseID {
 	if h.hist == nil {
 		return 0
 	}
+	ctx, cancel := h.historyWait(ctx)
+	defer cancel()
 	select {
 	case <-h.hist.granted:
 		return h.hist.lease
@@ -197,11 +199,20 @@ func (h *Holder) historyLease(ctx context.Context) clientv3.LeaseID {
 // (or could not be): before this process goes, leaving the lock taken.
 func (h *Holder) historyWritten(ctx context.Context) {
 	if h.hist != nil {
+		ctx, cancel := h.historyWait(ctx)
+		defer cancel()
 		select {
 		case <-h.hist.done:
 		case <-ctx.Done():
 		}
 	}
+}
+
+// historyWait bounds a wait for the record's lease or write to half an
+// RPCTimeout, within ctx: what lets the lock go or keeps it must keep time
+// of its own for its own request when etcd is slow to grant.
+func (h *Holder) historyWait(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, h.req.RPCTimeout/2)
 }
 
 // recordOf is the history record of m, a lock of the set h holds, as a
