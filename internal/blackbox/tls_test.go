@@ -167,6 +167,14 @@ func TestAuthRoleConfinedToRealm(t *testing.T) {
 		return `^distlock: etcd at ` + ep + ` refused user "app" ` + access + ` access to ` + regexp.QuoteMeta(prefix) +
 			` \(permission denied\): grant the user a role with readwrite on the prefix ` + regexp.QuoteMeta(elsewhere) + `\n$`
 	}
+	// The history of a run, and its read, are the realm's too.
+	if _, stderr, status := runCaptured(t, ep, app, "--prefix="+realm, "--lock-name=hist", "--", "true"); status != 0 || stderr != "" {
+		t.Fatalf("a run in its realm: exit %d, stderr:\n%s", status, stderr)
+	}
+	if out, stderr, status := runCaptured(t, ep, app, "--prefix="+realm, "--lock-name=hist", "--history"); status != 0 || stderr != "" ||
+		!regexp.MustCompile(`^token [0-9]+\t.*\treleased at [^\t]+; outcome ran, exit status 0\n$`).MatchString(out) {
+		t.Fatalf("--history in its realm: exit %d, stdout:\n%s\nstderr:\n%s", status, out, stderr)
+	}
 	tests := []struct {
 		name   string
 		env    []string
@@ -181,7 +189,7 @@ func TestAuthRoleConfinedToRealm(t *testing.T) {
 		// the realm too: a failed write would be a line on stderr.
 		{"records a run in its realm", app, []string{"--prefix=" + realm, "--lock-name=r", "--min-interval=1h", "--", "true"}, 0, ""},
 		{"holds at least in its realm", app, []string{"--prefix=" + realm, "--lock-name=h", "--min-hold=1s", "--", "true"}, 0, ""},
-		{"etcdctl's user:password", []string{"ETCDCTL_ENDPOINTS=" + ep, "ETCDCTL_USER=app:app-pw"}, []string{"--prefix=" + realm, "--lock-name=x", "--", "true"}, 0, ""},
+		{"etcdctl's user:password", []string{"ETCDCTL_ENDPOINTS=" + ep, "ETCDCTL_USER=app:app-pw"}, []string{"--prefix=" + realm, "--lock-name=e", "--", "true"}, 0, ""},
 		{"runs elsewhere", app, []string{"--prefix=" + elsewhere, "--lock-name=x/y", "--", "true"}, exitUnavailable,
 			refused("write", elsewhere+"x%2Fy/")},
 		{"status elsewhere", app, []string{"--prefix=" + elsewhere, "--lock-name=x", "--status"}, exitUnavailable,
