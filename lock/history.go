@@ -3,12 +3,14 @@ package lock
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -272,7 +274,28 @@ func (h *Holder) completeHistory(ctx context.Context) {
 	if lease == 0 {
 		return
 	}
-	_, _ = h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+	_, err := h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		// The records' lease ran out (a holding longer than the history
+		// span), and with it the whole transaction: the keys are still
+		// there. A new lease for the completed records, and again.
+		if lease = h.regrantHistory(ctx); lease != 0 {
+			_, _ = h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+		}
+	}
+}
+
+// regrantHistory grants the records a new lease of the history span when
+// theirs ran out, within half an RPC timeout: 0 if etcd grants none.
+func (h *Holder) regrantHistory(ctx context.Context) clientv3.LeaseID {
+	gctx, cancel := h.historyWait(ctx)
+	defer cancel()
+	g, err := h.client.Grant(gctx, wholeSeconds(h.hist.span))
+	if err != nil {
+		return 0
+	}
+	h.hist.lease = g.ID
+	return g.ID
 }
 
 // UnlockBy is who runs an --unlock, for the history record of the holding

@@ -1,0 +1,71 @@
+package lock
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/internal/poll"
+)
+
+// historyGone waits until the begun record of h, on a lease of the
+// history span, has gone with its lease: the run outlived the span.
+func historyGone(t *testing.T, client *clientv3.Client, req Request, h *Holder) {
+	t.Helper()
+	hk := HistoryKey(req.Realm, req.Name, h.FencingToken)
+	poll.For(t, "the begun record", 10*time.Second, func() bool {
+		resp, err := client.Get(context.Background(), hk, clientv3.WithCountOnly())
+		return err == nil && resp.Count == 1
+	})
+	poll.For(t, "the history lease to run out", 20*time.Second, func() bool {
+		resp, err := client.Get(context.Background(), hk, clientv3.WithCountOnly())
+		return err == nil && resp.Count == 0
+	})
+}
+
+// TestHoldForAfterHistorySpan: a command that ran longer than the history
+// span, then --min-hold: the lock must stay taken for the hold, whatever
+// became of the record's lease.
+func TestHoldForAfterHistorySpan(t *testing.T) {
+	t.Parallel()
+	client := newClient(t, testEtcd(t).Endpoint())
+	req := request(t, "mh")
+	req.History = time.Second
+	h := mustAcquire(t, client, req)
+	historyGone(t, client, req, h)
+	granted, err := h.HoldFor(context.Background(), 30*time.Second)
+	if err != nil || granted < 30*time.Second {
+		t.Fatalf("HoldFor(30s) after the history span = %v, %v; want the lock held 30s", granted, err)
+	}
+	resp, err := client.Get(context.Background(), h.Key)
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != h.FencingToken {
+		t.Fatalf("after HoldFor the key is gone (%v): the min-hold was not honoured", err)
+	}
+	got, err := History(context.Background(), client, req.Realm, req.Name, 5, time.Second)
+	if err != nil || len(got) != 1 || got[0].Record == nil || got[0].Record.Expires.IsZero() {
+		t.Errorf("history after HoldFor: %+v, %v; want the held record", got, err)
+	}
+}
+
+// TestReleaseAfterHistorySpan: a run longer than the history span still
+// leaves its completed record ("for at least SPAN"), and the release
+// deletes the key in the transaction, not only by the revoke.
+func TestReleaseAfterHistorySpan(t *testing.T) {
+	t.Parallel()
+	client := newClient(t, testEtcd(t).Endpoint())
+	req := request(t, "rel")
+	req.History = time.Second
+	events := watchRealm(t, client, req.Realm)
+	h := mustAcquire(t, client, req)
+	historyGone(t, client, req, h)
+	h.Ending("success", 0)
+	if err := h.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := recordAt(t, events(), h.Key, HistoryKey(req.Realm, req.Name, h.FencingToken))
+	if r.Outcome != EndReleased {
+		t.Errorf("record %+v, want released", r)
+	}
+}
