@@ -312,6 +312,25 @@ type unlockRecorder struct {
 	realm, name string
 	by          UnlockBy
 	lease       clientv3.LeaseID
+	maybeUsed   bool // a record on lease was, or may have been, written
+}
+
+// sent notes how a delete that carried the record ended: applied, or
+// with no answer (it may have been).
+func (u *unlockRecorder) sent(ok bool, err error) {
+	if u != nil && u.lease != 0 && (ok || err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound)) {
+		u.maybeUsed = true
+	}
+}
+
+// dropUnused revokes the record's lease if no record was written on it,
+// as far as etcd answered (the key went before the delete, say): else it
+// would stay, empty, for the history span. Within ctx, best effort.
+func (u *unlockRecorder) dropUnused(ctx context.Context) {
+	if u == nil || u.lease == 0 || u.maybeUsed {
+		return
+	}
+	_, _ = u.client.Revoke(ctx, u.lease)
 }
 
 // newUnlockRecorder is the recorder of an unlock of the lock name by the

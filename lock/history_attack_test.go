@@ -69,3 +69,61 @@ func TestReleaseAfterHistorySpan(t *testing.T) {
 		t.Errorf("record %+v, want released", r)
 	}
 }
+
+// leasesWithoutKeys are the leases of etcd, not among before, that hold
+// no key and have more than a minute left.
+func leasesWithoutKeys(t *testing.T, client *clientv3.Client, before map[clientv3.LeaseID]bool) []clientv3.LeaseID {
+	t.Helper()
+	resp, err := client.Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []clientv3.LeaseID
+	for _, l := range resp.Leases {
+		if before[l.ID] {
+			continue
+		}
+		ttl, err := client.TimeToLive(context.Background(), l.ID, clientv3.WithAttachedKeys())
+		if err == nil && ttl.TTL > 60 && len(ttl.Keys) == 0 {
+			out = append(out, l.ID)
+		}
+	}
+	return out
+}
+
+func leaseSet(t *testing.T, client *clientv3.Client) map[clientv3.LeaseID]bool {
+	t.Helper()
+	resp, err := client.Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[clientv3.LeaseID]bool{}
+	for _, l := range resp.Leases {
+		m[l.ID] = true
+	}
+	return m
+}
+
+// TestUnlockRacingReleaseLeaksNoLease: an --unlock that finds the holder,
+// then finds it released before its delete, writes no record: the lease
+// it granted for one must not stay behind, empty, for the history span.
+// (Not parallel: unlockStep is the package's.)
+func TestUnlockRacingReleaseLeaksNoLease(t *testing.T) {
+	client := newClient(t, testEtcd(t).Endpoint())
+	req := request(t, "ul")
+	h := mustAcquire(t, client, req)
+	before := leaseSet(t, client)
+	unlockStep = func(step string) {
+		if step == "delete" {
+			_ = h.Release(context.Background())
+		}
+	}
+	defer func() { unlockStep = func(string) {} }()
+	by := UnlockBy{Info: Info{Host: "admin", User: "alice"}, History: time.Hour}
+	if _, err := Unlock(context.Background(), client, req.Realm, req.Name, by); err != nil {
+		t.Fatal(err)
+	}
+	if leaked := leasesWithoutKeys(t, client, before); len(leaked) != 0 {
+		t.Errorf("leases left holding nothing for an hour: %x", leaked)
+	}
+}
