@@ -316,9 +316,16 @@ type unlockRecorder struct {
 }
 
 // sent notes how a delete that carried the record ended: applied, or
-// with no answer (it may have been).
-func (u *unlockRecorder) sent(ok bool, err error) {
-	if u != nil && u.lease != 0 && (ok || err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound)) {
+// with no answer (it may have been). A lease etcd did not find may be the
+// record's (a history span shorter than the unlock's tries): the next
+// try grants another, and this one, if it holds nothing, goes.
+func (u *unlockRecorder) sent(ctx context.Context, ok bool, err error) {
+	switch {
+	case u == nil || u.lease == 0:
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
+		u.dropUnused(ctx)
+		u.lease, u.maybeUsed = 0, false
+	case ok || err != nil:
 		u.maybeUsed = true
 	}
 }

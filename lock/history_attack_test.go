@@ -127,3 +127,43 @@ func TestUnlockRacingReleaseLeaksNoLease(t *testing.T) {
 		t.Errorf("leases left holding nothing for an hour: %x", leaked)
 	}
 }
+
+// TestUnlockOutlivesItsRecordLease: an --unlock whose first delete found
+// the key changed, and whose next try comes after its record's lease
+// (--history-span 1s) ran out, still unlocks. (Not parallel: unlockStep.)
+func TestUnlockOutlivesItsRecordLease(t *testing.T) {
+	client := newClient(t, testEtcd(t).Endpoint())
+	req := request(t, "ulx")
+	h := mustAcquire(t, client, req)
+	other, err := client.Grant(context.Background(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	unlockStep = func(step string) {
+		if step != "delete" {
+			return
+		}
+		calls++
+		switch calls {
+		case 1: // the key moves to another lease: the delete finds it changed
+			resp, err := client.Get(context.Background(), h.Key)
+			if err != nil || len(resp.Kvs) != 1 {
+				t.Fatal(err)
+			}
+			if _, err := client.Put(context.Background(), h.Key, string(resp.Kvs[0].Value), clientv3.WithLease(other.ID)); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			time.Sleep(3 * time.Second) // the record's lease of 1s runs out
+		}
+	}
+	defer func() { unlockStep = func(string) {} }()
+	by := UnlockBy{Info: Info{Host: "admin", User: "alice"}, History: time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done, err := Unlock(ctx, client, req.Realm, req.Name, by)
+	if err != nil || done.Removed == nil {
+		t.Fatalf("Unlock = %+v, %v; want the key removed", done, err)
+	}
+}

@@ -240,7 +240,7 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		unlockStep("delete")
 		if i < len(holders) {
 			ok, stopping, err = deleteHolder(lost.bound(ctx), client, sp, kv, rec.ops(lost.bound(ctx), kv)...)
-			rec.sent(ok, err)
+			rec.sent(lost.bound(ctx), ok, err)
 		} else {
 			ok, err = deleteWaiter(lost.bound(ctx), client, kv, entries[:i], recs, Limit(append(entries[:len(entries):len(entries)], recs...)))
 		}
