@@ -3,12 +3,14 @@ package lock
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -272,7 +274,28 @@ func (h *Holder) completeHistory(ctx context.Context) {
 	if lease == 0 {
 		return
 	}
-	_, _ = h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+	_, err := h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		// The records' lease ran out (a holding longer than the history
+		// span), and with it the whole transaction: the keys are still
+		// there. A new lease for the completed records, and again.
+		if lease = h.regrantHistory(ctx); lease != 0 {
+			_, _ = h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+		}
+	}
+}
+
+// regrantHistory grants the records a new lease of the history span when
+// theirs ran out, within half an RPC timeout: 0 if etcd grants none.
+func (h *Holder) regrantHistory(ctx context.Context) clientv3.LeaseID {
+	gctx, cancel := h.historyWait(ctx)
+	defer cancel()
+	g, err := h.client.Grant(gctx, wholeSeconds(h.hist.span))
+	if err != nil {
+		return 0
+	}
+	h.hist.lease = g.ID
+	return g.ID
 }
 
 // UnlockBy is who runs an --unlock, for the history record of the holding
@@ -289,6 +312,32 @@ type unlockRecorder struct {
 	realm, name string
 	by          UnlockBy
 	lease       clientv3.LeaseID
+	maybeUsed   bool // a record on lease was, or may have been, written
+}
+
+// sent notes how a delete that carried the record ended: applied, or
+// with no answer (it may have been). A lease etcd did not find may be the
+// record's (a history span shorter than the unlock's tries): the next
+// try grants another, and this one, if it holds nothing, goes.
+func (u *unlockRecorder) sent(ctx context.Context, ok bool, err error) {
+	switch {
+	case u == nil || u.lease == 0:
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
+		u.dropUnused(ctx)
+		u.lease, u.maybeUsed = 0, false
+	case ok || err != nil:
+		u.maybeUsed = true
+	}
+}
+
+// dropUnused revokes the record's lease if no record was written on it,
+// as far as etcd answered (the key went before the delete, say): else it
+// would stay, empty, for the history span. Within ctx, best effort.
+func (u *unlockRecorder) dropUnused(ctx context.Context) {
+	if u == nil || u.lease == 0 || u.maybeUsed {
+		return
+	}
+	_, _ = u.client.Revoke(ctx, u.lease)
 }
 
 // newUnlockRecorder is the recorder of an unlock of the lock name by the

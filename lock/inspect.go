@@ -206,6 +206,7 @@ const maxUnlockTries = 20
 func unlock(ctx context.Context, client *clientv3.Client, realm, name, key string, by []UnlockBy) (*Unlocked, error) {
 	pfx, sp := Prefix(realm, name), StoppingPrefix(realm, name)
 	rec := newUnlockRecorder(client, realm, name, by)
+	defer func() { rec.dropUnused(ctx) }()
 	var target *Entry                      // the key to delete, once chosen
 	budget := timeLeft(ctx, 5*time.Second) // for settling a lost delete: as long as the caller gave us
 	var lost *lostDelete
@@ -239,6 +240,7 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		unlockStep("delete")
 		if i < len(holders) {
 			ok, stopping, err = deleteHolder(lost.bound(ctx), client, sp, kv, rec.ops(lost.bound(ctx), kv)...)
+			rec.sent(lost.bound(ctx), ok, err)
 		} else {
 			ok, err = deleteWaiter(lost.bound(ctx), client, kv, entries[:i], recs, Limit(append(entries[:len(entries):len(entries)], recs...)))
 		}

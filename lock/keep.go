@@ -165,17 +165,29 @@ func (h *Holder) moveOnto(ctx context.Context, lease clientv3.LeaseID, expires t
 	req.Info.Expires = expires.UTC().Truncate(time.Second)
 	tctx, cancel := context.WithTimeout(ctx, h.req.RPCTimeout)
 	defer cancel()
-	ops := []clientv3.Op{clientv3.OpPut(h.Key, req.valueSince(h.Since), clientv3.WithLease(lease))}
-	if hl := h.historyLease(tctx); hl != 0 {
-		// The record says until when, and how the command ended.
-		moved := *h
-		moved.req = req
-		ops = append(ops, clientv3.OpPut(HistoryKey(req.Realm, req.Name, h.FencingToken), h.recordOf(&moved, time.Time{}, h.hist), clientv3.WithLease(hl)))
+	move := clientv3.OpPut(h.Key, req.valueSince(h.Since), clientv3.WithLease(lease))
+	txn := func(hl clientv3.LeaseID) (*clientv3.TxnResponse, error) {
+		ops := []clientv3.Op{move}
+		if hl != 0 {
+			// The record says until when, and how the command ended.
+			moved := *h
+			moved.req = req
+			ops = append(ops, clientv3.OpPut(HistoryKey(req.Realm, req.Name, h.FencingToken), h.recordOf(&moved, time.Time{}, h.hist), clientv3.WithLease(hl)))
+		}
+		return h.client.Txn(tctx).
+			If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
+			Then(ops...).
+			Commit()
 	}
-	return h.client.Txn(tctx).
-		If(clientv3.Compare(clientv3.CreateRevision(h.Key), "=", h.FencingToken)).
-		Then(ops...).
-		Commit()
+	hl := h.historyLease(tctx)
+	resp, err := txn(hl)
+	if hl != 0 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		// The record's lease ran out (a holding longer than the history
+		// span), and with it the move: the move comes first, with a
+		// record on a new lease if etcd grants one.
+		resp, err = txn(h.regrantHistory(tctx))
+	}
+	return resp, err
 }
 
 // settleMove finds out, after a move of our key onto lease (0: detached)
