@@ -44,10 +44,11 @@ const pageSize = 1000
 // follower is one run of a feed.
 type follower struct {
 	Config
-	feed  *lock.Feed
-	print *show.Feed
-	down  time.Time // when etcd stopped answering; zero while it answers
-	term  uint64    // the highest raft term seen
+	feed    *lock.Feed
+	print   *show.Feed
+	down    time.Time // when etcd stopped answering; zero while it answers
+	term    uint64    // the highest raft term seen
+	watches uint64    // how many watches were opened, each on a grpc stream of its own
 }
 
 // Run prints the state, then the changes, until ctx ends (nil) or etcd

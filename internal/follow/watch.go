@@ -3,24 +3,31 @@ package follow
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
 )
 
 // watch prints the changes after revision rev until the feed must start
 // afresh (it returns why), ctx ends, or etcd has been out of reach for too
 // long (an error). The watch requires a leader, so that a member cut off
 // from the others ends it rather than keep it silent; it is opened apart,
-// since opening waits for etcd, while the probes count how long etcd has
-// not answered.
+// since opening waits for etcd's word that the watch exists, while the
+// probes count how long etcd has not answered. (etcd's client returns the
+// watch's channel once etcd has confirmed the watch.) A watch that etcd
+// has not confirmed within RPCTimeout while it answers the probes is taken
+// for lost and the feed starts afresh: it must never go silent while etcd
+// answers.
 func (fl *follower) watch(ctx context.Context, rev int64) (string, error) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wctx, cancel := context.WithCancel(fl.ownStream(clientv3.WithRequireLeader(ctx)))
 	defer cancel()
 	opened := make(chan clientv3.WatchChan, 1)
 	go func() {
 		opened <- fl.Client.Watch(wctx, fl.feed.Range(), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	}()
+	began := time.Now()
 	probes := fl.probe(wctx)
 	var events clientv3.WatchChan
 	for {
@@ -40,6 +47,9 @@ func (fl *follower) watch(ctx context.Context, rev int64) (string, error) {
 				fl.back()
 				return "etcd was out of reach", nil
 			}
+			if events == nil && time.Since(began) > fl.RPCTimeout {
+				return fmt.Sprintf("etcd answers, but has not started the watch in %v", fl.RPCTimeout), nil
+			}
 		case resp, ok := <-events:
 			if !ok && ctx.Err() != nil {
 				return "", nil
@@ -49,6 +59,17 @@ func (fl *follower) watch(ctx context.Context, rev int64) (string, error) {
 			}
 		}
 	}
+}
+
+// ownStream gives each watch a grpc stream of its own. etcd's client puts
+// the watches whose contexts carry the same metadata on one stream and
+// registers them there one at a time, each after etcd confirmed the one
+// before: if an outage swallowed a watch's confirmation, every later
+// watch on that stream waits for it forever, even once that watch is
+// given up.
+func (fl *follower) ownStream(ctx context.Context) context.Context {
+	fl.watches++
+	return metadata.AppendToOutgoingContext(ctx, "distlock-follow-watch", strconv.FormatUint(fl.watches, 10))
 }
 
 // took prints what one watch response changed; or it returns why the
