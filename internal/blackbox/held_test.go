@@ -64,3 +64,31 @@ func readFile(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// TestHeldCannotTellWhileEtcdIsSilent: the supervisor counts its lease
+// alive, but etcd does not answer --held's read: it cannot tell (69),
+// within its --dial-timeout, rather than say yes or hang.
+func TestHeldCannotTellWhileEtcdIsSilent(t *testing.T) {
+	t.Parallel()
+	proxy := testProxy(t)
+	dir := t.TempDir()
+	script := `echo up > ready; while [ ! -e go ]; do sleep 0.05; done
+distlock --held --dial-timeout=1s 2> held.err; echo $? > status.tmp; mv status.tmp status`
+	j := startDistlock(t, dir, proxy.URL(), "--lock-name=silent", "--ttl=30s", "--", "sh", "-c", script)
+	waitFile(t, filepath.Join(dir, "ready"))
+	proxy.Partition()
+	asked := time.Now()
+	writeFile(filepath.Join(dir, "go"), "")
+	status := waitFile(t, filepath.Join(dir, "status"))
+	took := time.Since(asked)
+	proxy.Heal()
+	if status != "69" || took > 10*time.Second {
+		t.Errorf("--held with etcd silent: exit %s after %v, want 69 within its --dial-timeout; stderr:\n%s", status, took.Round(time.Millisecond), readFile(t, filepath.Join(dir, "held.err")))
+	}
+	if msg := readFile(t, filepath.Join(dir, "held.err")); !strings.HasPrefix(msg, "distlock: cannot tell whether the lock is held: ") {
+		t.Errorf("--held says:\n%s", msg)
+	}
+	if got := j.wait(t, 30*time.Second); got != 0 {
+		t.Errorf("distlock exited %d, want 0; stderr:\n%s", got, j.stderr)
+	}
+}
