@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinx/distlock/internal/etcdtest"
 	"github.com/tinx/distlock/internal/poll"
 )
 
@@ -174,14 +175,29 @@ func TestFollowJSON(t *testing.T) {
 // beyond --timeout, it gives up with 69.
 func TestFollowOutage(t *testing.T) {
 	t.Parallel()
-	ep := testEtcd(t).Endpoint()
-	proxy := testProxy(t)
+	// An etcd of its own: a compaction of the shared one would cut the
+	// page-by-page reads of other tests short.
+	etcdtest.SkipShort(t)
+	cluster, err := etcdtest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	ep := cluster.Endpoint()
+	proxy, err := etcdtest.NewProxy(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
 	f := startFollow(t, proxy.URL(), "--status", "--lock-name=q", "--timeout=6s")
 	f.waitLines(t, 0, `^lock "q" is free$`)
 	proxy.Partition()
 	f.waitStderr(t, "etcd does not answer")
 	runWant(t, ep, 0, "--lock", "--lock-name=q", "--reason=meanwhile")
-	client := testClient(t)
+	client, err := cluster.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := client.Get(ctx, "compact")
