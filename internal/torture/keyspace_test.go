@@ -698,13 +698,8 @@ func (ks *keyspace) suspects(u *ksUnlock, before, after map[string]snapKey) {
 		if rest, ok := strings.CutPrefix(key, u.lk.prefix()); ok && isLeaseHex(rest) && u.holder == "" {
 			continue
 		}
-		if b.lease != 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			resp, err := ks.client.TimeToLive(ctx, clientv3.LeaseID(b.lease))
-			cancel()
-			if err == nil && resp.TTL == -1 {
-				continue
-			}
+		if b.lease != 0 && ks.leaseEnds(b.lease) {
+			continue
 		}
 		u.suspects = append(u.suspects, key)
 	}
@@ -1115,4 +1110,17 @@ func (ks *keyspace) leasesOf(keys []string) string {
 		cancel()
 	}
 	return b.String()
+}
+
+// leaseEnds reports whether lease ends within a few seconds: a distlock
+// that lets its lock go deletes its key in one transaction (with its
+// history record) and revokes its lease right after, so a key its owner
+// released may be gone a moment before its lease is.
+func (ks *keyspace) leaseEnds(lease int64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return poll.Until(ctx, func() bool {
+		resp, err := ks.client.TimeToLive(ctx, clientv3.LeaseID(lease))
+		return err == nil && resp.TTL == -1
+	}) == nil
 }
