@@ -182,19 +182,33 @@ func readInt(t *testing.T, path string) int64 {
 	return n
 }
 
-// stampLoop is a command that writes its pid to cmd.pid, then the time (ns)
-// to last.ns every 10ms until it is killed; trapTerm makes it ignore
-// SIGTERM, so only SIGKILL ends it. It is bash, to take the time and
-// wait with builtins (a read that times out on a pipe nobody writes to):
-// with date and sleep, each stamp was three programs started, and the
-// loops took a good share of the cores the tests share. The script has
-// no single quote, for a shell line to quote it.
+// stampLoop is a command that writes its pid to cmd.pid, then appends
+// the time (ns) to last.ns every 10ms until it is killed (lastStamp reads
+// the newest); trapTerm makes it ignore SIGTERM, so only SIGKILL ends it.
+// It is bash, to take the time, write and wait with builtins (a read that
+// times out on a pipe nobody writes to): with date, sleep and mv, each
+// stamp started programs, and the loops took a good share of the cores
+// the tests share. A line is one write to a file opened for appending, so
+// a kill cannot leave half of one. The script has no single quote, for a
+// shell line to quote it.
 func stampLoop(trapTerm bool) []string {
-	script := `echo $$ > cmd.pid; exec 3<> <(:); while :; do echo "${EPOCHREALTIME/./}000" > last.tmp && mv last.tmp last.ns; read -t 0.01 -u 3; done`
+	script := `echo $$ > cmd.pid; exec 3<> <(:); while :; do echo "${EPOCHREALTIME/./}000" >> last.ns; read -t 0.01 -u 3; done`
 	if trapTerm {
 		script = `trap "" TERM; ` + script
 	}
 	return []string{"bash", "-c", script}
+}
+
+// lastStamp waits for the file at path, which stampLoop appends to, and
+// reads the newest stamp in it.
+func lastStamp(t *testing.T, path string) int64 {
+	t.Helper()
+	lines := strings.Split(waitFile(t, path), "\n")
+	n, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestPartitionStopsCommandBeforeNextHolderStarts is the safety rule: a
@@ -242,7 +256,7 @@ func nextStartsAfter(t *testing.T, b *running, dirA, dirB string) (lastA, startB
 	if got := b.wait(t, 60*time.Second); got != 0 {
 		t.Fatalf("next holder exited %d; stderr:\n%s", got, b.stderr)
 	}
-	lastA = readInt(t, filepath.Join(dirA, "last.ns"))
+	lastA = lastStamp(t, filepath.Join(dirA, "last.ns"))
 	startB = readInt(t, filepath.Join(dirB, "start.ns"))
 	if lastA >= startB {
 		t.Fatalf("the previous command ran until %d, after the next holder's started at %d", lastA, startB)
