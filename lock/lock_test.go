@@ -31,7 +31,7 @@ func testEtcd(t testing.TB) *etcdtest.Cluster {
 // 2: they wait on proxies that hold replies back and on leases, not on
 // the cores.
 func TestMain(m *testing.M) {
-	etcdtest.AtOnce(4)
+	etcdtest.AtOnce(8)
 	code := m.Run()
 	sharedEtcd.Close()
 	os.Exit(code)
@@ -69,7 +69,7 @@ func TestDeadlineCountsFromSend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer proxy.Close()
+	t.Cleanup(func() { proxy.Close() }) // after the clients through it (cleanups run last first): it waits for their connections
 	client := newClient(t, proxy.URL())
 	// Warm the connection up so the delay hits only the grant.
 	if _, err := client.Get(context.Background(), "warm-up"); err != nil {
@@ -288,7 +288,7 @@ func TestDetachWithLostReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer proxy.Close()
+	t.Cleanup(func() { proxy.Close() }) // after the clients through it (cleanups run last first): it waits for their connections
 	client, direct := newClient(t, proxy.URL()), newClient(t, testEtcd(t).Endpoint())
 	h, err := Acquire(context.Background(), client, request(t, "lost-reply"))
 	if err != nil {
@@ -848,7 +848,7 @@ func TestUnlockWithLostReply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer proxy.Close()
+			t.Cleanup(func() { proxy.Close() }) // after the clients through it (cleanups run last first): it waits for their connections
 			client, lossy := newClient(t, testEtcd(t).Endpoint()), newClient(t, proxy.URL())
 			defer lossy.Close() // before the proxy: a stuck link keeps it from closing
 			req := request(t, "unlock-lost")
@@ -918,7 +918,7 @@ func TestSlowEtcdShortTimeoutFreeLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer proxy.Close()
+	t.Cleanup(func() { proxy.Close() }) // after the clients through it (cleanups run last first): it waits for their connections
 	client := newClient(t, proxy.URL())
 	if _, err := client.Get(context.Background(), "warm-up"); err != nil {
 		t.Fatal(err)

@@ -222,7 +222,7 @@ func TestRecordRunLostReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer proxy.Close()
+	t.Cleanup(func() { proxy.Close() }) // after the clients through it (cleanups run last first): it waits for their connections
 	req := request(t, "rec-lost")
 	req.RPCTimeout = time.Second
 	h, err := Acquire(context.Background(), newClient(t, proxy.URL()), req)

@@ -235,14 +235,17 @@ zpty -d z
 		{sourced, "distlock --status --lock-name d", `*--lock-name db\\ backup*`},
 		{autoloaded, "distlock --prefix='/a b/' --status --lock-name=re", "*--lock-name=report*"},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, zsh, "-f", "-c", driver, "zsh", tt.load, tt.line, tt.pattern)
-		cmd.Dir = t.TempDir()
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Errorf("zsh, after %s: %s<TAB> offers no %s: %v\n%q", tt.load, tt.line, tt.pattern, err, out)
-		}
+		// At once: each zsh spends a second in compinit.
+		t.Run(tt.line, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, zsh, "-f", "-c", driver, "zsh", tt.load, tt.line, tt.pattern)
+			cmd.Dir = t.TempDir()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("zsh, after %s: %s<TAB> offers no %s: %v\n%q", tt.load, tt.line, tt.pattern, err, out)
+			}
+		})
 	}
 }
 
