@@ -223,8 +223,19 @@ zpty -d z
 		t.Fatal(err)
 	}
 	script = filepath.Join(fpathDir, "_distlock")
-	sourced := "autoload -U compinit; compinit -u -D; source " + script
-	autoloaded := "fpath=(" + fpathDir + " $fpath); autoload -U compinit; compinit -u -D"
+	// compinit reads every completion function on $fpath, a second's
+	// work; it does it once per way of loading here, into a dump that
+	// each case's compinit -C then reads instead.
+	dumps := t.TempDir()
+	compinit := func(fpath, dump string) string {
+		load := fpath + "autoload -U compinit; compinit -u -d " + filepath.Join(dumps, dump)
+		if out, err := exec.Command(zsh, "-f", "-c", load).CombinedOutput(); err != nil {
+			t.Fatalf("zsh -c %q: %v\n%s", load, err, out)
+		}
+		return fpath + "autoload -U compinit; compinit -u -C -d " + filepath.Join(dumps, dump)
+	}
+	sourced := compinit("", "sourced") + "; source " + script
+	autoloaded := compinit("fpath=("+fpathDir+" $fpath); ", "autoloaded")
 	for _, tt := range []struct{ load, line, pattern string }{
 		{sourced, "distlock --lock-n", "*--lock-name*"},
 		{sourced, "distlock --kill-signal T", "*TERM*"},
