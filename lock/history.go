@@ -373,8 +373,31 @@ func (u *unlockRecorder) ops(ctx context.Context, kv *mvccpb.KeyValue) []clientv
 			r.Kind = KindLimit
 		}
 	}
+	key := HistoryKey(u.realm, u.name, kv.CreateRevision)
+	u.keepBegun(ctx, key, &r)
 	b, _ := json.Marshal(r)
-	return []clientv3.Op{clientv3.OpPut(HistoryKey(u.realm, u.name, kv.CreateRevision), string(b), clientv3.WithLease(u.lease))}
+	return []clientv3.Op{clientv3.OpPut(key, string(b), clientv3.WithLease(u.lease))}
+}
+
+// keepBegun carries over into r what only the holder knew, from the
+// record it began at key, if any: the kind of holding (its key does not
+// say that it is one of a set), the other locks of its set, and when it
+// began to wait. A kind that is none of distlock's is not carried over.
+// Best effort: without an answer, r stays as the key says.
+func (u *unlockRecorder) keepBegun(ctx context.Context, key string, r *Record) {
+	resp, err := u.client.Get(ctx, key)
+	if err != nil || len(resp.Kvs) != 1 {
+		return
+	}
+	var begun Record
+	if json.Unmarshal(resp.Kvs[0].Value, &begun) != nil || begun.FencingToken != r.FencingToken {
+		return
+	}
+	switch begun.Kind {
+	case KindExclusive, KindShared, KindLimit, KindSet:
+		r.Kind, r.Set = begun.Kind, begun.Set
+	}
+	r.Waiting = begun.Waiting
 }
 
 // History reads the last count records of the lock name, newest first,
