@@ -165,27 +165,10 @@ func (f *Feed) Queue(name string) Queue {
 // pageSize keys, each bounded by rpcTimeout, loads the model from it, and
 // returns what it read and its revision: a watch goes on from the next.
 func ReadFeed(ctx context.Context, client *clientv3.Client, f *Feed, pageSize int, rpcTimeout time.Duration) ([]*mvccpb.KeyValue, int64, error) {
-	from, end, rev := f.Range(), clientv3.GetPrefixRangeEnd(f.Range()), int64(0)
 	var kvs []*mvccpb.KeyValue
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(max(pageSize, 1)))}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		pctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-		resp, err := client.Get(pctx, from, opts...)
-		cancel()
-		if err != nil {
-			return nil, 0, err
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		kvs = append(kvs, resp.Kvs...)
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	rev, err := readPaged(ctx, client, f.Range(), pageSize, rpcTimeout, func(kv *mvccpb.KeyValue) { kvs = append(kvs, kv) })
+	if err != nil {
+		return nil, 0, err
 	}
 	f.Load(kvs)
 	return kvs, rev, nil

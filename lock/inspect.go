@@ -492,11 +492,23 @@ func (l Lock) Segment() string { return l.seg }
 // each followed by "/" (so "a-b" comes before "a").
 func List(ctx context.Context, client *clientv3.Client, realm string, pageSize int, rpcTimeout time.Duration, found func(Lock)) error {
 	ls := &lister{realm: realm, found: found}
-	end := clientv3.GetPrefixRangeEnd(realm)
-	from, rev := realm, int64(0)
-	pageSize = max(pageSize, 1) // etcd takes a limit of 0 for none
+	if _, err := readPaged(ctx, client, realm, pageSize, rpcTimeout, ls.add); err != nil {
+		return err
+	}
+	for len(ls.open) > 0 {
+		ls.closeLast()
+	}
+	return nil
+}
+
+// readPaged hands each key under prefix to each, in key order, read in
+// pages of at most pageSize keys, each request bounded by rpcTimeout, all
+// as of the revision of the first page, which it returns.
+func readPaged(ctx context.Context, client *clientv3.Client, prefix string, pageSize int, rpcTimeout time.Duration, each func(*mvccpb.KeyValue)) (int64, error) {
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	from, rev := prefix, int64(0)
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(pageSize))}
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(max(pageSize, 1)))} // etcd takes a limit of 0 for none
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
@@ -504,23 +516,19 @@ func List(ctx context.Context, client *clientv3.Client, realm string, pageSize i
 		resp, err := client.Get(pctx, from, opts...)
 		cancel()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
-			ls.add(kv)
+			each(kv)
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			break
+			return rev, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	for len(ls.open) > 0 {
-		ls.closeLast()
-	}
-	return nil
 }
 
 // lister sorts a realm's keys, read in etcd's order, into locks. A lock's
