@@ -274,14 +274,40 @@ func (h *Holder) completeHistory(ctx context.Context) {
 	if lease == 0 {
 		return
 	}
-	_, err := h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+	resp, err := h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		// The records' lease ran out (a holding longer than the history
 		// span), and with it the whole transaction: the keys are still
 		// there. A new lease for the completed records, and again.
 		if lease = h.regrantHistory(ctx); lease != 0 {
-			_, _ = h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+			resp, err = h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
 		}
+	}
+	if err == nil && lease != 0 && !anyApplied(resp) {
+		h.dropEmptyHistoryLease(ctx, lease)
+	}
+}
+
+// anyApplied says whether any of the transactions in resp (releaseOps)
+// found its key still ours.
+func anyApplied(resp *clientv3.TxnResponse) bool {
+	for _, r := range resp.Responses {
+		if r.GetResponseTxn().GetSucceeded() {
+			return true
+		}
+	}
+	return false
+}
+
+// dropEmptyHistoryLease revokes the records' lease if no key is on it: the
+// lock was no longer ours to let go (an --unlock wrote the records on a
+// lease of its own, or the key lapsed before the begun record was
+// written), and the lease would stay, empty, for the history span. A
+// begun record still on it, of a lock that lapsed, stays. Best effort.
+func (h *Holder) dropEmptyHistoryLease(ctx context.Context, lease clientv3.LeaseID) {
+	ttl, err := h.client.TimeToLive(ctx, lease, clientv3.WithAttachedKeys())
+	if err == nil && ttl.TTL > 0 && len(ttl.Keys) == 0 {
+		_, _ = h.client.Revoke(ctx, lease)
 	}
 }
 

@@ -141,6 +141,11 @@ func TestUnlockCompletesHistory(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Record == nil || got[0].Record.Outcome != EndUnlocked {
 		t.Errorf("after the holder's release: %+v, %v; want the one unlocked record", got, err)
 	}
+	// The record is on the --unlock's lease: the holder's own, empty,
+	// does not stay for the history span.
+	if ttl, err := client.TimeToLive(context.Background(), h.hist.lease); err != nil || ttl.TTL != -1 {
+		t.Errorf("the holder's history lease after its release: %+v, %v; want it gone", ttl, err)
+	}
 }
 
 // TestNoHistoryWithoutSpan: History 0 writes no record.
