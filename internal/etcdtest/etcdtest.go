@@ -427,9 +427,24 @@ func (c *Cluster) Close() {
 	c.clients = nil
 	c.mu.Unlock()
 	for _, e := range c.Members {
-		e.Close()
+		closeMember(e)
 	}
 	c.Members = nil
+}
+
+// closeMember closes e, or gives up on it after a while: a member that
+// never came to serve its clients (it did not start in time, under a load
+// that starves it) waits in Close for servers that never come, for ever.
+func closeMember(e *embed.Etcd) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+	}
 }
 
 // Proxy is a TCP proxy in front of an etcd client URL that can drop or
