@@ -268,11 +268,13 @@ func (h *Holder) releaseOps(lease clientv3.LeaseID) []clientv3.Op {
 }
 
 // completeHistory lets the lock go with its records completed, if there
-// are records; the lease's revoke follows as ever.
-func (h *Holder) completeHistory(ctx context.Context) {
+// are records; the lease's revoke follows as ever. It returns the records'
+// lease if none of the keys was ours to let go, for dropEmptyHistoryLease
+// after that revoke: what frees the lock comes first.
+func (h *Holder) completeHistory(ctx context.Context) (unused clientv3.LeaseID) {
 	lease := h.historyLease(ctx)
 	if lease == 0 {
-		return
+		return 0
 	}
 	resp, err := h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -284,8 +286,9 @@ func (h *Holder) completeHistory(ctx context.Context) {
 		}
 	}
 	if err == nil && lease != 0 && !anyApplied(resp) {
-		h.dropEmptyHistoryLease(ctx, lease)
+		return lease
 	}
+	return 0
 }
 
 // anyApplied says whether any of the transactions in resp (releaseOps)
@@ -303,8 +306,12 @@ func anyApplied(resp *clientv3.TxnResponse) bool {
 // lock was no longer ours to let go (an --unlock wrote the records on a
 // lease of its own, or the key lapsed before the begun record was
 // written), and the lease would stay, empty, for the history span. A
-// begun record still on it, of a lock that lapsed, stays. Best effort.
+// begun record still on it, of a lock that lapsed, stays. Best effort;
+// nothing for a lease 0.
 func (h *Holder) dropEmptyHistoryLease(ctx context.Context, lease clientv3.LeaseID) {
+	if lease == 0 {
+		return
+	}
 	ttl, err := h.client.TimeToLive(ctx, lease, clientv3.WithAttachedKeys())
 	if err == nil && ttl.TTL > 0 && len(ttl.Keys) == 0 {
 		_, _ = h.client.Revoke(ctx, lease)

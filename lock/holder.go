@@ -226,9 +226,14 @@ func (h *Holder) stopWatching(ctx context.Context) {
 // and completing the records in one transaction, then by revoking the
 // lease; without, by revoking the lease, which deletes the keys. Either
 // wakes the next waiter. If etcd cannot be reached, the lease expires by
-// itself one TTL after the last keepalive.
+// itself one TTL after the last keepalive. An empty history lease is
+// dropped after the revoke, with what time is left: a look at it that
+// goes unanswered must not keep the revoke (of a lease that may carry
+// an --unlock's stopping record) from being made.
 func (h *Holder) Release(ctx context.Context) error {
 	h.stopWatchingAll(ctx)
-	h.completeHistory(ctx)
-	return h.lease.close(ctx)
+	unused := h.completeHistory(ctx)
+	err := h.lease.close(ctx)
+	h.dropEmptyHistoryLease(ctx, unused)
+	return err
 }

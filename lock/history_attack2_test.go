@@ -1,0 +1,98 @@
+package lock
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/tinx/distlock/internal/poll"
+)
+
+// clientLosingAnswers is a client of the etcd at endpoint whose calls for
+// which lose says so reach etcd and are served there, but whose answers
+// never come back: such a call ends only with its context, as one sent
+// to a member that froze after it had read the request.
+func clientLosingAnswers(t *testing.T, endpoint string, lose func(method string, req any) bool) *clientv3.Client {
+	t.Helper()
+	drop := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if err != nil || !lose(method, req) {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{endpoint},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(drop)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitBegun waits until the begun record of h is in etcd.
+func waitBegun(t *testing.T, client *clientv3.Client, req Request, h *Holder) {
+	t.Helper()
+	hk := HistoryKey(req.Realm, req.Name, h.FencingToken)
+	poll.For(t, "the begun record", 10*time.Second, func() bool {
+		resp, err := client.Get(context.Background(), hk, clientv3.WithCountOnly())
+		return err == nil && resp.Count == 1
+	})
+}
+
+// TestUnlockedHolderReleasesDespiteLostTimeToLive: a holder whose key an
+// --unlock removed (its stopping record on the holder's lease keeps the
+// lock taken until that lease goes) looks, on release, whether its
+// history lease is empty. That look is housekeeping: if its answer never
+// comes, the revoke of the holder's lease, which lets the next holder
+// in, must still be made within the release's time, not left to the
+// lease's TTL.
+func TestUnlockedHolderReleasesDespiteLostTimeToLive(t *testing.T) {
+	t.Parallel()
+	endpoint := testEtcd(t).Endpoint()
+	client := newClient(t, endpoint)
+	var losing atomic.Bool // until the release has been made: the test's cleanup releases again
+	losing.Store(true)
+	holding := clientLosingAnswers(t, endpoint, func(method string, req any) bool {
+		r, ok := req.(*pb.LeaseTimeToLiveRequest)
+		return ok && method == "/etcdserverpb.Lease/LeaseTimeToLive" && r.Keys && losing.Load()
+	})
+	req := request(t, "ttl-lost")
+	req.TTL = 30 * time.Second // longer than the test: only a revoke ends the lease
+	req.History = time.Hour
+	h := mustAcquire(t, holding, req)
+	waitBegun(t, client, req, h)
+	by := UnlockBy{Info: Info{Host: "admin", User: "alice"}, History: time.Hour}
+	done, err := Unlock(context.Background(), client, req.Realm, req.Name, by)
+	if err != nil || done.Removed == nil || !done.Stopping {
+		t.Fatalf("Unlock = %+v, %v; want the holder removed, stopping", done, err)
+	}
+	select {
+	case <-h.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder did not learn that its key was deleted")
+	}
+	h.Ending("lost", 70)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // as distlock's release: one RPC timeout for it all
+	defer cancel()
+	rerr := h.Release(ctx)
+	losing.Store(false)
+	ttl, err := client.TimeToLive(context.Background(), h.lease.id)
+	if err != nil || ttl.TTL != -1 {
+		t.Errorf("the holder's lease after Release (%v): %+v, %v; want it revoked, its stopping record gone", rerr, ttl, err)
+	}
+	if rerr != nil {
+		t.Errorf("Release = %v; want the lease revoked", rerr)
+	}
+}
