@@ -416,9 +416,13 @@ func (u *unlockRecorder) ops(ctx context.Context, kv *mvccpb.KeyValue) []clientv
 // record it began at key, if any: the kind of holding (its key does not
 // say that it is one of a set), the other locks of its set, and when it
 // began to wait. A kind that is none of distlock's is not carried over.
-// Best effort: without an answer, r stays as the key says.
+// Best effort: without an answer, r stays as the key says; and it waits
+// for one a quarter of the time ctx leaves at most, so that a read whose
+// answer never comes leaves the unlock's delete its time.
 func (u *unlockRecorder) keepBegun(ctx context.Context, key string, r *Record) {
-	resp, err := u.client.Get(ctx, key)
+	gctx, cancel := context.WithTimeout(ctx, timeLeft(ctx, 4*time.Second)/4)
+	defer cancel()
+	resp, err := u.client.Get(gctx, key)
 	if err != nil || len(resp.Kvs) != 1 {
 		return
 	}

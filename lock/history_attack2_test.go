@@ -2,6 +2,7 @@ package lock
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,5 +95,34 @@ func TestUnlockedHolderReleasesDespiteLostTimeToLive(t *testing.T) {
 	}
 	if rerr != nil {
 		t.Errorf("Release = %v; want the lease revoked", rerr)
+	}
+}
+
+// TestUnlockDespiteLostReadOfBegunRecord: --unlock reads the record the
+// holder began, to keep what only the holder knew. That read is best
+// effort: a read whose answer never comes must not use up the unlock's
+// time and make it fail.
+func TestUnlockDespiteLostReadOfBegunRecord(t *testing.T) {
+	t.Parallel()
+	endpoint := testEtcd(t).Endpoint()
+	client := newClient(t, endpoint)
+	req := request(t, "get-lost")
+	req.History = time.Hour
+	unlocking := clientLosingAnswers(t, endpoint, func(method string, r any) bool {
+		g, ok := r.(*pb.RangeRequest)
+		return ok && method == "/etcdserverpb.KV/Range" && strings.HasPrefix(string(g.Key), HistoryPrefix(req.Realm, req.Name))
+	})
+	h := mustAcquire(t, client, req)
+	waitBegun(t, client, req, h)
+	by := UnlockBy{Info: Info{Host: "admin", User: "alice"}, History: time.Hour}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second) // as --unlock's: one RPC timeout
+	defer cancel()
+	done, err := Unlock(ctx, unlocking, req.Realm, req.Name, by)
+	if err != nil || done.Removed == nil || done.Removed.Key != h.Key {
+		t.Fatalf("Unlock = %+v, %v; want the holder %s removed", done, err, h.Key)
+	}
+	got, err := History(context.Background(), client, req.Realm, req.Name, 5, time.Second)
+	if err != nil || len(got) != 1 || got[0].Record == nil || got[0].Record.Outcome != EndUnlocked {
+		t.Errorf("history after the unlock: %+v, %v; want the unlocked record", got, err)
 	}
 }
