@@ -384,14 +384,17 @@ func newUnlockRecorder(client *clientv3.Client, realm, name string, by []UnlockB
 
 // ops is the write of the record of the holder kv, ended by this unlock;
 // none if the record's lease cannot be had (the unlock goes on without).
-func (u *unlockRecorder) ops(ctx context.Context, kv *mvccpb.KeyValue) []clientv3.Op {
+// guard, for the delete's transaction, holds while the record the holder
+// began is as the write read it: one begun after the read makes the
+// delete look again, not replace it unread.
+func (u *unlockRecorder) ops(ctx context.Context, kv *mvccpb.KeyValue) (ops []clientv3.Op, guard []clientv3.Cmp) {
 	if u == nil {
-		return nil
+		return nil, nil
 	}
 	if u.lease == 0 {
 		g, err := u.client.Grant(ctx, wholeSeconds(u.by.History))
 		if err != nil {
-			return nil
+			return nil, nil
 		}
 		u.lease = g.ID
 	}
@@ -407,9 +410,11 @@ func (u *unlockRecorder) ops(ctx context.Context, kv *mvccpb.KeyValue) []clientv
 		}
 	}
 	key := HistoryKey(u.realm, u.name, kv.CreateRevision)
-	u.keepBegun(ctx, key, &r)
+	if rev, ok := u.keepBegun(ctx, key, &r); ok {
+		guard = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}
+	}
 	b, _ := json.Marshal(r)
-	return []clientv3.Op{clientv3.OpPut(key, string(b), clientv3.WithLease(u.lease))}
+	return []clientv3.Op{clientv3.OpPut(key, string(b), clientv3.WithLease(u.lease))}, guard
 }
 
 // keepBegun carries over into r what only the holder knew, from the
@@ -418,23 +423,29 @@ func (u *unlockRecorder) ops(ctx context.Context, kv *mvccpb.KeyValue) []clientv
 // began to wait. A kind that is none of distlock's is not carried over.
 // Best effort: without an answer, r stays as the key says; and it waits
 // for one a quarter of the time ctx leaves at most, so that a read whose
-// answer never comes leaves the unlock's delete its time.
-func (u *unlockRecorder) keepBegun(ctx context.Context, key string, r *Record) {
+// answer never comes leaves the unlock's delete its time. It returns the
+// mod revision of the record it read (0: there was none) if etcd answered.
+func (u *unlockRecorder) keepBegun(ctx context.Context, key string, r *Record) (rev int64, ok bool) {
 	gctx, cancel := context.WithTimeout(ctx, timeLeft(ctx, 4*time.Second)/4)
 	defer cancel()
 	resp, err := u.client.Get(gctx, key)
-	if err != nil || len(resp.Kvs) != 1 {
-		return
+	switch {
+	case err != nil:
+		return 0, false
+	case len(resp.Kvs) != 1:
+		return 0, true
 	}
+	rev = resp.Kvs[0].ModRevision
 	var begun Record
 	if json.Unmarshal(resp.Kvs[0].Value, &begun) != nil || begun.FencingToken != r.FencingToken {
-		return
+		return rev, true
 	}
 	switch begun.Kind {
 	case KindExclusive, KindShared, KindLimit, KindSet:
 		r.Kind, r.Set = begun.Kind, begun.Set
 	}
 	r.Waiting = begun.Waiting
+	return rev, true
 }
 
 // History reads the last count records of the lock name, newest first,

@@ -239,7 +239,8 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		var ok, stopping bool
 		unlockStep("delete")
 		if i < len(holders) {
-			ok, stopping, err = deleteHolder(lost.bound(ctx), client, sp, kv, rec.ops(lost.bound(ctx), kv)...)
+			record, guard := rec.ops(lost.bound(ctx), kv)
+			ok, stopping, err = deleteHolder(lost.bound(ctx), client, sp, kv, guard, record...)
 			rec.sent(lost.bound(ctx), ok, err)
 		} else {
 			ok, err = deleteWaiter(lost.bound(ctx), client, kv, entries[:i], recs, Limit(append(entries[:len(entries):len(entries)], recs...)))
@@ -397,9 +398,9 @@ func stoppingAlready(recs []Entry, key string) *Unlocked {
 // it) has no process behind it, nothing to stop; a key of etcd's recipe
 // has a process that never hears of the deletion and would keep a record
 // for as long as its session lives, stopping nothing. also go in the same
-// transaction (the holding's history record). ok is false if the key
-// changed: look again.
-func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *mvccpb.KeyValue, also ...clientv3.Op) (ok, stopping bool, err error) {
+// transaction (the holding's history record), as long as guard holds too.
+// ok is false if the key, or what guard compares, changed: look again.
+func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *mvccpb.KeyValue, guard []clientv3.Cmp, also ...clientv3.Op) (ok, stopping bool, err error) {
 	key := string(kv.Key)
 	ops := append([]clientv3.Op{clientv3.OpDelete(key)}, also...)
 	stopping = named(key, kv.Lease) && parseEntry(kv).Info != nil
@@ -409,9 +410,10 @@ func deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *m
 	// A key still on its lease means the lease exists: etcd deletes a
 	// lease's keys in the same step as the lease. So the put cannot fail
 	// for want of the lease (if it does anyway, the caller looks again).
+	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", kv.CreateRevision),
+		clientv3.Compare(clientv3.LeaseValue(key), "=", kv.Lease)}, guard...)
 	resp, err := client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", kv.CreateRevision),
-			clientv3.Compare(clientv3.LeaseValue(key), "=", kv.Lease)).
+		If(cmps...).
 		Then(ops...).
 		Commit()
 	if err != nil {
