@@ -392,7 +392,11 @@ func (u *unlockRecorder) ops(ctx context.Context, kv *mvccpb.KeyValue) (ops []cl
 		return nil, nil
 	}
 	if u.lease == 0 {
-		g, err := u.client.Grant(ctx, wholeSeconds(u.by.History))
+		// A quarter of the time left at most, as keepBegun's read: an
+		// answer that never comes leaves the delete its time.
+		gctx, cancel := context.WithTimeout(ctx, timeLeft(ctx, 4*time.Second)/4)
+		g, err := u.client.Grant(gctx, wholeSeconds(u.by.History))
+		cancel()
 		if err != nil {
 			return nil, nil
 		}

@@ -249,3 +249,25 @@ func clientWith(t *testing.T, endpoint string, i grpc.UnaryClientInterceptor) *c
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// TestUnlockDespiteLostGrantOfRecordLease: --unlock grants its record a
+// lease first; a grant whose answer never comes must leave the unlock's
+// delete its time, as a lost read of the begun record does. The unlock
+// goes on without a record of its own.
+func TestUnlockDespiteLostGrantOfRecordLease(t *testing.T) {
+	t.Parallel()
+	endpoint := testEtcd(t).Endpoint()
+	client := newClient(t, endpoint)
+	req := request(t, "grant-lost")
+	unlocking := clientLosingAnswers(t, endpoint, func(method string, _ any) bool {
+		return method == "/etcdserverpb.Lease/LeaseGrant"
+	})
+	h := mustAcquire(t, client, req)
+	by := UnlockBy{Info: Info{Host: "admin", User: "alice"}, History: time.Hour}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second) // as --unlock's: one RPC timeout
+	defer cancel()
+	done, err := Unlock(ctx, unlocking, req.Realm, req.Name, by)
+	if err != nil || done.Removed == nil || done.Removed.Key != h.Key {
+		t.Fatalf("Unlock = %+v, %v; want the holder %s removed", done, err, h.Key)
+	}
+}
