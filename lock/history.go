@@ -421,6 +421,16 @@ func (u *unlockRecorder) ops(ctx context.Context, kv *mvccpb.KeyValue) (ops []cl
 	return []clientv3.Op{clientv3.OpPut(key, string(b), clientv3.WithLease(u.lease))}, guard
 }
 
+// deleteHolder deletes the holder kv (deleteHolder, with sp its lock's
+// stopping prefix), with the record of the holding it ends written in the
+// same transaction, if u writes records.
+func (u *unlockRecorder) deleteHolder(ctx context.Context, client *clientv3.Client, sp string, kv *mvccpb.KeyValue) (ok, stopping bool, err error) {
+	record, guard := u.ops(ctx, kv)
+	ok, stopping, err = deleteHolder(ctx, client, sp, kv, guard, record...)
+	u.sent(ctx, ok, err)
+	return ok, stopping, err
+}
+
 // keepBegun carries over into r what only the holder knew, from the
 // record it began at key, if any: the kind of holding (its key does not
 // say that it is one of a set), the other locks of its set, and when it

@@ -239,9 +239,7 @@ func unlock(ctx context.Context, client *clientv3.Client, realm, name, key strin
 		var ok, stopping bool
 		unlockStep("delete")
 		if i < len(holders) {
-			record, guard := rec.ops(lost.bound(ctx), kv)
-			ok, stopping, err = deleteHolder(lost.bound(ctx), client, sp, kv, guard, record...)
-			rec.sent(lost.bound(ctx), ok, err)
+			ok, stopping, err = rec.deleteHolder(lost.bound(ctx), client, sp, kv)
 		} else {
 			ok, err = deleteWaiter(lost.bound(ctx), client, kv, entries[:i], recs, Limit(append(entries[:len(entries):len(entries)], recs...)))
 		}
