@@ -1,0 +1,30 @@
+// Command mark is what the handoff benchmark (internal/bench) runs under
+// a lock: it stamps its start and its end (see internal/stamp) into the
+// file DISTLOCK_STAMPS_FILE names, as "command-start" and "command-exit",
+// under the pid of its parent (the lock tool that started it, whose own
+// stamps carry the same pid), and exits 0. Both lines go out in one
+// write, between the two moments.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/tinx/distlock/internal/stamp"
+)
+
+func main() {
+	start := stamp.Mono()
+	path := os.Getenv(stamp.FileVar)
+	if path == "" {
+		fmt.Fprintln(os.Stderr, "mark: "+stamp.FileVar+" names no file")
+		os.Exit(2)
+	}
+	tool := os.Getppid()
+	lines := stamp.AppendLine(nil, "command-start", tool, start, 0)
+	lines = stamp.AppendLine(lines, "command-exit", tool, stamp.Mono(), 0)
+	if err := stamp.Write(path, lines); err != nil {
+		fmt.Fprintln(os.Stderr, "mark:", err)
+		os.Exit(2)
+	}
+}
