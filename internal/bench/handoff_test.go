@@ -175,20 +175,24 @@ func handoffsOf(steps []step, n int) ([]handoff, error) {
 				h.woken, h.wokenBy = w.at, w.rev
 			}
 		}
-		// The release is the request whose answer bears the revision
-		// of the event that woke the waiter (distlock deletes its key
-		// in a transaction, then revokes the lease; without history
-		// records the revoke deletes it), else the first sent.
-		var first string
-		for what, sent := range holder.release {
-			if first == "" || sent.at < holder.release[first].at {
-				first = what
+		// The release is the first request sent whose answer bears the
+		// revision of the event that woke the waiter (distlock deletes
+		// its key in a transaction, then revokes the lease, whose
+		// answer bears the same revision if it deleted nothing; without
+		// history records the revoke deletes the key), else the first
+		// request sent.
+		pick := ""
+		for _, matching := range []bool{true, false} {
+			for what, sent := range holder.release {
+				if matching && (holder.reply[what].rev == 0 || holder.reply[what].rev != h.wokenBy) {
+					continue
+				}
+				if pick == "" || sent.at < holder.release[pick].at {
+					pick = what
+				}
 			}
-		}
-		pick := first
-		for what, reply := range holder.reply {
-			if reply.rev != 0 && reply.rev == h.wokenBy {
-				pick = what
+			if pick != "" {
+				break
 			}
 		}
 		if pick != "" {

@@ -15,7 +15,7 @@ exit-seen 10 2100
 release-sent 10 2200
 release-done 10 3000 41
 revoke-sent 10 3100
-revoke-done 10 3900 42
+revoke-done 10 3900 41
 woken 11 3050 41
 turn 11 3300 41
 forked 11 3700
@@ -41,7 +41,8 @@ func TestHandoffsOf(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []handoff{
-		// The transaction woke 11 (revision 41), not the revoke after it.
+		// The transaction woke 11 (revision 41), not the revoke after
+		// it, which deleted nothing and answers with the same revision.
 		{exit: 2000, exitSeen: 2100, sent: 2200, answered: 3000, woken: 3050, turn: 3300, forked: 3700, started: 3800, released: 41, wokenBy: 41},
 		// Without a history record the revoke deletes the key.
 		{exit: 3900, exitSeen: 4000, sent: 4100, answered: 5000, woken: 5100, turn: 5200, forked: 5500, started: 5600, released: 43, wokenBy: 43},
