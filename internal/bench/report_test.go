@@ -126,7 +126,7 @@ func target(label string, xs []float64, limit float64) []string {
 	if s.med <= limit {
 		met = "yes"
 	}
-	return []string{label, s.String(), fmt.Sprintf("<= %.2f", limit), met}
+	return []string{label, s.String(), fmt.Sprintf("<= %g", limit), met}
 }
 
 // writeMirrorCheck says whether ctlmirror stands for etcdctl lock: its
@@ -191,9 +191,9 @@ func writePhases(w *bytes.Buffer, ps *phaseBursts) {
 	}
 	rows = append(rows, []string{"etcd's WAL fsync, mean ms (fsyncs a run)", fsync("distlock"), fsync("ctlmirror"), ""})
 	writeTable(w, []string{"phase", "distlock", "etcdctl (ctlmirror)", "difference"}, rows)
-	fmt.Fprintf(w, "\nc and d run side by side from the release's commit; a+b+d+e+f is the handoff, which is\n"+
-		"why each handoff's phases, not their medians, add up. The stamps' own cost: the stamped\n"+
-		"distlock's handoff over the unstamped one's, per pair of bursts: %s.\n",
+	fmt.Fprintf(w, "\nc and d both follow the release's commit, side by side: a handoff is a+b+d+e+f (f = f1+f2),\n"+
+		"though the medians of the parts need not add up to the median of the whole. The stamps'\n"+
+		"own cost, the stamped distlock's median handoff over the unstamped one's, per iteration:\n%s.\n",
 		spreadOf(ps.stampCost()).String())
 }
 
