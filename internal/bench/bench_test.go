@@ -48,7 +48,9 @@
 //     phases, distlock beside etcdctl lock: from stamps (internal/stamp)
 //     of a distlock built with -tags distlock_stamps and of ctlmirror
 //     (./ctlmirror), which makes etcdctl lock's calls, checked against
-//     etcdctl itself in the same run (handoff_test.go).
+//     etcdctl itself in the same run (handoff_test.go). Its commands
+//     exit at once; DISTLOCK_BENCH_HOLD=5ms, say, makes each hold the
+//     lock that long.
 //
 // etcd is Debian's etcd-server (`etcd` on PATH) as one member on free
 // ports, or, without it or with DISTLOCK_BENCH_ETCD=embedded, one member of

@@ -204,6 +204,19 @@ func handoffsOf(steps []step, n int) ([]handoff, error) {
 	return hs, nil
 }
 
+// markHold is how long each command of a stamped burst holds the lock:
+// DISTLOCK_BENCH_HOLD (a Go duration), none by default, as the worker of
+// BenchmarkBurst. A command that holds it for a while lets its holder's
+// writes beside the start (the key's since, the history record) be done
+// before it lets go.
+func markHold() time.Duration {
+	hold, err := time.ParseDuration(os.Getenv("DISTLOCK_BENCH_HOLD"))
+	if err != nil {
+		return 0
+	}
+	return hold
+}
+
 // phaseBurst is one stamped burst: its wall time, its handoffs, and what
 // etcd saw meanwhile.
 type phaseBurst struct {
@@ -224,7 +237,7 @@ func (e *env) stampedBurst(t tool, n int, out *os.File) (phaseBurst, error) {
 	}
 	var argvs [][]string
 	for i := 0; i < n; i++ {
-		argvs = append(argvs, t.argv("handoff", e.mark))
+		argvs = append(argvs, t.argv("handoff", e.mark, markHold().String()))
 	}
 	if r.wall, err = atOnce(argvs, []string{stamp.FileVar + "=" + path}, out); err != nil {
 		return r, err

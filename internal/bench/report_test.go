@@ -172,8 +172,8 @@ func writePhases(w *bytes.Buffer, ps *phaseBursts) {
 	fmt.Fprintf(w, "The handoff's phases, ms: median [quartiles] over the handoffs of %d stamped bursts of %d\n"+
 		"of each tool whose waiter was woken by the release (etcd's revisions say which), stamped\n"+
 		"on CLOCK_MONOTONIC by distlock (built with -tags %s) and ctlmirror for etcdctl\n"+
-		"lock, and by the command (mark) for the first and last moments.\n\n",
-		ps.count, ps.n, stampTag)
+		"lock, and by the command (mark, holding the lock for %v) for the first and last moments.\n\n",
+		ps.count, ps.n, stampTag, markHold())
 	var rows [][]string
 	for _, p := range phases {
 		d, c := spreadOf(ps.spans("distlock", p)), spreadOf(ps.spans("ctlmirror", p))
