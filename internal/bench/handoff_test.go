@@ -112,7 +112,6 @@ type toolRun struct {
 	start, exit    int64 // of its command
 	exitSeen       int64
 	forked, turn   int64
-	turnRev        int64
 	woken          []step
 	release, reply map[string]step // by request: "release", "revoke"
 }
@@ -141,7 +140,7 @@ func handoffsOf(steps []step, n int) ([]handoff, error) {
 		case "forked":
 			r.forked = s.at
 		case "turn":
-			r.turn, r.turnRev = s.at, s.rev
+			r.turn = s.at
 		case "woken":
 			r.woken = append(r.woken, s)
 		case "release-sent", "revoke-sent":
@@ -217,10 +216,9 @@ func markHold() time.Duration {
 	return hold
 }
 
-// phaseBurst is one stamped burst: its wall time, its handoffs, and what
-// etcd saw meanwhile.
+// phaseBurst is one stamped burst: its handoffs, and what etcd saw
+// meanwhile.
 type phaseBurst struct {
-	wall     time.Duration
 	handoffs []handoff
 	etcd     etcdMetrics // the growth during the burst
 }
@@ -239,7 +237,7 @@ func (e *env) stampedBurst(t tool, n int, out *os.File) (phaseBurst, error) {
 	for i := 0; i < n; i++ {
 		argvs = append(argvs, t.argv("handoff", e.mark, markHold().String()))
 	}
-	if r.wall, err = atOnce(argvs, []string{stamp.FileVar + "=" + path}, out); err != nil {
+	if _, err = atOnce(argvs, []string{stamp.FileVar + "=" + path}, out); err != nil {
 		return r, err
 	}
 	after, err := e.etcd.scrape()
