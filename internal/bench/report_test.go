@@ -38,7 +38,7 @@ func BenchmarkReport(b *testing.B) {
 	stampedTools := e.stampedTools(b, realm+"stamped/")
 	unstamped := e.tools(b, realm+"unstamped/", false)[0]
 	unstamped.name = "unstamped"
-	rt := newRoundTrips(append(e.tools(b, realm+"rt/", true), e.mirrorTool(realm+"rt/")))
+	rt := newRoundTrips(append(append(e.tools(b, realm+"rt/", true), e.mirrorTool(realm+"rt/")), e.startTools()...))
 	bs := newBursts(e.tools(b, realm+"burst/", false), reportBurst)
 	ps := newPhaseBursts(append(stampedTools, unstamped), reportBurst)
 	out, err := e.outputFile("report.out")
@@ -56,7 +56,8 @@ func BenchmarkReport(b *testing.B) {
 	b.StopTimer()
 
 	var text bytes.Buffer
-	writeMachine(&text, e, began, loadBefore, loadavg(), rt.pairs)
+	trueWall, _, _, _ := rt.series("true")
+	writeMachine(&text, e, began, loadBefore, loadavg(), spreadOf(trueWall), rt.pairs)
 	writeFigures(&text, rt, bs)
 	writeMirrorCheck(&text, rt, ps)
 	writePhases(&text, ps)
@@ -75,13 +76,14 @@ func BenchmarkReport(b *testing.B) {
 }
 
 // writeMachine says which machine, build and etcd the figures describe.
-func writeMachine(w *bytes.Buffer, e *env, began time.Time, loadBefore, loadAfter string, iterations int) {
+func writeMachine(w *bytes.Buffer, e *env, began time.Time, loadBefore, loadAfter string, startTrue spread, iterations int) {
 	fmt.Fprintf(w, "distlock benchmark report: %d iterations in %v\n\n", iterations, time.Since(began).Round(time.Second))
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
 	rows := [][]string{
 		{"machine", fmt.Sprintf("%d cores, %s, kernel %s", runtime.NumCPU(), cpuModel(), unix.ByteSliceToString(uts.Release[:]))},
 		{"load", fmt.Sprintf("%s at the start, %s at the end (1, 5, 15 minutes)", loadBefore, loadAfter)},
+		{"a process", fmt.Sprintf("/bin/true started and reaped by measure: %s ms", startTrue.short())},
 		{"date", began.UTC().Format("2006-01-02 15:04 MST")},
 		{"commit", commit()},
 		{"Go", runtime.Version() + ", every Go program built with it, without cgo"},
@@ -140,6 +142,8 @@ func writeMirrorCheck(w *bytes.Buffer, rt *roundTrips, ps *phaseBursts) {
 	}
 	rows := [][]string{
 		{"round trip, ctlmirror / etcdctl", xRT.String()},
+		{"  the start alone (version), ctlmirror / etcdctl", spreadOf(rt.x["ctlmirror version/etcdctl version"]).String()},
+		{"  the round trip less the start, ctlmirror / etcdctl", spreadOf(rt.x["lock part"]).String()},
 		{fmt.Sprintf("handoff in stamped bursts of %d, ctlmirror / etcdctl", ps.n), xGap.String()},
 		{"  handoff, ms: ctlmirror", spreadOf(ps.gaps["ctlmirror"]).String()},
 		{"  etcdctl lock", spreadOf(ps.gaps["etcdctl"]).String()},
@@ -147,9 +151,12 @@ func writeMirrorCheck(w *bytes.Buffer, rt *roundTrips, ps *phaseBursts) {
 		{"  etcdctl lock", fmt.Sprintf("%.2f: %s", total(ps.etcd["etcdctl"].requests)/float64(ps.n*ps.count), perAcq("etcdctl"))},
 	}
 	writeTable(w, nil, rows)
-	verdict := "it stands for etcdctl lock: both ratios' medians are within 10% of 1"
-	if !near(xRT.med, 0.10) || !near(xGap.med, 0.10) {
-		verdict = "it does NOT stand for etcdctl lock well here (a median ratio more than 10% from 1): read its phases with care"
+	// etcdctl's start (a larger program, cobra's commands, Go 1.19,
+	// the dynamic loader) is not what ctlmirror copies: the lock's part
+	// of the round trip and the handoff are.
+	verdict := "it stands for etcdctl lock: the lock's part of the round trip and the handoff are within 10% of etcdctl's (medians)"
+	if lockPart := spreadOf(rt.x["lock part"]); !near(lockPart.med, 0.10) || !near(xGap.med, 0.10) {
+		verdict = "it does NOT stand for etcdctl lock well here (the lock's part of the round trip or the handoff more than 10% from etcdctl's): read its phases with care"
 	}
 	fmt.Fprintf(w, "\n=> %s.\n\n", verdict)
 }

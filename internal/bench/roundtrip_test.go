@@ -38,7 +38,8 @@ type roundTrips struct {
 
 // pairings are the ratios of round trips that are kept, where both
 // tools ran.
-var pairings = [][2]string{{"distlock", "etcdctl"}, {"distlock", "floor"}, {"distlock", "before"}, {"ctlmirror", "etcdctl"}}
+var pairings = [][2]string{{"distlock", "etcdctl"}, {"distlock", "floor"}, {"distlock", "before"}, {"ctlmirror", "etcdctl"},
+	{"ctlmirror version", "etcdctl version"}}
 
 func newRoundTrips(tools []tool) *roundTrips {
 	return &roundTrips{tools: tools, costs: map[string][]cost{}, x: map[string][]float64{}}
@@ -64,8 +65,23 @@ func (r *roundTrips) add(e *env, i int, out *os.File) error {
 			r.x[p[0]+"/"+p[1]] = append(r.x[p[0]+"/"+p[1]], ratio(a.wall, b.wall))
 		}
 	}
+	// The lock's part of ctlmirror's round trip over etcdctl's: each
+	// less the program's start alone (etcdctl starts slower).
+	if m, e := got["ctlmirror"].wall-got["ctlmirror version"].wall, got["etcdctl"].wall-got["etcdctl version"].wall; got["ctlmirror version"].wall > 0 && got["etcdctl version"].wall > 0 && e > 0 {
+		r.x["lock part"] = append(r.x["lock part"], ratio(m, e))
+	}
 	r.pairs++
 	return nil
+}
+
+// startTools are what the report's round trips take as the machine's
+// and the programs' start: /bin/true, and etcdctl and ctlmirror that
+// start and exit (version).
+func (e *env) startTools() []tool {
+	fixed := func(name string, argv ...string) tool {
+		return tool{name, func(string, ...string) []string { return argv }}
+	}
+	return []tool{fixed("true", "/bin/true"), fixed("etcdctl version", e.etcdctl, "version"), fixed("ctlmirror version", e.ctlmirror, "version")}
 }
 
 // series are one tool's walls (ms), CPU (ms) and peak RSS (MiB), one per
