@@ -50,7 +50,9 @@
 //     (./ctlmirror), which makes etcdctl lock's calls, checked against
 //     etcdctl itself in the same run (handoff_test.go). Its commands
 //     exit at once; DISTLOCK_BENCH_HOLD=5ms, say, makes each hold the
-//     lock that long.
+//     lock that long. DISTLOCK_BENCH_STAMPED=/path/to/distlock puts
+//     another stamped build in place of this tree's, to see a change in
+//     the phases.
 //
 // etcd is Debian's etcd-server (`etcd` on PATH) as one member on free
 // ports, or, without it or with DISTLOCK_BENCH_ETCD=embedded, one member of
@@ -256,6 +258,9 @@ const stampTag = "distlock_stamps"
 // handoffs only its command stamps.
 func (e *env) stampedTools(b *testing.B, realm string) []tool {
 	if e.stamped == "" {
+		// A stamped build of another tree, to measure a change by its
+		// phases: DISTLOCK_BENCH_STAMPED=/path/to/it.
+		e.stamped = os.Getenv("DISTLOCK_BENCH_STAMPED")
 		for _, p := range []struct {
 			bin *string
 			pkg string
@@ -264,6 +269,9 @@ func (e *env) stampedTools(b *testing.B, realm string) []tool {
 			{&e.ctlmirror, "github.com/tinx/distlock/internal/bench/ctlmirror"},
 			{&e.mark, "github.com/tinx/distlock/internal/bench/mark"},
 		} {
+			if *p.bin != "" {
+				continue
+			}
 			bin, err := build(e.dir, p.pkg, stampTag)
 			if err != nil {
 				b.Fatal(err)
