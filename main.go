@@ -27,6 +27,7 @@ import (
 	"github.com/tinx/distlock/internal/locknames"
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
+	"github.com/tinx/distlock/internal/stamp"
 	"github.com/tinx/distlock/signals"
 	"github.com/tinx/distlock/supervise"
 
@@ -55,7 +56,9 @@ func main() {
 	// gRPC logs to stderr from its own goroutines, around the reporter;
 	// what it could say is in distlock's own lines.
 	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	status := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	stamp.Flush() // only a build for the benchmarks has stamps to write
+	os.Exit(status)
 }
 
 // run is distlock from arguments to exit status: parse, dial, run the mode,

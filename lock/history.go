@@ -12,6 +12,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/internal/stamp"
 )
 
 // The history of a lock: one record for each time the lock was held (by a
@@ -276,7 +278,12 @@ func (h *Holder) completeHistory(ctx context.Context) (unused clientv3.LeaseID) 
 	if lease == 0 {
 		return 0
 	}
-	resp, err := h.client.Txn(ctx).Then(h.releaseOps(lease)...).Commit()
+	ops := h.releaseOps(lease)
+	stamp.At("release-sent")
+	resp, err := h.client.Txn(ctx).Then(ops...).Commit()
+	if err == nil {
+		stamp.AtRev("release-done", resp.Header.Revision)
+	}
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		// The records' lease ran out (a holding longer than the history
 		// span), and with it the whole transaction: the keys are still

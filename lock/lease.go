@@ -9,6 +9,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/internal/stamp"
 )
 
 // lease is an etcd lease kept alive by distlock itself rather than by the
@@ -229,7 +231,11 @@ func (l *lease) err() error {
 // attached to it. If etcd cannot be reached, the lease expires by itself.
 func (l *lease) close(ctx context.Context) error {
 	l.stopKeepAlive()
-	_, err := l.client.Revoke(ctx, l.id)
+	stamp.At("revoke-sent")
+	resp, err := l.client.Revoke(ctx, l.id)
+	if err == nil {
+		stamp.AtRev("revoke-done", resp.Header.Revision)
+	}
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return nil
 	}

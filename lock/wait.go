@@ -6,6 +6,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/internal/stamp"
 )
 
 // waitForTurn returns once no key under pfx was created before myRev and
@@ -56,6 +58,7 @@ func waitForTurn(ctx context.Context, client *clientv3.Client, key, pfx, sp stri
 		case len(parseStopping(sp, resp.Responses[1].GetResponseRange().Kvs)) > 0:
 			moved = watchUntil(ctx, client, from, deleted, recs)
 		default:
+			stamp.AtRev("turn", resp.Header.Revision)
 			return resp.Header.Revision, nil
 		}
 		if !moved && !retry.wait(ctx) {
@@ -210,6 +213,7 @@ func watchFor(ctx context.Context, client *clientv3.Client, key string, rev int6
 		ok = true
 		for _, ev := range wr.Events {
 			if want(ev) {
+				stamp.AtRev("woken", ev.Kv.ModRevision)
 				return true, ok
 			}
 		}

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tinx/distlock/internal/stamp"
 	"github.com/tinx/distlock/signals"
 )
 
@@ -208,6 +209,7 @@ func (p *Process) run(r *reaper, path string, attr *syscall.ProcAttr, started ch
 	}
 	if err == nil {
 		pid, err = syscall.ForkExec(path, p.spec.Args, attr)
+		stamp.At("forked")
 		if err != nil {
 			err = &StartError{Command: p.spec.Args[0], Err: err}
 		}
@@ -228,6 +230,7 @@ func (p *Process) run(r *reaper, path string, attr *syscall.ProcAttr, started ch
 		// delivery, a goroutine or two later, and the next holder
 		// waits for every bit of it.
 		awaitExit(pid)
+		stamp.At("exit-seen")
 		r.reap()
 		<-p.exited
 	}

@@ -42,11 +42,24 @@
 //     saw the command gone: how long before etcd could have given the lock
 //     to someone else the command was dead, at worst. It must be positive.
 //     It takes about a TTL per ttl and is skipped with -short.
+//   - BenchmarkReport: one text (scripts/bench-report prints it) with the
+//     machine, the build and etcd it describes, RoundTrip's and Burst's
+//     figures at N=20 with their spread, and the handoff split into
+//     phases, distlock beside etcdctl lock: from stamps (internal/stamp)
+//     of a distlock built with -tags distlock_stamps and of ctlmirror
+//     (./ctlmirror), which makes etcdctl lock's calls, checked against
+//     etcdctl itself in the same run (handoff_test.go). Its commands
+//     exit at once; DISTLOCK_BENCH_HOLD=5ms, say, makes each hold the
+//     lock that long. DISTLOCK_BENCH_STAMPED=/path/to/distlock puts
+//     another stamped build in place of this tree's, to see a change in
+//     the phases.
 //
 // etcd is Debian's etcd-server (`etcd` on PATH) as one member on free
 // ports, or, without it or with DISTLOCK_BENCH_ETCD=embedded, one member of
 // the module's own etcd (internal/devetcd) in a process of its own; each
-// benchmark logs which. The etcdctl comparisons need `etcdctl` on PATH
+// benchmark logs which. Its data is on disk (the test's temporary
+// folder), or with DISTLOCK_BENCH_DATA=tmpfs in /dev/shm, where an fsync
+// costs nothing. The etcdctl comparisons need `etcdctl` on PATH
 // (Debian's etcd-client) and are skipped, with a log line, without it.
 // distlock, floor, measure, devetcd and the worker are built without the
 // race detector, as users run them.
@@ -57,6 +70,7 @@
 //	go test -run '^$' -bench RoundTrip -benchtime=100x ./internal/bench/
 //	go test -run '^$' -bench 'Burst/N=200' ./internal/bench/
 //	go test -run '^$' -bench . -short ./internal/bench/   # without LossMargin
+//	scripts/bench-report tmpfs                             # BenchmarkReport, 20 iterations
 package bench
 
 import (
@@ -93,6 +107,11 @@ type env struct {
 	etcd     *server
 	seq      int // numbers the realms, files and runs of this test binary
 	runID    string
+
+	// For the handoff's phases, built on first use (stampedTools):
+	// distlock with stamps, etcdctl lock's flow with stamps, and the
+	// command that stamps its start and exit.
+	stamped, ctlmirror, mark string
 }
 
 var (
@@ -108,7 +127,7 @@ func setup(b *testing.B) *env {
 	if setupErr != nil {
 		b.Fatal(setupErr)
 	}
-	b.Logf("etcd: %s at %s", shared.etcd.about, shared.etcd.endpoint)
+	b.Logf("etcd: %s at %s, its data %s", shared.etcd.about, shared.etcd.endpoint, shared.etcd.data)
 	return shared
 }
 
@@ -151,18 +170,23 @@ func (e *env) close() {
 }
 
 // build builds a command of the module without the race detector and
-// without cgo, as releases are built, into dir.
-func build(dir, pkg string) (string, error) {
+// without cgo, as releases are built, into dir; with tags, if any.
+func build(dir, pkg string, tags ...string) (string, error) {
 	// go test puts the go command that runs it first in PATH.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, filepath.Base(pkg))
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		bin += "-" + strings.Join(tags, "-")
+		args = []string{"build", "-o", bin, "-tags", strings.Join(tags, ",")}
+	}
 	// Without cgo, as releases are built: a static binary starts without
 	// the dynamic loader, and distlock starts one process more (the
 	// watchdog) than the others.
-	cmd := exec.Command(goTool, "build", "-o", bin, pkg)
+	cmd := exec.Command(goTool, append(args, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
@@ -222,6 +246,57 @@ func (e *env) tools(b *testing.B, realm string, withFloor bool) []tool {
 		}})
 	}
 	return ts
+}
+
+// stampTag is the build tag that turns distlock's stamps on
+// (internal/stamp).
+const stampTag = "distlock_stamps"
+
+// stampedTools are the tools of the handoff's phases, each with a realm
+// of its own under realm: distlock built with stamps (named "distlock"),
+// ctlmirror (etcdctl lock's calls, stamped) and etcdctl itself, whose
+// handoffs only its command stamps.
+func (e *env) stampedTools(b *testing.B, realm string) []tool {
+	if e.stamped == "" {
+		// A stamped build of another tree, to measure a change by its
+		// phases: DISTLOCK_BENCH_STAMPED=/path/to/it.
+		e.stamped = os.Getenv("DISTLOCK_BENCH_STAMPED")
+		for _, p := range []struct {
+			bin *string
+			pkg string
+		}{
+			{&e.stamped, "github.com/tinx/distlock"},
+			{&e.ctlmirror, "github.com/tinx/distlock/internal/bench/ctlmirror"},
+			{&e.mark, "github.com/tinx/distlock/internal/bench/mark"},
+		} {
+			if *p.bin != "" {
+				continue
+			}
+			bin, err := build(e.dir, p.pkg, stampTag)
+			if err != nil {
+				b.Fatal(err)
+			}
+			*p.bin = bin
+		}
+	}
+	ts := []tool{{"distlock", func(name string, command ...string) []string {
+		return append([]string{e.stamped, "--endpoints=" + e.etcd.endpoint,
+			"--prefix=" + realm + "distlock/", "--lock-name=" + name, "--"}, command...)
+	}}, e.mirrorTool(realm)}
+	if e.etcdctl != "" {
+		ts = append(ts, tool{"etcdctl", func(name string, command ...string) []string {
+			return append([]string{e.etcdctl, "--endpoints=" + e.etcd.endpoint, "lock", realm + "etcdctl/" + name}, command...)
+		}})
+	}
+	return ts
+}
+
+// mirrorTool is ctlmirror, with a realm of its own under realm; built by
+// stampedTools.
+func (e *env) mirrorTool(realm string) tool {
+	return tool{"ctlmirror", func(name string, command ...string) []string {
+		return append([]string{e.ctlmirror, "--endpoints=" + e.etcd.endpoint, "lock", realm + "ctlmirror/" + name}, command...)
+	}}
 }
 
 // has says whether ts holds a tool of that name.

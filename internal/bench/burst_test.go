@@ -37,62 +37,92 @@ func BenchmarkBurst(b *testing.B) {
 // burstBench runs the bursts of n for b and returns distlock's median
 // requests per acquisition.
 func burstBench(b *testing.B, e *env, n int) float64 {
-	tools := e.tools(b, e.realm(b), false)
+	bs := newBursts(e.tools(b, e.realm(b), false), n)
 	out, err := e.outputFile("burst.out")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer out.Close()
-
-	walls := map[string][]float64{}
-	gaps := map[string][]float64{}
-	var xWall, xBefore, reqs []float64
-	perMethod := map[string]float64{}
-	bursts := 0
 	for i := 0; b.Loop(); i++ {
-		got := map[string]burstResult{}
-		for k := range tools {
-			t := tools[(i+k)%len(tools)] // alternate who goes first
-			r, err := e.burst(t, n, out, t.name == "distlock")
-			if err != nil {
-				b.Fatalf("%s, %d at once: %v", t.name, n, err)
-			}
-			got[t.name] = r
-			walls[t.name] = append(walls[t.name], ms(r.wall))
-			for _, g := range r.gaps {
-				gaps[t.name] = append(gaps[t.name], ms(g))
-			}
+		if err := bs.add(e, i, out); err != nil {
+			b.Fatal(err)
 		}
-		if has(tools, "etcdctl") {
-			xWall = append(xWall, ratio(got["distlock"].wall, got["etcdctl"].wall))
-		}
-		if has(tools, "before") {
-			xBefore = append(xBefore, ratio(got["distlock"].wall, got["before"].wall))
-		}
-		total := 0.0
-		for m, c := range got["distlock"].requests {
-			total += c
-			perMethod[m] += c
-		}
-		reqs = append(reqs, total/float64(n))
-		bursts++
 	}
 
-	for _, t := range tools {
-		b.ReportMetric(median(walls[t.name]), "ms-wall/"+t.name)
-		b.ReportMetric(median(gaps[t.name]), "ms-gap/"+t.name)
+	for _, t := range bs.tools {
+		b.ReportMetric(median(bs.walls[t.name]), "ms-wall/"+t.name)
+		b.ReportMetric(median(bs.gaps[t.name]), "ms-gap/"+t.name)
 	}
-	if len(xWall) > 0 {
-		b.ReportMetric(median(xWall), "x-etcdctl-wall")
+	if len(bs.xWall) > 0 {
+		b.ReportMetric(median(bs.xWall), "x-etcdctl-wall")
 	}
-	if len(xBefore) > 0 {
-		b.ReportMetric(median(xBefore), "x-before-wall")
+	if len(bs.xBefore) > 0 {
+		b.ReportMetric(median(bs.xBefore), "x-before-wall")
 	}
-	perAcq := median(reqs)
+	perAcq := median(bs.reqs)
 	b.ReportMetric(perAcq, "req/acq")
 	b.ReportMetric(0, "ns/op") // an iteration is two bursts: its time says nothing
-	b.Logf("%d bursts of each; distlock's requests per acquisition by method: %s", bursts, byMethod(perMethod, float64(n*bursts)))
+	b.Logf("%d bursts of each; distlock's requests per acquisition by method: %s", bs.count, byMethod(bs.perMethod, float64(n*bs.count)))
 	return perAcq
+}
+
+// bursts collects bursts of n at once on one lock, one of each tool per
+// iteration: walls and handoff gaps (ms), the per-iteration ratios, and
+// distlock's etcd requests per acquisition.
+type bursts struct {
+	tools []tool
+	n     int
+	walls map[string][]float64
+	gaps  map[string][]float64 // every handoff of every burst
+	// xWall and xBefore: distlock's wall over etcdctl's and over the
+	// other build's; xGap: distlock's median handoff over etcdctl's.
+	xWall, xBefore, xGap []float64
+	reqs                 []float64 // per acquisition, one per burst
+	perMethod            map[string]float64
+	count                int
+}
+
+func newBursts(tools []tool, n int) *bursts {
+	return &bursts{tools: tools, n: n, walls: map[string][]float64{}, gaps: map[string][]float64{}, perMethod: map[string]float64{}}
+}
+
+// add runs a burst of every tool, the i-th iteration's first (the order
+// alternates).
+func (bs *bursts) add(e *env, i int, out *os.File) error {
+	got := map[string]burstResult{}
+	gapMedian := map[string]float64{}
+	for k := range bs.tools {
+		t := bs.tools[(i+k)%len(bs.tools)]
+		r, err := e.burst(t, bs.n, out, t.name == "distlock")
+		if err != nil {
+			return fmt.Errorf("%s, %d at once: %w", t.name, bs.n, err)
+		}
+		got[t.name] = r
+		bs.walls[t.name] = append(bs.walls[t.name], ms(r.wall))
+		var gaps []float64
+		for _, g := range r.gaps {
+			gaps = append(gaps, ms(g))
+		}
+		bs.gaps[t.name] = append(bs.gaps[t.name], gaps...)
+		gapMedian[t.name] = median(gaps)
+	}
+	if has(bs.tools, "etcdctl") {
+		bs.xWall = append(bs.xWall, ratio(got["distlock"].wall, got["etcdctl"].wall))
+		if gapMedian["etcdctl"] > 0 {
+			bs.xGap = append(bs.xGap, gapMedian["distlock"]/gapMedian["etcdctl"])
+		}
+	}
+	if has(bs.tools, "before") {
+		bs.xBefore = append(bs.xBefore, ratio(got["distlock"].wall, got["before"].wall))
+	}
+	total := 0.0
+	for m, c := range got["distlock"].requests {
+		total += c
+		bs.perMethod[m] += c
+	}
+	bs.reqs = append(bs.reqs, total/float64(bs.n))
+	bs.count++
+	return nil
 }
 
 // burstResult is one burst: the wall time until every process had ended,
@@ -117,40 +147,19 @@ func (e *env) burst(t tool, n int, out *os.File, countRequests bool) (burstResul
 		}
 	}
 
-	var cmds []*exec.Cmd
-	killAll := func() {
-		for _, c := range cmds {
-			_ = c.Process.Kill() // fails only for one that has ended
-		}
+	// The worker checks what distlock tells its command; etcdctl tells
+	// it nothing.
+	lockArg := "burst"
+	if t.name == "etcdctl" {
+		lockArg = "-"
 	}
-	start := time.Now()
+	var argvs [][]string
 	for i := 0; i < n; i++ {
-		cmd := command(t.argv("burst", e.worker, logPath, fmt.Sprintf("%s-%d", t.name, i), "burst", "0", "obey-term"), out)
-		if err := cmd.Start(); err != nil {
-			killAll()
-			for _, c := range cmds {
-				_ = c.Wait()
-			}
-			return r, fmt.Errorf("start process %d of %d: %w", i+1, n, err)
-		}
-		cmds = append(cmds, cmd)
+		argvs = append(argvs, t.argv("burst", e.worker, logPath, fmt.Sprintf("%s-%d", t.name, i), lockArg, "0", "obey-term"))
 	}
-	// Every handoff takes milliseconds; a burst that is not done long
-	// after is stuck, and is ended rather than waited for forever.
-	limit := 60*time.Second + time.Duration(n)*time.Second
-	deadline := time.AfterFunc(limit, killAll)
-	var failed []string
-	for i, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			failed = append(failed, fmt.Sprintf("process %d: %v", i, err))
-		}
-	}
-	r.wall = time.Since(start)
-	if !deadline.Stop() {
-		return r, fmt.Errorf("not done after %v: killed\n%s", limit, tail(out))
-	}
-	if len(failed) > 0 {
-		return r, fmt.Errorf("%d of %d failed: %s\n%s", len(failed), n, strings.Join(failed, "; "), tail(out))
+	var err error
+	if r.wall, err = atOnce(argvs, nil, out); err != nil {
+		return r, err
 	}
 
 	if countRequests {
@@ -165,9 +174,52 @@ func (e *env) burst(t tool, n int, out *os.File, countRequests bool) (burstResul
 			}
 		}
 	}
-	var err error
 	r.gaps, err = handoffs(logPath, n)
 	return r, err
+}
+
+// atOnce starts a process for each of argvs at once, with extraEnv added
+// to their environment and their output appended to out, and waits for
+// all: the wall time from the first start until the last has ended. Any
+// that fails fails the whole.
+func atOnce(argvs [][]string, extraEnv []string, out *os.File) (time.Duration, error) {
+	var cmds []*exec.Cmd
+	killAll := func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill() // fails only for one that has ended
+		}
+	}
+	start := time.Now()
+	for i, argv := range argvs {
+		cmd := command(argv, out)
+		cmd.Env = append(cmd.Env, extraEnv...)
+		if err := cmd.Start(); err != nil {
+			killAll()
+			for _, c := range cmds {
+				_ = c.Wait()
+			}
+			return 0, fmt.Errorf("start process %d of %d: %w", i+1, len(argvs), err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	// Every handoff takes milliseconds; a burst that is not done long
+	// after is stuck, and is ended rather than waited for forever.
+	limit := 60*time.Second + time.Duration(len(argvs))*time.Second
+	deadline := time.AfterFunc(limit, killAll)
+	var failed []string
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			failed = append(failed, fmt.Sprintf("process %d: %v", i, err))
+		}
+	}
+	wall := time.Since(start)
+	if !deadline.Stop() {
+		return wall, fmt.Errorf("not done after %v: killed\n%s", limit, tail(out))
+	}
+	if len(failed) > 0 {
+		return wall, fmt.Errorf("%d of %d failed: %s\n%s", len(failed), len(argvs), strings.Join(failed, "; "), tail(out))
+	}
+	return wall, nil
 }
 
 // handoffs reads the workers' records of one burst, checks that the n

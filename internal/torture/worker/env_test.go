@@ -18,6 +18,7 @@ func TestTokens(t *testing.T) {
 		{"a token short", "mutex+mutex2", "7", a, "7", a + "\n" + b, "", "2 lock(s)"},
 		{"a key short", "mutex+mutex2", "7", a, "7 9", a, "", "2 lock(s)"},
 		{"no variables", "mutex", "", "", "", "", "", "1 lock(s)"},
+		{"another tool's lock", "-", "", "", "", "", "", ""},
 		{"no number", "mutex", "x", a, "x", a, "", "no fencing token"},
 		{"the first token differs", "mutex+mutex2", "9", a, "7 9", a + "\n" + b, "", "DISTLOCK_FENCING_TOKEN="},
 		{"the first key differs", "mutex+mutex2", "7", b, "7 9", a + "\n" + b, "", "DISTLOCK_HELD_KEY="},

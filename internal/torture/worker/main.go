@@ -15,7 +15,8 @@
 // LOCK names a set of locks as their names joined by "+", in the set's
 // order (lock.SetOrder); the token in its records is then every lock's
 // token, in the same order, joined by ",". See tokens for what it checks
-// of its environment before it enters.
+// of its environment before it enters. LOCK "-" is a lock of another
+// tool (etcdctl lock): its records have no token.
 package main
 
 import (
