@@ -31,17 +31,7 @@ func clientLosingAnswers(t *testing.T, endpoint string, lose func(method string,
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{endpoint},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(drop)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return clientWith(t, endpoint, drop)
 }
 
 // waitBegun waits until the begun record of h is in etcd.

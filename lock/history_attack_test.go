@@ -15,10 +15,7 @@ import (
 func historyGone(t *testing.T, client *clientv3.Client, req Request, h *Holder) {
 	t.Helper()
 	hk := HistoryKey(req.Realm, req.Name, h.FencingToken)
-	poll.For(t, "the begun record", 10*time.Second, func() bool {
-		resp, err := client.Get(context.Background(), hk, clientv3.WithCountOnly())
-		return err == nil && resp.Count == 1
-	})
+	waitBegun(t, client, req, h)
 	poll.For(t, "the history lease to run out", 20*time.Second, func() bool {
 		resp, err := client.Get(context.Background(), hk, clientv3.WithCountOnly())
 		return err == nil && resp.Count == 0
