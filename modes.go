@@ -33,6 +33,11 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	// there; until then, and if no command starts, it is let go here.
 	wd := supervise.StartWatchdog()
 	defer wd.Close()
+	// What the command's start needs and can be made before the turn
+	// is made now: the --held socket, the reaper.
+	pre := prepareHandOff(j)
+	defer pre.Close()
+	supervise.Prepare()
 
 	facts.Waiting()
 	h, err := acquire(ctx, j, lock.ModeExec, x.KillAfter+settings.KillMargin, sigs)
@@ -42,10 +47,13 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	}
 	acquired := time.Now()
 	var holdUntil time.Time // --min-hold, once the command has started
+	let := true             // the lock is still to be let go
 	defer func() {
-		h.Ending(outcomeOf(err, facts), exitStatus(err, j.lock.ConflictExitCode))
-		letGo(j, x, h, holdUntil)
-		facts.Released()
+		if let {
+			h.Ending(outcomeOf(err, facts), exitStatus(err, j.lock.ConflictExitCode))
+			letGo(j, x, h, holdUntil)
+			facts.Released()
+		}
 	}()
 	skip, err := recentRun(ctx, j, x, h)
 	if skip || err != nil {
@@ -55,13 +63,18 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).With("shared", j.lock.Shared).
 		Step("acquired lock %q as %s (fencing token %d)", j.lock.Name, h.Key, h.FencingToken)
 
-	ho := handOff(j, h)
+	ho := handOff(j, pre, h)
 	defer ho.Close() // before the lock is let go: --held then cannot reach it (69)
 	started := time.Now()
 	p, err := supervise.Start(commandSpec(j, x, h, ho, wd, sigs))
 	if err != nil {
 		return notStarted(j, h, err)
 	}
+	h.Started() // the key's watch, from the revision that found it ours
+	// The writes that only describe the holding (since when, the begun
+	// history record) wait until the command has had its start; one
+	// that ends sooner has its record written whole by the release.
+	defer time.AfterFunc(beginAfter, h.Begin).Stop()
 	holdUntil = acquired.Add(x.MinHold)
 
 	st, stopped := p.Wait(h.Context().Done(), sigs)
@@ -71,12 +84,40 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	case supervise.StoppedAtMaxRuntime:
 		return overran{x.MaxRuntime}
 	}
-	j.out.About(report.EventEnded).With("exit_status", st.ExitCode()).Step("command ended: %v", st)
-	if st.ExitCode() == 0 {
-		recordRun(j, x, h, started)
+	ended := func() {
+		j.out.About(report.EventEnded).With("exit_status", st.ExitCode()).Step("command ended: %v", st)
 	}
-	return commandEnded{st}
+	err = commandEnded{st}
+	if x.MinInterval != 0 || x.MinHold != 0 {
+		ended()
+		if st.ExitCode() == 0 {
+			recordRun(j, x, h, started)
+		}
+		return err
+	}
+	// Nothing more is done under the lock: the next holder waits for
+	// nothing that is said here. The --held socket is closed before the
+	// lock goes, and the release's own line follows the command's.
+	ho.Stop() // the deferred Close removes its directory, after the release
+	h.Ending(outcomeOf(err, facts), exitStatus(err, j.lock.ConflictExitCode))
+	said := make(chan struct{})
+	go func() {
+		defer close(said)
+		ended()
+	}()
+	released := releasing(j, h, false)
+	<-said
+	released()
+	facts.Released()
+	let = false
+	return err
 }
+
+// beginAfter is how long after the command's start the writes that only
+// describe the holding are made (lock.Holder.Begin): a command's start
+// takes a few milliseconds, and a busy lock's next holder waits for
+// every one of them.
+const beginAfter = 20 * time.Millisecond
 
 // commandSpec is how the command runs under h: its arguments and
 // environment, the kill sequence and its bounds, and the lines that tell
@@ -288,15 +329,23 @@ func pendingSignal(sigs <-chan os.Signal) signalError {
 // by itself. Unless quietly (a line that says more follows), a lock that
 // was still ours is said released: in JSON, a step of the run.
 func release(j *job, h *lock.Holder, quietly bool) {
+	releasing(j, h, quietly)()
+}
+
+// releasing gives the lock back, and returns what says how that went.
+func releasing(j *job, h *lock.Holder, quietly bool) (say func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), j.lock.RPCTimeout)
 	defer cancel()
 	lost := h.Err() != nil // then it is not ours to say released
 	if err := h.Release(ctx); err != nil {
-		j.out.About(report.EventReleaseFailed).Fail("could not release lock %q (%v); etcd will expire it within %v", j.lock.Name, err, j.lock.TTL)
-		return
+		return func() {
+			j.out.About(report.EventReleaseFailed).Fail("could not release lock %q (%v); etcd will expire it within %v", j.lock.Name, err, j.lock.TTL)
+		}
 	}
-	if !lost && !quietly {
-		j.out.About(report.EventReleased).With("key", h.Key).Step("released lock %q", j.lock.Name)
+	return func() {
+		if !lost && !quietly {
+			j.out.About(report.EventReleased).With("key", h.Key).Step("released lock %q", j.lock.Name)
+		}
 	}
 }
 
@@ -330,6 +379,7 @@ func (j *job) request(name, mode string, lead time.Duration) lock.Request {
 		Lead:       lead,
 		RPCTimeout: j.lock.RPCTimeout,
 		History:    j.lock.History,
+		Deferred:   mode == lock.ModeExec,
 		Blocked: func(holder lock.Entry) {
 			j.out.About(report.EventWaiting).Holder(holder).Info("lock %q is held by %s; waiting", name, holder.Describe())
 		},

@@ -39,8 +39,20 @@ type Request struct {
 	// History is how long etcd keeps the record of a holding (see
 	// history.go); 0 writes none. The first request's counts for a set.
 	History time.Duration
+	// Deferred holds back the holder's writes that nothing waits for
+	// (the key's since, the history record) until Begin: exec mode
+	// begins them once its command has started, so that they do not
+	// share the cores with that start. The first request's counts for
+	// a set.
+	Deferred bool
 
-	rejoined time.Time // set when we queue again: since when etcd was silent
+	gate    *gate // the set's, shared by its requests: see Begin
+	started *gate // the set's: see Started
+	// watchLater: the key's watch waits for Started (the last lock of a
+	// Deferred set: the others are watched while the set is gathered).
+	watchLater bool
+	early      *earlyGrant // the set's records' lease, asked for when it waits
+	rejoined   time.Time   // set when we queue again: since when etcd was silent
 }
 
 // ConflictError is returned when the lock was not acquired in time.
@@ -139,10 +151,21 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		return nil, errors.New("no lock to take")
 	}
 	reqs = slices.Clone(reqs)
-	for i := range reqs[1:] {
-		reqs[i+1].Timeout = reqs[0].Timeout // the whole set's
+	g, started := &gate{open: make(chan struct{})}, &gate{open: make(chan struct{})}
+	var early *earlyGrant
+	if reqs[0].Deferred && reqs[0].History > 0 {
+		early = newEarlyGrant(reqs[0].History, reqs[0].RPCTimeout)
 	}
+	for i := range reqs {
+		reqs[i].Timeout = reqs[0].Timeout // the whole set's
+		reqs[i].gate, reqs[i].started, reqs[i].early = g, started, early
+	}
+	reqs[len(reqs)-1].watchLater = reqs[0].Deferred
 	first := &reqs[0]
+	if !first.Deferred {
+		g.openUp(false)
+		started.openUp(false)
+	}
 	waiting := time.Now()
 	gctx, cancel := context.WithTimeout(ctx, first.RPCTimeout)
 	l, err := grantLease(gctx, client, first.TTL, first.Lead, first.Outage)
@@ -158,6 +181,7 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		h, err := gather(ctx, wctx, client, reqs, l)
 		if err == nil {
 			l.holding.Store(true)
+			early.start(client) // if the wait did not ask for it
 			h.startHistory(waiting)
 			return h, nil
 		}
@@ -176,6 +200,7 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 			cctx, cancel := context.WithTimeout(context.Background(), req.RPCTimeout)
 			_ = l.close(cctx) // revoking the lease deletes our keys
 			cancel()
+			early.drop(client)
 			return nil, err
 		}
 		var rejoined time.Time
@@ -260,6 +285,7 @@ func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l
 		req.Blocked(*p.ahead)
 		req.Blocked = nil // once, however often we queue
 	}
+	req.early.start(client) // the records' lease, while we wait
 	// The wait and the confirmation end the moment the lease is lost.
 	lctx, cancel := l.bind(wctx)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -128,6 +129,7 @@ func parseHistory(hp string, kv *mvccpb.KeyValue) (HistoryEntry, bool) {
 type history struct {
 	span    time.Duration
 	waiting time.Time
+	claimed atomic.Bool   // someone is getting the lease (claimLease)
 	granted chan struct{} // closed once the lease's grant has ended, granted or not
 	done    chan struct{} // closed when begin has ended
 	lease   clientv3.LeaseID
@@ -151,15 +153,14 @@ func (h *Holder) startHistory(waiting time.Time) {
 // that came first has written its own, complete.
 func (h *Holder) beginHistory() {
 	defer close(h.hist.done)
+	late := h.req.gate.tooLate() // whatever waits for the lease opens it (historyLease, historyWritten)
 	ctx, cancel := context.WithTimeout(context.Background(), h.req.RPCTimeout)
 	defer cancel()
-	g, err := h.client.Grant(ctx, wholeSeconds(h.hist.span))
-	if err == nil {
-		h.hist.lease = g.ID
-	}
-	close(h.hist.granted)
-	if err != nil {
-		return // no record: nothing in etcd says more than the keys
+	h.claimLease(ctx)
+	<-h.hist.granted // by this call, or one that does not wait for it (historyLease)
+	lease := h.hist.lease
+	if lease == 0 || late {
+		return // no record yet: nothing in etcd says more than the keys, or the caller writes it
 	}
 	var ops []clientv3.Op
 	for _, m := range h.Set() {
@@ -167,9 +168,25 @@ func (h *Holder) beginHistory() {
 		ops = append(ops, clientv3.OpTxn(
 			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(m.Key), "=", m.FencingToken),
 				clientv3.Compare(clientv3.CreateRevision(hk), "=", 0)},
-			[]clientv3.Op{clientv3.OpPut(hk, h.recordOf(m, time.Time{}, nil), clientv3.WithLease(g.ID))}, nil))
+			[]clientv3.Op{clientv3.OpPut(hk, h.recordOf(m, time.Time{}, nil), clientv3.WithLease(lease))}, nil))
 	}
 	_, _ = h.client.Txn(ctx).Then(ops...).Commit()
+}
+
+// claimLease gets the records' lease, the one granted while the lock was
+// waited for or a new one, unless another call is getting it already.
+func (h *Holder) claimLease(ctx context.Context) {
+	if !h.hist.claimed.CompareAndSwap(false, true) {
+		return
+	}
+	defer close(h.hist.granted)
+	lease := h.req.early.take(h.client)
+	if lease == 0 {
+		if g, err := h.client.Grant(ctx, wholeSeconds(h.hist.span)); err == nil {
+			lease = g.ID
+		}
+	}
+	h.hist.lease = lease
 }
 
 // Ending tells the holder how its command ended (report's outcome word)
@@ -189,8 +206,14 @@ func (h *Holder) historyLease(ctx context.Context) clientv3.LeaseID {
 	if h.hist == nil {
 		return 0
 	}
+	h.req.gate.openUp(true)
 	ctx, cancel := h.historyWait(ctx)
 	defer cancel()
+	if h.req.early.ended() {
+		// Nothing to wait for but, perhaps, a grant within ctx: here
+		// and now, not after beginHistory has had its turn.
+		h.claimLease(ctx)
+	}
 	select {
 	case <-h.hist.granted:
 		return h.hist.lease
@@ -203,6 +226,7 @@ func (h *Holder) historyLease(ctx context.Context) clientv3.LeaseID {
 // (or could not be): before this process goes, leaving the lock taken.
 func (h *Holder) historyWritten(ctx context.Context) {
 	if h.hist != nil {
+		h.req.gate.openUp(true)
 		ctx, cancel := h.historyWait(ctx)
 		defer cancel()
 		select {

@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -64,9 +65,32 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 	h.held, h.lose = context.WithCancelCause(l.alive)
 	ctx, stop := context.WithCancel(h.held)
 	h.stop = stop
-	go h.watch(ctx, seenRev+1)
+	go func() {
+		// Watching from the revision that found the lock ours, it
+		// misses nothing by starting once the command has.
+		select {
+		case <-h.watchFrom():
+			h.watch(ctx, seenRev+1)
+		case <-ctx.Done():
+			close(h.done)
+		}
+	}()
 	return h
 }
+
+// watchFrom is closed when the key's watch may start: at once, or, for
+// the last lock of a Deferred request, once the command has started.
+func (h *Holder) watchFrom() <-chan struct{} {
+	if h.req.watchLater {
+		return h.req.started.opened()
+	}
+	return alwaysOpen
+}
+
+// Started says that the command has started (exec mode, right after
+// the fork): the watch of a Deferred request's last lock starts then, so
+// that it does not share the cores with the fork. Begin starts it too.
+func (h *Holder) Started() { h.req.started.openUp(false) }
 
 // sayHeld rewrites the key's value with the moment the lock became ours,
 // for --status and whoever waits: a waiter's key says when it queued. The
@@ -74,6 +98,14 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 // as the lock is ours; a key that is gone by then stays gone, and one
 // that has moved to another lease (HoldFor, Keep) says more already.
 func (h *Holder) sayHeld() {
+	select {
+	case <-h.req.gate.opened():
+		if h.req.gate.tooLate() {
+			return
+		}
+	case <-h.held.Done():
+		return
+	}
 	var retry backoff
 	for {
 		ctx, cancel := context.WithTimeout(h.held, h.req.RPCTimeout)
@@ -89,6 +121,48 @@ func (h *Holder) sayHeld() {
 	}
 }
 
+// gate holds back a holder's writes that nothing waits for until Begin
+// opens it (Request.Deferred); a nil gate is open.
+type gate struct {
+	once sync.Once
+	open chan struct{}
+	late bool // opened by what lets the lock go or keeps it: write nothing
+}
+
+// openUp opens g; late says that what lets the lock go (or keeps it)
+// opened it, and writes the record itself: the held-back writes are not
+// made then. Only the first call counts.
+func (g *gate) openUp(late bool) {
+	if g != nil {
+		g.once.Do(func() { g.late = late; close(g.open) })
+	}
+}
+
+// tooLate waits for g to open and says whether it opened late.
+func (g *gate) tooLate() bool {
+	<-g.opened()
+	return g != nil && g.late
+}
+
+// opened is closed once the gate is open.
+func (g *gate) opened() <-chan struct{} {
+	if g == nil {
+		return alwaysOpen
+	}
+	return g.open
+}
+
+var alwaysOpen = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Begin lets the writes go that a Deferred request held back (the key's
+// since, the begun history record): exec mode calls it once its command
+// has had its start. If what lets the lock go or keeps it comes first,
+// they are not made: that writes the record itself.
+func (h *Holder) Begin() {
+	h.Started()
+	h.req.gate.openUp(false)
+}
+
 // watch ends h.held when the key is deleted. Every call it makes runs under
 // ctx, which the lease's loss ends too: nothing here can keep a loss waiting.
 func (h *Holder) watch(ctx context.Context, rev int64) {
@@ -98,6 +172,9 @@ func (h *Holder) watch(ctx context.Context, rev int64) {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		gone, ok := watchFor(wctx, h.client, h.Key, rev, deleted)
 		cancel()
+		if gone && ctx.Err() != nil {
+			return // stopped first: the delete may be our own release's
+		}
 		if gone {
 			h.loseKey()
 			return
@@ -231,7 +308,11 @@ func (h *Holder) stopWatching(ctx context.Context) {
 // goes unanswered must not keep the revoke (of a lease that may carry
 // an --unlock's stopping record) from being made.
 func (h *Holder) Release(ctx context.Context) error {
-	h.stopWatchingAll(ctx)
+	// The watches are stopped, not waited for: a delete one of them
+	// sees from here on counts for nothing.
+	for _, m := range h.Set() {
+		m.stop()
+	}
 	unused := h.completeHistory(ctx)
 	err := h.lease.close(ctx)
 	h.dropEmptyHistoryLease(ctx, unused)

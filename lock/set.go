@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -90,20 +89,6 @@ func (h *Holder) Set() []*Holder { return append([]*Holder{h}, h.more...) }
 
 // Name is the name of the lock this holder holds.
 func (h *Holder) Name() string { return h.req.Name }
-
-// stopWatchingAll ends the watches of every lock of the set, in parallel,
-// but not beyond ctx.
-func (h *Holder) stopWatchingAll(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, m := range h.Set() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.stopWatching(ctx)
-		}()
-	}
-	wg.Wait()
-}
 
 // SetOrder is the order in which every caller takes a set of locks of one
 // realm: by their keys' prefixes, byte by byte (the escaped names), which

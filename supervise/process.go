@@ -233,9 +233,19 @@ func (p *Process) run(r *reaper, path string, attr *syscall.ProcAttr, started ch
 		stamp.At("exit-seen")
 		r.reap()
 		<-p.exited
+		runtime.UnlockOSThread()
+		// The clean-up goes on here, where the exit was learnt: no
+		// goroutine of its own to wait for.
+		p.cleanUp()
+		return
 	}
 	runtime.UnlockOSThread()
 }
+
+// Prepare makes ready, before the lock is taken, what Start would
+// otherwise make on the way to the fork: the reaper (distlock becomes a
+// child subreaper, and reaps on SIGCHLD from here on).
+func Prepare() { getReaper() }
 
 // Find looks name up as Start will, and returns the *StartError that
 // Start would, or nil: a caller can refuse a command that cannot run
@@ -290,7 +300,7 @@ func (p *Process) mainChanged(ws unix.WaitStatus) {
 	p.mainExited(ws)
 }
 
-// mainExited records the main child's exit and starts the clean-up.
+// mainExited records the main child's exit; run cleans up after it.
 func (p *Process) mainExited(ws unix.WaitStatus) {
 	if ws.Signaled() {
 		p.status = Status{Signal: ws.Signal()}
@@ -298,8 +308,7 @@ func (p *Process) mainExited(ws unix.WaitStatus) {
 		p.status = Status{Code: ws.ExitStatus()}
 	}
 	p.reclaimTTY()
-	close(p.exited)
-	go p.cleanUp()
+	close(p.exited) // run cleans up
 }
 
 // cleanUp ends whatever the command left running in its group, so nothing

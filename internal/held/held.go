@@ -105,7 +105,6 @@ func listenIn(base string, answer func(bool) Answer) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{dir: dir, ln: ln, answer: answer, conns: map[net.Conn]struct{}{}}
-	s.wg.Add(1)
 	go s.accept()
 	return s, nil
 }
@@ -127,8 +126,10 @@ func (s *Server) Ending() {
 	}
 }
 
+// accept takes each conversation until Close. It answers nothing
+// itself, so Close need not wait for it: a conversation taken as Close
+// runs is closed unanswered.
 func (s *Server) accept() {
-	defer s.wg.Done()
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -174,6 +175,17 @@ func (s *Server) Close() {
 	if s == nil {
 		return
 	}
+	s.Stop()
+	os.RemoveAll(s.dir)
+}
+
+// Stop stops answering and ends every open conversation, as Close does,
+// but leaves the directory (removing it takes a while on some file
+// systems) for Close. A nil Server has nothing to stop.
+func (s *Server) Stop() {
+	if s == nil {
+		return
+	}
 	s.ln.Close()
 	s.mu.Lock()
 	for c := range s.conns {
@@ -182,7 +194,6 @@ func (s *Server) Close() {
 	s.conns = nil
 	s.mu.Unlock()
 	s.wg.Wait()
-	os.RemoveAll(s.dir)
 }
 
 // ErrNoSupervisor means the variable is not set: the caller does not run

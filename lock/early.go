@@ -1,0 +1,120 @@
+package lock
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// earlySlack is how much longer than the history span the lease granted
+// for the records while the lock is waited for lives, at most: an eighth
+// of the span, so that records outlive their span by little. A wait longer
+// than the slack leaves it unused, and the records get a lease of their
+// own at the turn, so that they are kept for the whole span from there.
+const earlySlack = time.Hour
+
+// maxLeaseTTL is the longest lease etcd grants.
+const maxLeaseTTL = 9_000_000_000 * time.Second
+
+// earlyGrant is the history records' lease of a Deferred request
+// (Request.early), asked for once the request has to wait, so that the
+// turn finds it granted and the command's start shares the cores with one
+// write fewer; or, if it did not wait, as the lock is taken, beside the
+// start. It is shared by the requests of a set.
+type earlyGrant struct {
+	span       time.Duration
+	timeout    time.Duration // one call's bound (RPCTimeout)
+	once       sync.Once
+	done       chan struct{} // closed once the grant has ended
+	asked      time.Time
+	id         clientv3.LeaseID // 0 if not granted
+	ttlGranted time.Duration
+}
+
+func newEarlyGrant(span, timeout time.Duration) *earlyGrant {
+	return &earlyGrant{span: span, timeout: timeout, done: make(chan struct{})}
+}
+
+// ttl is the lease asked for: the span and the slack, as far as etcd goes.
+func (e *earlyGrant) ttl() time.Duration {
+	return min(e.span+min(earlySlack, e.span/8), maxLeaseTTL)
+}
+
+// start asks for the lease in the background, once; a nil earlyGrant asks
+// for nothing.
+func (e *earlyGrant) start(client *clientv3.Client) {
+	if e == nil {
+		return
+	}
+	e.once.Do(func() {
+		e.asked = time.Now()
+		go func() {
+			defer close(e.done)
+			ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+			defer cancel()
+			if g, err := client.Grant(ctx, wholeSeconds(e.ttl())); err == nil {
+				e.id, e.ttlGranted = g.ID, time.Duration(g.TTL)*time.Second
+			}
+		}()
+	})
+}
+
+// started reports whether start was called.
+func (e *earlyGrant) started() bool {
+	if e == nil {
+		return false
+	}
+	ok := true
+	e.once.Do(func() { ok = false; close(e.done) })
+	return ok
+}
+
+// ended reports, without waiting, whether a grant was asked for and has
+// ended.
+func (e *earlyGrant) ended() bool {
+	if e == nil {
+		return false
+	}
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// take returns the lease for records begun now, once its grant has ended,
+// or 0 if none was asked for, none was granted, or it was asked for so
+// long ago that it would not keep a record for the whole span (then it is
+// revoked, in the background).
+func (e *earlyGrant) take(client *clientv3.Client) clientv3.LeaseID {
+	if !e.started() {
+		return 0
+	}
+	<-e.done
+	if e.id != 0 && time.Since(e.asked) > e.ttlGranted-e.span {
+		go e.drop(client)
+		return 0
+	}
+	return e.id
+}
+
+// drop revokes the lease, if one was granted, when no record will be
+// written on it (the lock was not taken): within one call's bound.
+func (e *earlyGrant) drop(client *clientv3.Client) {
+	if !e.started() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return
+	}
+	if e.id != 0 {
+		_, _ = client.Revoke(ctx, e.id)
+	}
+}
