@@ -169,8 +169,13 @@ func (e *env) close() {
 	os.RemoveAll(e.dir)
 }
 
+// releaseTags are the build tags of scripts/build-static: grpc without
+// its request tracing, which takes about 1 MiB off a run's peak RSS.
+const releaseTags = "grpcnotrace"
+
 // build builds a command of the module without the race detector and
-// without cgo, as releases are built, into dir; with tags, if any.
+// without cgo, with the releases' tags, as releases are built, into dir;
+// with tags, if any, besides.
 func build(dir, pkg string, tags ...string) (string, error) {
 	// go test puts the go command that runs it first in PATH.
 	goTool, err := exec.LookPath("go")
@@ -178,11 +183,10 @@ func build(dir, pkg string, tags ...string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, filepath.Base(pkg))
-	args := []string{"build", "-o", bin}
 	if len(tags) > 0 {
 		bin += "-" + strings.Join(tags, "-")
-		args = []string{"build", "-o", bin, "-tags", strings.Join(tags, ",")}
 	}
+	args := []string{"build", "-o", bin, "-tags", strings.Join(append([]string{releaseTags}, tags...), ",")}
 	// Without cgo, as releases are built: a static binary starts without
 	// the dynamic loader, and distlock starts one process more (the
 	// watchdog) than the others.

@@ -260,7 +260,7 @@ func TestStaticBinary(t *testing.T) {
 	settings := buildSettings(t, bin)
 	// (Go leaves -ldflags out of a -trimpath build's settings: the
 	// sections above show them.)
-	for key, want := range map[string]string{"CGO_ENABLED": "0", "-trimpath": "true"} {
+	for key, want := range map[string]string{"CGO_ENABLED": "0", "-trimpath": "true", "-tags": "grpcnotrace"} {
 		if settings[key] != want {
 			t.Errorf("build setting %s = %q, want %q", key, settings[key], want)
 		}
@@ -287,6 +287,9 @@ func TestStaticBinary(t *testing.T) {
 	}
 	if slices.Contains(build.Flags, "-trimpath") != (settings["-trimpath"] == "true") {
 		t.Errorf(".goreleaser.yaml: build flags %q, but scripts/build-static has -trimpath=%s", build.Flags, settings["-trimpath"])
+	}
+	if !slices.Contains(build.Flags, "-tags="+settings["-tags"]) {
+		t.Errorf(".goreleaser.yaml: build flags %q, but scripts/build-static has -tags=%s", build.Flags, settings["-tags"])
 	}
 	// The version stamped in is a release's own; the rest must agree.
 	if got := strings.Join(build.Ldflags, " "); got != "-s -w -X main.version={{ .Tag }}" {

@@ -27,7 +27,7 @@ func TestFlagTable(t *testing.T) {
 		if s.help == "" || s.bind == nil || s.from&fromCommandLine == 0 {
 			t.Errorf("--%s: needs help, a field and the command line", s.name)
 		}
-		if !regexp.MustCompile(`(?m)^  (distlock \[flags\] )?` + spelled(s.name) + `( |$)`).MatchString(usage) {
+		if !regexp.MustCompile(`(?m)^  (distlock \[flags\] )?` + spelled(s.name) + `( |$)`).MatchString(usage()) {
 			t.Errorf("--help has no line for %s", spelled(s.name))
 		}
 	}

@@ -97,7 +97,7 @@ func TestParseLockNames(t *testing.T) {
 			t.Errorf("%q: mode %q, error %v; want a usage error", args, r.Mode, err)
 		}
 	}
-	if strings.Contains(usage, "complete-lock-names") || strings.Contains(completionScript("bash"), "complete-lock-names[") {
+	if strings.Contains(usage(), "complete-lock-names") || strings.Contains(completionScript("bash"), "complete-lock-names[") {
 		t.Error("--help or the completions show the scripts' question as a flag")
 	}
 }

@@ -238,7 +238,7 @@ func (c *config) accessNeeded() string {
 }
 
 // Help is --help.
-func Help() string { return usage }
+func Help() string { return usage() }
 
 // Completion is --completion's script for shell.
 func Completion(shell string) string { return completionScript(shell) }

@@ -2,12 +2,15 @@ package settings
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/tinx/distlock/internal/report"
 )
 
-// usage is the text of --help.
-var usage = helpText()
+// usage is the text of --help, written when first asked for: building it
+// allocates about 180 KiB, which every run would carry for nothing (see
+// docs/performance.md, peak RSS).
+var usage = sync.OnceValue(helpText)
 
 // The --help layout: a mode's or a flag's text starts in its column and
 // wraps before helpWidth.
