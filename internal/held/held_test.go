@@ -129,3 +129,48 @@ func TestCheckCannotTell(t *testing.T) {
 		t.Errorf("supervisor says no: %v, want a LostError", err)
 	}
 }
+
+// TestPreparedSaysNoUntilHold: a socket made before the lock is taken
+// answers no until it is told the holder (nobody should ask by then: the
+// command is not started).
+func TestPreparedSaysNoUntilHold(t *testing.T) {
+	p, err := Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	t.Setenv(Var, p.ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if a, err := cl.Ask(); err != nil || a.Alive || a.Why == "" {
+		t.Errorf("Ask before Hold = %+v, %v; want no, with a reason", a, err)
+	}
+}
+
+// TestStopLeavesDirectoryForClose: Stop ends answering at once (a new
+// conversation is refused), and Close, after it, removes the directory.
+func TestStopLeavesDirectoryForClose(t *testing.T) {
+	s, err := Listen(func(bool) Answer { return Answer{Alive: true} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := s.ln.Addr().String()
+	t.Setenv(Var, path)
+	s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cl, err := Dial(ctx); err == nil {
+		a, err := cl.Ask()
+		cl.Close()
+		t.Errorf("a conversation after Stop: %+v, %v; want none", a, err)
+	}
+	s.Close()
+	if _, err := os.Stat(filepath.Dir(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the socket's directory after Close: %v; want it gone", err)
+	}
+}
