@@ -70,6 +70,7 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	if err != nil {
 		return notStarted(j, h, err)
 	}
+	defer p.Close()
 	h.Started() // the key's watch, from the revision that found it ours
 	// The writes that only describe the holding (since when, the begun
 	// history record) wait until the command has had its start; one

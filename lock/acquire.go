@@ -2,9 +2,11 @@ package lock
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -162,6 +164,9 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 	}
 	reqs[len(reqs)-1].watchLater = reqs[0].Deferred
 	first := &reqs[0]
+	if first.History > 0 {
+		go warmRecordEncoder.Do(func() { _, _ = json.Marshal(Record{}) })
+	}
 	if !first.Deferred {
 		g.openUp(false)
 		started.openUp(false)
@@ -210,6 +215,11 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		first.rejoined = rejoined
 	}
 }
+
+// warmRecordEncoder builds encoding/json's encoder of a history record
+// while the lock is taken: built at its first use, by the release that
+// completes the record, it cost the next holder 0.2 to 0.4 ms here.
+var warmRecordEncoder sync.Once
 
 // again gives back what a round of the set gathered on the lease l, and
 // returns a new lease to queue again with, from the first lock, once

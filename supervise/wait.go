@@ -93,7 +93,6 @@ const (
 // Spec.Overran), and returns how the command ended once nothing is left of
 // its group, and whether and why it stopped the command.
 func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, stopped Stopped) {
-	defer signal.Stop(p.tstp)
 	var overran <-chan time.Time
 	if p.spec.MaxRuntime > 0 {
 		t := time.NewTimer(time.Until(p.started.Add(p.spec.MaxRuntime)))
@@ -133,6 +132,14 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 			return p.status, stopped
 		}
 	}
+}
+
+// Close gives Ctrl-Z back to distlock itself (see Start), once the lock
+// is let go: not on the way there, where it takes a while (os/signal
+// waits for its own goroutine), and where distlock must not be stopped
+// anyway.
+func (p *Process) Close() {
+	signal.Stop(p.tstp)
 }
 
 // stopFor starts the kill sequence, and then says why: what is said may

@@ -104,6 +104,10 @@ func listenIn(base string, answer func(bool) Answer) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	// Stop closes the socket, and Close removes it with its directory:
+	// unlinking it takes a while on some file systems, and Stop stands
+	// before the release.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	s := &Server{dir: dir, ln: ln, answer: answer, conns: map[net.Conn]struct{}{}}
 	go s.accept()
 	return s, nil
