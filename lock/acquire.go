@@ -286,7 +286,7 @@ func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l
 	if p.holds {
 		// Fewer than Limit were ahead: the uncontended path is one
 		// round trip.
-		return newHolder(client, l, p.key, p.rev, p.rev, *req), nil
+		return newHolder(client, l, p.key, p.rev, p.rev, *req, nil), nil
 	}
 	if req.Timeout == 0 {
 		return nil, &ConflictError{Name: req.Name, Holder: p.ahead, Behind: p.behind}
@@ -299,6 +299,14 @@ func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l
 	// The wait and the confirmation end the moment the lease is lost.
 	lctx, cancel := l.bind(wctx)
 	defer cancel()
+	var kw *keyWatch
+	if req.watchLater && req.limit() == 1 {
+		// The key's watch, made now, on the stream the wait's own
+		// watches use: the turn finds it open, and the command's start
+		// shares the cores with no new watch.
+		kw = watchKey(l.alive, client, p.key, p.rev+1)
+		defer func() { kw.cancel() }() // unless the holder took it
+	}
 	rev, err := waitTurn(ctx, lctx, client, *req, l, p)
 	if err != nil {
 		return nil, err
@@ -318,7 +326,8 @@ func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l
 		// Lost as the turn came: we still hold nothing.
 		return nil, fmt.Errorf("waiting for the lock: %w", err)
 	}
-	h := newHolder(client, l, p.key, p.rev, rev, *req)
+	h := newHolder(client, l, p.key, p.rev, rev, *req, kw)
+	kw = nil
 	if req.Info.Mode != ModeLock {
 		go h.sayHeld()
 	}
@@ -455,7 +464,7 @@ func confirm(lctx context.Context, client *clientv3.Client, req Request, l *leas
 	if !resp.Succeeded {
 		return nil, ErrPlaceLost
 	}
-	return newHolder(client, l, p.key, p.rev, resp.Header.Revision, req), nil
+	return newHolder(client, l, p.key, p.rev, resp.Header.Revision, req, nil), nil
 }
 
 // readAhead is how many keys enqueue reads with its write, oldest first:

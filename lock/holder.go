@@ -50,7 +50,7 @@ type Holder struct {
 	hist *history
 }
 
-func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev int64, req Request) *Holder {
+func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev int64, req Request, kw *keyWatch) *Holder {
 	h := &Holder{
 		client:       client,
 		lease:        l,
@@ -65,12 +65,17 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 	h.held, h.lose = context.WithCancelCause(l.alive)
 	ctx, stop := context.WithCancel(h.held)
 	h.stop = stop
+	if kw != nil {
+		// Made while we waited, from our place in the queue on.
+		go h.watch(ctx, kw, 0)
+		return h
+	}
 	go func() {
 		// Watching from the revision that found the lock ours, it
 		// misses nothing by starting once the command has.
 		select {
 		case <-h.watchFrom():
-			h.watch(ctx, seenRev+1)
+			h.watch(ctx, nil, seenRev+1)
 		case <-ctx.Done():
 			close(h.done)
 		}
@@ -165,13 +170,20 @@ func (h *Holder) Begin() {
 
 // watch ends h.held when the key is deleted. Every call it makes runs under
 // ctx, which the lease's loss ends too: nothing here can keep a loss waiting.
-func (h *Holder) watch(ctx context.Context, rev int64) {
+func (h *Holder) watch(ctx context.Context, kw *keyWatch, rev int64) {
 	defer close(h.done)
 	var retry backoff
 	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		gone, ok := watchFor(wctx, h.client, h.Key, rev, deleted)
-		cancel()
+		var gone, ok bool
+		if kw != nil {
+			gone, ok, rev = kw.wait(ctx)
+			kw.cancel()
+			kw = nil
+		} else {
+			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			gone, ok = watchFor(wctx, h.client, h.Key, rev, deleted)
+			cancel()
+		}
 		if gone && ctx.Err() != nil {
 			return // stopped first: the delete may be our own release's
 		}

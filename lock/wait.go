@@ -221,6 +221,53 @@ func watchFor(ctx context.Context, client *clientv3.Client, key string, rev int6
 	return false, ok
 }
 
+// keyWatch is a watch of a key for its deletion, made before the Holder
+// that takes it over (Holder.watch).
+type keyWatch struct {
+	ch   clientv3.WatchChan
+	rev  int64 // where it started
+	stop context.CancelFunc
+}
+
+// cancel ends the watch; a nil keyWatch has none.
+func (kw *keyWatch) cancel() {
+	if kw != nil {
+		kw.stop()
+	}
+}
+
+// watchKey watches key from revision rev, under ctx (which must end when
+// the lease does), with a leader required, as the wait's watches are:
+// etcd's client puts them on one stream.
+func watchKey(ctx context.Context, client *clientv3.Client, key string, rev int64) *keyWatch {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	return &keyWatch{ch: client.Watch(wctx, key, clientv3.WithRev(rev)), rev: rev, stop: cancel}
+}
+
+// wait returns once the key is deleted (gone), the watch breaks or ctx
+// ends; ok says whether etcd answered the watch at all, next the revision
+// to watch again from (after the last event it had).
+func (kw *keyWatch) wait(ctx context.Context) (gone, ok bool, next int64) {
+	next = kw.rev
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ok, next
+		case wr, open := <-kw.ch:
+			if !open || wr.Err() != nil {
+				return false, ok, next
+			}
+			ok = true
+			for _, ev := range wr.Events {
+				if deleted(ev) {
+					return true, ok, next
+				}
+				next = max(next, ev.Kv.ModRevision+1)
+			}
+		}
+	}
+}
+
 func deleted(ev *clientv3.Event) bool { return ev.Type == mvccpb.DELETE }
 
 func anyEvent(*clientv3.Event) bool { return true }
