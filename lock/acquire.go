@@ -210,6 +210,7 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		}
 		var rejoined time.Time
 		if l, rejoined, err = again(ctx, wctx, client, req, l, err, time.Since(began), &rounds); err != nil {
+			early.drop(client) // no record will be written on it
 			return nil, err
 		}
 		first.rejoined = rejoined

@@ -350,7 +350,10 @@ func (h *Holder) dropEmptyHistoryLease(ctx context.Context, lease clientv3.Lease
 }
 
 // regrantHistory grants the records a new lease of the history span when
-// theirs ran out, within half an RPC timeout: 0 if etcd grants none.
+// theirs ran out, within half an RPC timeout: 0 if etcd grants none. It
+// returns it, and leaves h.hist.lease as it was: beginHistory, which the
+// release may have woken a moment ago, reads that without waiting for
+// anything the release does after the grant.
 func (h *Holder) regrantHistory(ctx context.Context) clientv3.LeaseID {
 	gctx, cancel := h.historyWait(ctx)
 	defer cancel()
@@ -358,7 +361,6 @@ func (h *Holder) regrantHistory(ctx context.Context) clientv3.LeaseID {
 	if err != nil {
 		return 0
 	}
-	h.hist.lease = g.ID
 	return g.ID
 }
 
