@@ -55,6 +55,11 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 			facts.Released()
 		}
 	}()
+	if x.MinInterval != 0 {
+		// etcd is asked before the start: the key's watch starts now,
+		// so that an --unlock meanwhile keeps the command from starting.
+		h.Started()
+	}
 	skip, err := recentRun(ctx, j, x, h)
 	if skip || err != nil {
 		facts.Skipped = skip

@@ -175,3 +175,25 @@ func TestDeferredGiveUpRevokesEarlyLease(t *testing.T) {
 		t.Errorf("leases %x left behind by the request that gave up", left)
 	}
 }
+
+// TestDeferredWaiterWatchesFromQueue: a Deferred request that waited has
+// its key watched from its place in the queue on, before Started: a
+// delete right after the turn ends the lock with no further call.
+func TestDeferredWaiterWatchesFromQueue(t *testing.T) {
+	t.Parallel()
+	client := newClient(t, testEtcd(t).Endpoint())
+	req := deferredRequest(t, "q")
+	h := waitBehind(t, client, req)
+	defer h.Release(context.Background())
+	if _, err := client.Delete(context.Background(), h.Key); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lock is still said held 10s after its key was deleted, with no Started")
+	}
+	if err := h.Err(); !errors.Is(err, ErrKeyDeleted) {
+		t.Errorf("Err = %v, want ErrKeyDeleted", err)
+	}
+}
