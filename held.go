@@ -7,12 +7,11 @@ import (
 	"github.com/tinx/distlock/internal/held"
 	"github.com/tinx/distlock/internal/report"
 	"github.com/tinx/distlock/internal/settings"
-	"github.com/tinx/distlock/lock"
 )
 
 // prepareHandOff makes the socket on which the command's distlock --held
 // will ask, before the lock is taken: the turn then finds it made, and
-// handOff tells it the holder. Without a socket (an image with no
+// Prepared.Hold tells it the holder. Without a socket (an image with no
 // writable /tmp) the command still runs, and distlock says so only with
 // --verbose: most commands never ask, and a line on every run would be
 // noise; a --held in it finds no distlock to ask (64).
@@ -22,11 +21,6 @@ func prepareHandOff(j *job) *held.Prepared {
 		j.out.Debug("%v; distlock --held cannot answer in this command", err)
 	}
 	return pre
-}
-
-// handOff starts answering the command's distlock --held about h.
-func handOff(j *job, pre *held.Prepared, h *lock.Holder) *held.Server {
-	return pre.Hold(h, j.lock.Realm, j.conn)
 }
 
 // runHeld is --held: does the command that runs it still hold its locks?

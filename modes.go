@@ -45,16 +45,32 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	if err != nil {
 		return err
 	}
-	acquired := time.Now()
-	var holdUntil time.Time // --min-hold, once the command has started
-	let := true             // the lock is still to be let go
+	r := &execRun{job: j, x: x, h: h, facts: facts, acquired: time.Now(), held: true}
 	defer func() {
-		if let {
+		if r.held {
 			h.Ending(outcomeOf(err, facts), exitStatus(err, j.lock.ConflictExitCode))
-			letGo(j, x, h, holdUntil)
+			letGo(j, x, h, r.holdUntil)
 			facts.Released()
 		}
 	}()
+	return r.run(ctx, pre, wd, sigs)
+}
+
+// execRun is exec mode once the lock is taken.
+type execRun struct {
+	*job
+	x         settings.Exec
+	h         *lock.Holder
+	facts     *report.Facts
+	acquired  time.Time
+	holdUntil time.Time // --min-hold, once the command has started
+	held      bool      // the lock is still to be let go
+}
+
+// run starts the command under the lock, unless --min-interval finds a
+// recent success, and waits for it.
+func (r *execRun) run(ctx context.Context, pre *held.Prepared, wd *supervise.Watchdog, sigs chan os.Signal) error {
+	j, x, h := r.job, r.x, r.h
 	if x.MinInterval != 0 {
 		// etcd is asked before the start: the key's watch starts now,
 		// so that an --unlock meanwhile keeps the command from starting.
@@ -62,14 +78,14 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	}
 	skip, err := recentRun(ctx, j, x, h)
 	if skip || err != nil {
-		facts.Skipped = skip
+		r.facts.Skipped = skip
 		return err
 	}
 	j.out.About(report.EventAcquired).With("key", h.Key).With("fencing_token", h.FencingToken).With("shared", j.lock.Shared).
 		Step("acquired lock %q as %s (fencing token %d)", j.lock.Name, h.Key, h.FencingToken)
 
-	ho := handOff(j, pre, h)
-	defer ho.Close() // before the lock is let go: --held then cannot reach it (69)
+	ho := pre.Hold(h, j.lock.Realm, j.conn) // from now on --held answers about h
+	defer ho.Close()                        // before the lock is let go: --held then cannot reach it (69)
 	started := time.Now()
 	p, err := supervise.Start(commandSpec(j, x, h, ho, wd, sigs))
 	if err != nil {
@@ -81,7 +97,7 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	// history record) wait until the command has had its start; one
 	// that ends sooner has its record written whole by the release.
 	defer time.AfterFunc(beginAfter, h.Begin).Stop()
-	holdUntil = acquired.Add(x.MinHold)
+	r.holdUntil = r.acquired.Add(x.MinHold)
 
 	st, stopped := p.Wait(h.Context().Done(), sigs)
 	switch stopped {
@@ -90,32 +106,38 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 	case supervise.StoppedAtMaxRuntime:
 		return overran{x.MaxRuntime}
 	}
-	ended := func() {
-		j.out.About(report.EventEnded).With("exit_status", st.ExitCode()).Step("command ended: %v", st)
+	return r.ended(st, ho, started)
+}
+
+// ended says how the command ended and, unless --min-interval or
+// --min-hold has more to do under the lock, lets the lock go at once,
+// beside that line: the next holder waits for nothing that is said here.
+// The --held socket is closed before the lock goes, and the release's
+// own line follows the command's.
+func (r *execRun) ended(st supervise.Status, ho *held.Server, started time.Time) error {
+	say := func() {
+		r.out.About(report.EventEnded).With("exit_status", st.ExitCode()).Step("command ended: %v", st)
 	}
-	err = commandEnded{st}
-	if x.MinInterval != 0 || x.MinHold != 0 {
-		ended()
+	err := commandEnded{st}
+	if r.x.MinInterval != 0 || r.x.MinHold != 0 {
+		say()
 		if st.ExitCode() == 0 {
-			recordRun(j, x, h, started)
+			recordRun(r.job, r.x, r.h, started)
 		}
 		return err
 	}
-	// Nothing more is done under the lock: the next holder waits for
-	// nothing that is said here. The --held socket is closed before the
-	// lock goes, and the release's own line follows the command's.
 	ho.Stop() // the deferred Close removes its directory, after the release
-	h.Ending(outcomeOf(err, facts), exitStatus(err, j.lock.ConflictExitCode))
+	r.h.Ending(outcomeOf(err, r.facts), exitStatus(err, r.lock.ConflictExitCode))
 	said := make(chan struct{})
 	go func() {
 		defer close(said)
-		ended()
+		say()
 	}()
-	released := releasing(j, h, false)
+	released := release(r.job, r.h, false)
 	<-said
 	released()
-	facts.Released()
-	let = false
+	r.facts.Released()
+	r.held = false
 	return err
 }
 
@@ -202,7 +224,7 @@ func runLock(ctx context.Context, j *job, stdout io.Writer, facts *report.Facts)
 	defer cancel()
 	expires, err := h.Keep(dctx, j.lock.Expire)
 	if err != nil {
-		release(j, h, true)
+		release(j, h, true)()
 		facts.Released()
 		j.out.About(report.EventEtcdError).Fail("%v", j.etcdError(err))
 		return err
@@ -268,7 +290,7 @@ func acquire(ctx context.Context, j *job, mode string, lead time.Duration, sigs 
 	}
 	switch {
 	case h != nil && sig.sig != 0:
-		release(j, h, true)
+		release(j, h, true)()
 		j.out.About(report.EventSignal).Fail("got SIG%s just as lock %q was taken; released it again", signals.Name(sig.sig), j.lock.Name)
 		return nil, sig
 	case h != nil:
@@ -332,14 +354,10 @@ func pendingSignal(sigs <-chan os.Signal) signalError {
 }
 
 // release gives the lock back; if etcd cannot be reached the lease expires
-// by itself. Unless quietly (a line that says more follows), a lock that
-// was still ours is said released: in JSON, a step of the run.
-func release(j *job, h *lock.Holder, quietly bool) {
-	releasing(j, h, quietly)()
-}
-
-// releasing gives the lock back, and returns what says how that went.
-func releasing(j *job, h *lock.Holder, quietly bool) (say func()) {
+// by itself. It returns what says how that went: unless quietly (a line
+// that says more follows), a lock that was still ours is said released,
+// in JSON a step of the run.
+func release(j *job, h *lock.Holder, quietly bool) (say func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), j.lock.RPCTimeout)
 	defer cancel()
 	lost := h.Err() != nil // then it is not ours to say released

@@ -85,7 +85,7 @@ func runForget(ctx context.Context, j *job) error {
 func letGo(j *job, x settings.Exec, h *lock.Holder, holdUntil time.Time) {
 	left := time.Until(holdUntil)
 	if holdUntil.IsZero() || left <= 0 || h.Err() != nil {
-		release(j, h, false)
+		release(j, h, false)()
 		return
 	}
 	ttl, err := h.HoldFor(context.Background(), left)

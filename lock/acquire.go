@@ -152,25 +152,8 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 	if len(reqs) == 0 {
 		return nil, errors.New("no lock to take")
 	}
-	reqs = slices.Clone(reqs)
-	g, started := &gate{open: make(chan struct{})}, &gate{open: make(chan struct{})}
-	var early *earlyGrant
-	if reqs[0].Deferred && reqs[0].History > 0 {
-		early = newEarlyGrant(reqs[0].History, reqs[0].RPCTimeout)
-	}
-	for i := range reqs {
-		reqs[i].Timeout = reqs[0].Timeout // the whole set's
-		reqs[i].gate, reqs[i].started, reqs[i].early = g, started, early
-	}
-	reqs[len(reqs)-1].watchLater = reqs[0].Deferred
+	reqs, early := setOf(reqs)
 	first := &reqs[0]
-	if first.History > 0 {
-		go warmRecordEncoder.Do(func() { _, _ = json.Marshal(Record{}) })
-	}
-	if !first.Deferred {
-		g.openUp(false)
-		started.openUp(false)
-	}
 	waiting := time.Now()
 	gctx, cancel := context.WithTimeout(ctx, first.RPCTimeout)
 	l, err := grantLease(gctx, client, first.TTL, first.Lead, first.Outage)
@@ -215,6 +198,32 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		}
 		first.rejoined = rejoined
 	}
+}
+
+// setOf is a copy of the requests of a set, with what the set's requests
+// share: the first one's timeout, the gates of a Deferred request (open
+// at once otherwise), and the records' early lease.
+func setOf(reqs []Request) ([]Request, *earlyGrant) {
+	reqs = slices.Clone(reqs)
+	first := reqs[0]
+	g, started := &gate{open: make(chan struct{})}, &gate{open: make(chan struct{})}
+	var early *earlyGrant
+	if first.Deferred && first.History > 0 {
+		early = newEarlyGrant(first.History, first.RPCTimeout)
+	}
+	for i := range reqs {
+		reqs[i].Timeout = first.Timeout // the whole set's
+		reqs[i].gate, reqs[i].started, reqs[i].early = g, started, early
+	}
+	reqs[len(reqs)-1].watchLater = first.Deferred
+	if first.History > 0 {
+		go warmRecordEncoder.Do(func() { _, _ = json.Marshal(Record{}) })
+	}
+	if !first.Deferred {
+		g.openUp(false)
+		started.openUp(false)
+	}
+	return reqs, early
 }
 
 // warmRecordEncoder builds encoding/json's encoder of a history record
