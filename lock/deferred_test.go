@@ -110,19 +110,28 @@ func TestDeferredBegin(t *testing.T) {
 }
 
 // TestDeferredWatchMissesNothing: the watch of a Deferred request's key
-// starts only with Started, from the revision that found the lock ours:
-// a delete between the two (an --unlock as the command starts) ends the
-// lock once it has started.
+// that held at once starts only with Started, from the revision that
+// found the lock ours: a delete between the two (an --unlock as the
+// command starts) ends the lock once it has started.
 func TestDeferredWatchMissesNothing(t *testing.T) {
 	t.Parallel()
 	client := newClient(t, testEtcd(t).Endpoint())
-	req := deferredRequest(t, "w")
-	h := waitBehind(t, client, req)
+	h, err := Acquire(context.Background(), client, deferredRequest(t, "w"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer h.Release(context.Background())
+	deleteAndSeeLost(t, client, h, h.Started)
+}
+
+// deleteAndSeeLost deletes h's key, calls then, and waits for h to learn
+// that its key was deleted.
+func deleteAndSeeLost(t *testing.T, client *clientv3.Client, h *Holder, then func()) {
+	t.Helper()
 	if _, err := client.Delete(context.Background(), h.Key); err != nil {
 		t.Fatal(err)
 	}
-	h.Started()
+	then()
 	select {
 	case <-h.Context().Done():
 	case <-time.After(10 * time.Second):
@@ -182,18 +191,7 @@ func TestDeferredGiveUpRevokesEarlyLease(t *testing.T) {
 func TestDeferredWaiterWatchesFromQueue(t *testing.T) {
 	t.Parallel()
 	client := newClient(t, testEtcd(t).Endpoint())
-	req := deferredRequest(t, "q")
-	h := waitBehind(t, client, req)
+	h := waitBehind(t, client, deferredRequest(t, "q"))
 	defer h.Release(context.Background())
-	if _, err := client.Delete(context.Background(), h.Key); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-h.Context().Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the lock is still said held 10s after its key was deleted, with no Started")
-	}
-	if err := h.Err(); !errors.Is(err, ErrKeyDeleted) {
-		t.Errorf("Err = %v, want ErrKeyDeleted", err)
-	}
+	deleteAndSeeLost(t, client, h, func() {})
 }
