@@ -134,10 +134,10 @@ func (p *Process) Wait(stop <-chan struct{}, sigs <-chan os.Signal) (st Status, 
 	}
 }
 
-// Close gives Ctrl-Z back to distlock itself (see Start), once the lock
-// is let go: not on the way there, where it takes a while (os/signal
-// waits for its own goroutine), and where distlock must not be stopped
-// anyway.
+// Close ends the delivery of Ctrl-Z to Wait (see Start); once caught,
+// it stays caught, and never stops distlock. Call it once the lock is
+// let go, not on the way there: os/signal's Stop waits for its own
+// goroutine, 0.2 ms that the next holder would wait for.
 func (p *Process) Close() {
 	signal.Stop(p.tstp)
 }
