@@ -144,8 +144,8 @@ func deleteAndSeeLost(t *testing.T, client *clientv3.Client, h *Holder, then fun
 
 // TestDeferredGiveUpRevokesEarlyLease: a Deferred request that waited and
 // gave up leaves no lease behind: not the history lease granted while it
-// waited (a span of two hours, which no other test uses, tells it apart:
-// its TTL is the span and an eighth more).
+// waited (a span of three hours, which no other test uses, tells it
+// apart: its TTL is the span and an eighth more).
 func TestDeferredGiveUpRevokesEarlyLease(t *testing.T) {
 	t.Parallel()
 	client := newClient(t, testEtcd(t).Endpoint())
@@ -159,14 +159,14 @@ func TestDeferredGiveUpRevokesEarlyLease(t *testing.T) {
 		var ids []clientv3.LeaseID
 		for _, l := range resp.Leases {
 			ttl, err := client.TimeToLive(context.Background(), l.ID)
-			if err == nil && ttl.GrantedTTL > 7200 && ttl.GrantedTTL <= 8100 {
+			if err == nil && ttl.GrantedTTL > 3*3600 && ttl.GrantedTTL <= 3*3600+3600*3/8 {
 				ids = append(ids, l.ID)
 			}
 		}
 		return ids
 	}
 	req := deferredRequest(t, "g")
-	req.History, req.Timeout = 2*time.Hour, 3*time.Second
+	req.History, req.Timeout = 3*time.Hour, 3*time.Second
 	granted := make(chan struct{})
 	req.Blocked = func(Entry) {
 		go func() {

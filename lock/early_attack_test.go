@@ -25,7 +25,7 @@ func TestEarlyRecordLeaseDroppedWhenRejoinEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req := holding
-	req.Deferred, req.History = true, 2*time.Hour // a lease of its own TTL, to be found
+	req.Deferred, req.History = true, 2*time.Hour // a lease of its own TTL, to be found (TestDeferredGiveUpRevokesEarlyLease uses 3h)
 	req.Outage = func(o Outage) {
 		if o.Kind == PlaceLost {
 			cancel() // a signal, as the place is lost
