@@ -42,6 +42,7 @@ const (
 // here. Errors found before any request (TLS files) are usage errors.
 // With --discovery-srv, the endpoints are looked up in DNS first.
 func New(c *settings.Conn, out *report.Reporter) (*clientv3.Client, error) {
+	go warm.Do(warmCodec) // beside the dial
 	for _, w := range c.Warnings {
 		out.About(report.EventSecret).Warn("warning: %s", w) // even with --quiet: it is about a secret
 	}
