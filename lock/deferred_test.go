@@ -20,23 +20,16 @@ func waitBehind(t *testing.T, client *clientv3.Client, req Request) *Holder {
 	first := mustAcquire(t, client, request(t, req.Name))
 	queued := make(chan struct{})
 	req.Blocked = func(Entry) { close(queued) }
-	got := make(chan *Holder, 1)
-	go func() {
-		h, err := Acquire(context.Background(), client, req)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- h
-	}()
+	got := acquireAsync(client, req)
 	<-queued
 	if err := first.Release(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := <-got
-	if h == nil {
-		t.FailNow()
+	a := <-got
+	if a.err != nil {
+		t.Fatal(a.err)
 	}
-	return h
+	return a.h
 }
 
 // deferredRequest is request with Deferred set and a history span.
@@ -151,27 +144,14 @@ func TestDeferredGiveUpRevokesEarlyLease(t *testing.T) {
 	client := newClient(t, testEtcd(t).Endpoint())
 	holder := mustAcquire(t, client, request(t, "g"))
 	defer holder.Release(context.Background())
-	early := func() []clientv3.LeaseID {
-		resp, err := client.Leases(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []clientv3.LeaseID
-		for _, l := range resp.Leases {
-			ttl, err := client.TimeToLive(context.Background(), l.ID)
-			if err == nil && ttl.GrantedTTL > 3*3600 && ttl.GrantedTTL <= 3*3600+3600*3/8 {
-				ids = append(ids, l.ID)
-			}
-		}
-		return ids
-	}
 	req := deferredRequest(t, "g")
 	req.History, req.Timeout = 3*time.Hour, 3*time.Second
+	ttl := wholeSeconds(newEarlyGrant(req.History, req.RPCTimeout).ttl())
 	granted := make(chan struct{})
 	req.Blocked = func(Entry) {
 		go func() {
 			defer close(granted)
-			poll.For(t, "the history lease granted while waiting", 3*time.Second, func() bool { return len(early()) > 0 })
+			poll.For(t, "the history lease granted while waiting", 3*time.Second, func() bool { return findLease(t, client, ttl) != 0 })
 		}()
 	}
 	_, err := Acquire(context.Background(), client, req)
@@ -180,8 +160,8 @@ func TestDeferredGiveUpRevokesEarlyLease(t *testing.T) {
 		t.Fatalf("err = %v, want a conflict", err)
 	}
 	<-granted
-	if left := early(); len(left) > 0 {
-		t.Errorf("leases %x left behind by the request that gave up", left)
+	if left := findLease(t, client, ttl); left != 0 {
+		t.Errorf("lease %x left behind by the request that gave up", left)
 	}
 }
 

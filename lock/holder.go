@@ -168,22 +168,19 @@ func (h *Holder) Begin() {
 	h.req.gate.openUp(false)
 }
 
-// watch ends h.held when the key is deleted. Every call it makes runs under
-// ctx, which the lease's loss ends too: nothing here can keep a loss waiting.
+// watch ends h.held when the key is deleted: watching first with kw, if
+// the wait made one, else from rev. Every call it makes runs under ctx,
+// which the lease's loss ends too: nothing here can keep a loss waiting.
 func (h *Holder) watch(ctx context.Context, kw *keyWatch, rev int64) {
 	defer close(h.done)
 	var retry backoff
 	for ctx.Err() == nil {
-		var gone, ok bool
-		if kw != nil {
-			gone, ok, rev = kw.wait(ctx)
-			kw.cancel()
-			kw = nil
-		} else {
-			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-			gone, ok = watchFor(wctx, h.client, h.Key, rev, deleted)
-			cancel()
+		if kw == nil {
+			kw = watchKey(ctx, h.client, h.Key, rev)
 		}
+		gone, ok, next := kw.wait(ctx)
+		kw.cancel()
+		kw, rev = nil, next
 		if gone && ctx.Err() != nil {
 			return // stopped first: the delete may be our own release's
 		}

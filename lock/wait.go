@@ -221,8 +221,8 @@ func watchFor(ctx context.Context, client *clientv3.Client, key string, rev int6
 	return false, ok
 }
 
-// keyWatch is a watch of a key for its deletion, made before the Holder
-// that takes it over (Holder.watch).
+// keyWatch is a holder's watch of its key for the key's deletion
+// (Holder.watch), made while the lock was waited for or by the holder.
 type keyWatch struct {
 	ch   clientv3.WatchChan
 	rev  int64 // where it started
