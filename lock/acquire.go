@@ -47,6 +47,11 @@ type Request struct {
 	// share the cores with that start. The first request's counts for
 	// a set.
 	Deferred bool
+	// Ready, if set, is waited for once the lease is granted, before a
+	// key is queued: what must be in place as soon as etcd has a key of
+	// the caller's (exec mode's signals, caught while the lease is
+	// granted). The first request's counts for a set.
+	Ready <-chan struct{}
 
 	gate    *gate // the set's, shared by its requests: see Begin
 	started *gate // the set's: see Started
@@ -161,6 +166,10 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 	if err != nil {
 		return nil, fmt.Errorf("grant a lease: %w", err)
 	}
+	if err := whenReady(ctx, *first, l); err != nil {
+		early.drop(client)
+		return nil, err
+	}
 	wctx, cancel := waitContext(ctx, first.Timeout)
 	defer cancel()
 	var rounds backoff // between rounds that end soon after they began
@@ -197,6 +206,23 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 			return nil, err
 		}
 		first.rejoined = rejoined
+	}
+}
+
+// whenReady waits for req.Ready, if set, or revokes the lease l if ctx
+// ends first.
+func whenReady(ctx context.Context, req Request, l *lease) error {
+	if req.Ready == nil {
+		return nil
+	}
+	select {
+	case <-req.Ready:
+		return nil
+	case <-ctx.Done():
+		cctx, cancel := context.WithTimeout(context.Background(), req.RPCTimeout)
+		defer cancel()
+		_ = l.close(cctx)
+		return ctx.Err()
 	}
 }
 
