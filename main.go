@@ -51,6 +51,7 @@ const (
 )
 
 func main() {
+	stamp.At("main") // the round trip's phases: the program has started
 	// A watchdog (supervise/watchdog) never gets here: it runs in its
 	// package's init.
 	// gRPC logs to stderr from its own goroutines, around the reporter;

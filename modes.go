@@ -439,7 +439,6 @@ func (j *job) blockedBy(req lock.Request, line *report.WaitLine) func(lock.Entry
 	}
 }
 
-
 func currentUser() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username

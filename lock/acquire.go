@@ -10,6 +10,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tinx/distlock/internal/stamp"
 )
 
 // Request says who wants which lock and how long it will wait.
@@ -160,10 +162,15 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 	reqs, early := setOf(reqs)
 	first := &reqs[0]
 	waiting := time.Now()
+	// The records' lease is asked for beside the lock's own: by the turn
+	// it is granted, and the command's start shares the cores with no
+	// grant (a fork 0.6 ms sooner here). A lock not taken drops it.
+	early.start(client)
 	gctx, cancel := context.WithTimeout(ctx, first.RPCTimeout)
 	l, err := grantLease(gctx, client, first.TTL, first.Lead, first.Outage)
 	cancel()
 	if err != nil {
+		early.drop(client)
 		return nil, fmt.Errorf("grant a lease: %w", err)
 	}
 	if err := whenReady(ctx, *first, l); err != nil {
@@ -178,7 +185,6 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		h, err := gather(ctx, wctx, client, reqs, l)
 		if err == nil {
 			l.holding.Store(true)
-			early.start(client) // if the wait did not ask for it
 			h.startHistory(waiting)
 			return h, nil
 		}
@@ -322,6 +328,7 @@ func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l
 	if p.holds {
 		// Fewer than Limit were ahead: the uncontended path is one
 		// round trip.
+		stamp.AtRev("turn", p.rev)
 		return newHolder(client, l, p.key, p.rev, p.rev, *req, nil), nil
 	}
 	if req.Timeout == 0 {
@@ -331,7 +338,6 @@ func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l
 		req.Blocked(*p.ahead)
 		req.Blocked = nil // once, however often we queue
 	}
-	req.early.start(client) // the records' lease, while we wait
 	// The wait and the confirmation end the moment the lease is lost.
 	lctx, cancel := l.bind(wctx)
 	defer cancel()

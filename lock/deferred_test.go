@@ -175,3 +175,24 @@ func TestDeferredWaiterWatchesFromQueue(t *testing.T) {
 	defer h.Release(context.Background())
 	deleteAndSeeLost(t, client, h, func() {})
 }
+
+// TestDeferredNowaitLeavesNoEarlyLease: the records' lease is asked for
+// beside the lock's own, so a --nowait that finds the lock taken has
+// one; it leaves none behind.
+func TestDeferredNowaitLeavesNoEarlyLease(t *testing.T) {
+	t.Parallel()
+	client := newClient(t, testEtcd(t).Endpoint())
+	holder := mustAcquire(t, client, request(t, "n"))
+	defer holder.Release(context.Background())
+	req := deferredRequest(t, "n")
+	req.History, req.Timeout = 4*time.Hour, 0
+	ttl := wholeSeconds(newEarlyGrant(req.History, req.RPCTimeout).ttl())
+	_, err := Acquire(context.Background(), client, req)
+	var conflict *ConflictError
+	if !errors.As(err, &conflict) {
+		t.Fatalf("err = %v, want a conflict", err)
+	}
+	if left := findLease(t, client, ttl); left != 0 {
+		t.Errorf("lease %x left behind by the --nowait that found the lock taken", left)
+	}
+}

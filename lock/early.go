@@ -19,10 +19,9 @@ const earlySlack = time.Hour
 const maxLeaseTTL = 9_000_000_000 * time.Second
 
 // earlyGrant is the history records' lease of a Deferred request
-// (Request.early), asked for once the request has to wait, so that the
+// (Request.early), asked for beside the lock's own lease, so that the
 // turn finds it granted and the command's start shares the cores with one
-// write fewer; or, if it did not wait, as the lock is taken, beside the
-// start. It is shared by the requests of a set.
+// write fewer. It is shared by the requests of a set.
 type earlyGrant struct {
 	span       time.Duration
 	timeout    time.Duration // one call's bound (RPCTimeout)

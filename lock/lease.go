@@ -54,6 +54,7 @@ var ErrLeaseGone = errors.New("etcd says the lease has expired or was revoked")
 func grantLease(ctx context.Context, client *clientv3.Client, ttl, lead time.Duration, tell func(Outage)) (*lease, error) {
 	sent := time.Now()
 	resp, err := client.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
+	stamp.At("granted")
 	if err != nil {
 		return nil, err
 	}

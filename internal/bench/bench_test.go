@@ -112,6 +112,8 @@ type env struct {
 	// distlock with stamps, etcdctl lock's flow with stamps, and the
 	// command that stamps its start and exit.
 	stamped, ctlmirror, mark string
+	// For the round trip's phases: floor with stamps (rtPhaseTools).
+	stampedFloor string
 }
 
 var (
@@ -272,6 +274,7 @@ func (e *env) stampedTools(b *testing.B, realm string) []tool {
 			{&e.stamped, "github.com/tinx/distlock"},
 			{&e.ctlmirror, "github.com/tinx/distlock/internal/bench/ctlmirror"},
 			{&e.mark, "github.com/tinx/distlock/internal/bench/mark"},
+			{&e.stampedFloor, "github.com/tinx/distlock/internal/bench/floor"},
 		} {
 			if *p.bin != "" {
 				continue
@@ -293,6 +296,19 @@ func (e *env) stampedTools(b *testing.B, realm string) []tool {
 		}})
 	}
 	return ts
+}
+
+// rtPhaseTools are the stamped distlock and the stamped floor, for the
+// round trip's phases, each with a realm of its own under realm; built by
+// stampedTools.
+func (e *env) rtPhaseTools(realm string) []tool {
+	return []tool{{"distlock", func(name string, command ...string) []string {
+		return append([]string{e.stamped, "--endpoints=" + e.etcd.endpoint,
+			"--prefix=" + realm + "distlock/", "--lock-name=" + name, "--"}, command...)
+	}}, {"floor", func(name string, command ...string) []string {
+		return append([]string{e.stampedFloor, "--endpoints=" + e.etcd.endpoint,
+			"--prefix=" + realm + "floor/", "--lock-name=" + name, "--"}, command...)
+	}}}
 }
 
 // mirrorTool is ctlmirror, with a realm of its own under realm; built by
@@ -341,10 +357,12 @@ type cost struct {
 	lingered int           // descendants that outlived it
 }
 
-// measured runs argv under measure and returns what it cost.
-func (e *env) measured(argv []string, out *os.File) (cost, error) {
+// measured runs argv under measure, with env besides, and returns what
+// it cost.
+func (e *env) measured(argv []string, out *os.File, env ...string) (cost, error) {
 	result := filepath.Join(e.dir, "measure.result")
 	cmd := command(append([]string{e.measure, result, "--"}, argv...), out)
+	cmd.Env = append(cmd.Env, env...)
 	if err := cmd.Run(); err != nil {
 		return cost{}, fmt.Errorf("%s: %v\n%s", filepath.Base(argv[0]), err, tail(out))
 	}

@@ -41,13 +41,14 @@ func BenchmarkReport(b *testing.B) {
 	rt := newRoundTrips(append(append(e.tools(b, realm+"rt/", true), e.mirrorTool(realm+"rt/")), e.startTools()...))
 	bs := newBursts(e.tools(b, realm+"burst/", false), reportBurst)
 	ps := newPhaseBursts(append(stampedTools, unstamped), reportBurst)
+	rp := newRTPhases(e.rtPhaseTools(realm + "rt-stamped/"))
 	out, err := e.outputFile("report.out")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer out.Close()
 	for i := 0; b.Loop(); i++ {
-		for _, add := range []func(*env, int, *os.File) error{rt.add, bs.add, ps.add} {
+		for _, add := range []func(*env, int, *os.File) error{rt.add, bs.add, ps.add, rp.add} {
 			if err := add(e, i, out); err != nil {
 				b.Fatal(err)
 			}
@@ -61,6 +62,7 @@ func BenchmarkReport(b *testing.B) {
 	writeFigures(&text, rt, bs)
 	writeMirrorCheck(&text, rt, ps)
 	writePhases(&text, ps)
+	writeRoundTripPhases(&text, rp)
 	if path := os.Getenv("DISTLOCK_BENCH_REPORT"); path != "" {
 		if err := os.WriteFile(path, text.Bytes(), 0o644); err != nil {
 			b.Fatal(err)

@@ -24,12 +24,19 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/tinx/distlock/internal/stamp"
 )
 
 // leaseTTL is distlock's default --ttl, in seconds.
 const leaseTTL = 30
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	stamp.At("main")
+	status := run(os.Args[1:])
+	stamp.Flush()
+	os.Exit(status)
+}
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
@@ -67,6 +74,7 @@ func run(args []string) int {
 func holdWhile(client *clientv3.Client, pfx string, command []string) (int, error) {
 	ctx := context.Background()
 	grant, err := client.Grant(ctx, leaseTTL)
+	stamp.At("granted")
 	if err != nil {
 		return 0, err
 	}
@@ -104,11 +112,18 @@ func holdWhile(client *clientv3.Client, pfx string, command []string) (int, erro
 			return 0, err
 		}
 	}
+	stamp.At("turn")
 
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	status := 0
-	if err := cmd.Run(); err != nil {
+	err = cmd.Start()
+	stamp.At("forked")
+	if err == nil {
+		err = cmd.Wait()
+		stamp.At("exit-seen")
+	}
+	if err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
 			status = 127
@@ -123,9 +138,12 @@ func holdWhile(client *clientv3.Client, pfx string, command []string) (int, erro
 	stopKeepAlive()
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := client.Revoke(rctx, grant.ID); err != nil {
+	stamp.At("revoke-sent")
+	revoked, err := client.Revoke(rctx, grant.ID)
+	if err != nil {
 		return status, fmt.Errorf("revoke: %w", err)
 	}
+	stamp.AtRev("revoke-done", revoked.Header.Revision)
 	return status, nil
 }
 

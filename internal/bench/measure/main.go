@@ -16,6 +16,10 @@
 // executes). Started from the benchmark's test binary, every command would
 // show the test binary's size; started from this small program, only its
 // own couple of MiB, below anything measured.
+//
+// With DISTLOCK_STAMPS_FILE set, it also appends the stamps (see
+// internal/stamp) "spawn" and "reaped" under the command's pid: the
+// moments just before the fork and just after the reap.
 package main
 
 import (
@@ -27,6 +31,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tinx/distlock/internal/stamp"
 )
 
 // lingerLimit is how long descendants may outlive the command.
@@ -46,7 +52,7 @@ func main() {
 		fail(1, fmt.Errorf("become a child subreaper: %w", err))
 	}
 
-	start := time.Now()
+	start, spawned := time.Now(), stamp.Mono()
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}})
 	if err != nil {
 		fail(126, err)
@@ -56,6 +62,14 @@ func main() {
 		fail(1, err)
 	}
 	wall := time.Since(start)
+	if path := os.Getenv(stamp.FileVar); path != "" {
+		// The round trip's first and last moments, for the command's
+		// own stamps (internal/bench: the round trip's phases).
+		lines := stamp.AppendLine(nil, "spawn", pid, spawned, 0)
+		if err := stamp.Write(path, stamp.AppendLine(lines, "reaped", pid, stamp.Mono(), 0)); err != nil {
+			fail(1, err)
+		}
+	}
 
 	late := make(chan int, 1)
 	go func() {
