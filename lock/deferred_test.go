@@ -102,10 +102,9 @@ func TestDeferredBegin(t *testing.T) {
 	})
 }
 
-// TestDeferredWatchMissesNothing: the watch of a Deferred request's key
-// that held at once starts only with Started, from the revision that
-// found the lock ours: a delete between the two (an --unlock as the
-// command starts) ends the lock once it has started.
+// TestDeferredWatchMissesNothing: a delete of a Deferred request's key
+// that held at once, between the acquisition and Started (an --unlock as
+// the command starts), ends the lock.
 func TestDeferredWatchMissesNothing(t *testing.T) {
 	t.Parallel()
 	client := newClient(t, testEtcd(t).Endpoint())
@@ -115,6 +114,20 @@ func TestDeferredWatchMissesNothing(t *testing.T) {
 	}
 	defer h.Release(context.Background())
 	deleteAndSeeLost(t, client, h, h.Started)
+}
+
+// TestDeferredKeyWatchedFromTheQueue: the key of a Deferred request that
+// held at once is watched from its queueing on, on the stream made beside
+// it: a delete ends the lock with no Started, no Begin.
+func TestDeferredKeyWatchedFromTheQueue(t *testing.T) {
+	t.Parallel()
+	client := newClient(t, testEtcd(t).Endpoint())
+	h, err := Acquire(context.Background(), client, deferredRequest(t, "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(context.Background())
+	deleteAndSeeLost(t, client, h, func() {})
 }
 
 // deleteAndSeeLost deletes h's key, calls then, and waits for h to learn

@@ -66,7 +66,7 @@ func newHolder(client *clientv3.Client, l *lease, key string, createRev, seenRev
 	ctx, stop := context.WithCancel(h.held)
 	h.stop = stop
 	if kw != nil {
-		// Made while we waited, from our place in the queue on.
+		// Made as the key was queued, from before it existed.
 		go h.watch(ctx, kw, 0)
 		return h
 	}
@@ -93,8 +93,9 @@ func (h *Holder) watchFrom() <-chan struct{} {
 }
 
 // Started says that the command has started (exec mode, right after
-// the fork): the watch of a Deferred request's last lock starts then, so
-// that it does not share the cores with the fork. Begin starts it too.
+// the fork): the watch of a Deferred request's last lock, if the queueing
+// did not make it (a lock more than one may hold), starts then, so that
+// it does not share the cores with the fork. Begin starts it too.
 func (h *Holder) Started() { h.req.started.openUp(false) }
 
 // sayHeld rewrites the key's value with the moment the lock became ours,

@@ -19,10 +19,11 @@ import (
 // is never before it was sent: sent + TTL is a time before which etcd cannot
 // have expired the lease.
 type lease struct {
-	client *clientv3.Client
-	id     clientv3.LeaseID
-	ttl    time.Duration
-	lead   time.Duration // how long before the earliest possible expiry to give up
+	client   *clientv3.Client
+	grantRev int64 // etcd's revision when it granted the lease: before any key on it
+	id       clientv3.LeaseID
+	ttl      time.Duration
+	lead     time.Duration // how long before the earliest possible expiry to give up
 
 	mu        sync.Mutex
 	safeUntil time.Time // last acknowledged send + TTL
@@ -59,12 +60,13 @@ func grantLease(ctx context.Context, client *clientv3.Client, ttl, lead time.Dur
 		return nil, err
 	}
 	l := &lease{
-		client: client,
-		id:     resp.ID,
-		ttl:    ttl,
-		lead:   lead,
-		tell:   tell,
-		done:   make(chan struct{}),
+		client:   client,
+		grantRev: resp.GetRevision(),
+		id:       resp.ID,
+		ttl:      ttl,
+		lead:     lead,
+		tell:     tell,
+		done:     make(chan struct{}),
 	}
 	l.safeUntil = sent.Add(l.effectiveTTL(resp.TTL))
 	l.confirmed = sent

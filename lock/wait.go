@@ -222,11 +222,12 @@ func watchFor(ctx context.Context, client *clientv3.Client, key string, rev int6
 }
 
 // keyWatch is a holder's watch of its key for the key's deletion
-// (Holder.watch), made while the lock was waited for or by the holder.
+// (Holder.watch), made as the key was queued or by the holder.
 type keyWatch struct {
-	ch   clientv3.WatchChan
-	rev  int64 // where it started
-	stop context.CancelFunc
+	opened chan struct{} // closed once ch is set
+	ch     clientv3.WatchChan
+	rev    int64 // where it started
+	stop   context.CancelFunc
 }
 
 // cancel ends the watch; a nil keyWatch has none.
@@ -238,10 +239,17 @@ func (kw *keyWatch) cancel() {
 
 // watchKey watches key from revision rev, under ctx (which must end when
 // the lease does), with a leader required, as the wait's watches are:
-// etcd's client puts them on one stream.
+// etcd's client puts them on one stream. It returns at once: etcd's
+// client returns a watch once etcd has answered that it is made, a round
+// trip that the caller need not wait for.
 func watchKey(ctx context.Context, client *clientv3.Client, key string, rev int64) *keyWatch {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	return &keyWatch{ch: client.Watch(wctx, key, clientv3.WithRev(rev)), rev: rev, stop: cancel}
+	kw := &keyWatch{opened: make(chan struct{}), rev: rev, stop: cancel}
+	go func() {
+		defer close(kw.opened)
+		kw.ch = client.Watch(wctx, key, clientv3.WithRev(rev))
+	}()
+	return kw
 }
 
 // wait returns once the key is deleted (gone), the watch breaks or ctx
@@ -249,6 +257,11 @@ func watchKey(ctx context.Context, client *clientv3.Client, key string, rev int6
 // to watch again from (after the last event it had).
 func (kw *keyWatch) wait(ctx context.Context) (gone, ok bool, next int64) {
 	next = kw.rev
+	select {
+	case <-ctx.Done():
+		return false, false, next
+	case <-kw.opened:
+	}
 	for {
 		select {
 		case <-ctx.Done():

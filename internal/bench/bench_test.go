@@ -4,8 +4,8 @@
 // correct one needs. Every figure is printed through b.ReportMetric:
 //
 //   - BenchmarkRoundTrip: the uncontended round trip `-- true`. Each
-//     iteration runs distlock, etcdctl lock and floor once each, in rotating
-//     order, each started by measure (./measure), which reaps it and every
+//     iteration runs distlock, etcdctl lock and floor once each, in an
+//     order of its own (order), each started by measure (./measure), which reaps it and every
 //     descendant that outlives it and reads their cost from the kernel.
 //     The figures are medians over the iterations: wall time until the
 //     process ended (ms/TOOL); CPU, user + system of the process and all
@@ -76,6 +76,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -405,6 +406,16 @@ func median(xs []float64) float64 {
 		return xs[n/2]
 	}
 	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
+// order is the order in which iteration i runs n tools: a permutation of
+// its own, the same in every run. A tool is slower after some tools than
+// after others (etcdctl leaves its lease to etcd and its connection's
+// end to etcd's cores): in a rotating order each tool follows the same
+// one most of the time, and a build paired with itself measured 0.964
+// of itself that way.
+func order(i, n int) []int {
+	return rand.New(rand.NewPCG(uint64(i), 0x6f72646572)).Perm(n)
 }
 
 // ms is d in milliseconds.

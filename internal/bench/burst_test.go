@@ -86,13 +86,12 @@ func newBursts(tools []tool, n int) *bursts {
 	return &bursts{tools: tools, n: n, walls: map[string][]float64{}, gaps: map[string][]float64{}, perMethod: map[string]float64{}}
 }
 
-// add runs a burst of every tool, the i-th iteration's first (the order
-// alternates).
+// add runs a burst of every tool, in the i-th iteration's order.
 func (bs *bursts) add(e *env, i int, out *os.File) error {
 	got := map[string]burstResult{}
 	gapMedian := map[string]float64{}
 	for k := range bs.tools {
-		t := bs.tools[(i+k)%len(bs.tools)]
+		t := bs.tools[order(i, len(bs.tools))[k]]
 		r, err := e.burst(t, bs.n, out, t.name == "distlock")
 		if err != nil {
 			return fmt.Errorf("%s, %d at once: %w", t.name, bs.n, err)

@@ -276,12 +276,11 @@ func newPhaseBursts(tools []tool, n int) *phaseBursts {
 		xGap: map[string][]float64{}, etcd: map[string]etcdMetrics{}}
 }
 
-// add runs a stamped burst of every tool, the i-th iteration's first
-// (the order rotates).
+// add runs a stamped burst of every tool, in the i-th iteration's order.
 func (ps *phaseBursts) add(e *env, i int, out *os.File) error {
 	gapMedian := map[string]float64{}
 	for k := range ps.tools {
-		t := ps.tools[(i+k)%len(ps.tools)]
+		t := ps.tools[order(i, len(ps.tools))[k]]
 		r, err := e.stampedBurst(t, ps.n, out)
 		if err != nil {
 			return fmt.Errorf("stamped burst of %s, %d at once: %w", t.name, ps.n, err)

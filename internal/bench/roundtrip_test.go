@@ -45,12 +45,12 @@ func newRoundTrips(tools []tool) *roundTrips {
 	return &roundTrips{tools: tools, costs: map[string][]cost{}, x: map[string][]float64{}}
 }
 
-// add runs a round trip of every tool, the i-th iteration's tool first
-// (the order rotates), each under measure.
+// add runs a round trip of every tool, in the i-th iteration's order,
+// each under measure.
 func (r *roundTrips) add(e *env, i int, out *os.File) error {
 	got := map[string]cost{}
-	for k := range r.tools {
-		t := r.tools[(i+k)%len(r.tools)]
+	for _, k := range order(i, len(r.tools)) {
+		t := r.tools[k]
 		c, err := e.measured(t.argv("rt", "true"), out)
 		if err != nil {
 			return err

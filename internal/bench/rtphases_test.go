@@ -30,7 +30,7 @@ var rtPhaseList = []rtPhase{
 }
 
 // rtPhases collects stamped round trips, one of each tool per iteration,
-// the iteration's tool first (the order rotates).
+// in the iteration's order.
 type rtPhases struct {
 	tools []tool
 	spans map[string]map[string][]float64 // by tool, by phase label: ms
@@ -42,8 +42,8 @@ func newRTPhases(tools []tool) *rtPhases {
 }
 
 func (r *rtPhases) add(e *env, i int, out *os.File) error {
-	for k := range r.tools {
-		t := r.tools[(i+k)%len(r.tools)]
+	for _, k := range order(i, len(r.tools)) {
+		t := r.tools[k]
 		path := e.path("rt-stamps")
 		if _, err := e.measured(t.argv("rt", "true"), out, stamp.FileVar+"="+path); err != nil {
 			return err
