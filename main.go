@@ -114,6 +114,7 @@ type job struct {
 	conn   *settings.Conn // to explain etcd's errors
 	lock   settings.Lock
 	out    *report.Reporter
+	sigs   *signals.Caught // exec mode's and --lock's
 }
 
 // etcdError says what etcd's err means, and what to do about it.
@@ -124,6 +125,15 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 	switch r.Mode {
 	case settings.ModeHeld: // etcd as the supervising distlock reaches it
 		return runHeld(ctx, r, out)
+	}
+	var sigs *signals.Caught
+	if r.Mode == settings.ModeExec || r.Mode == settings.ModeLock {
+		// Caught beside the dial; until they are, nothing is written to
+		// etcd or /tmp (see acquire, runExec).
+		sigs = signals.Catch(signals.Forwarded...)
+		defer sigs.Stop()
+	}
+	switch r.Mode {
 	case settings.ModeExec:
 		// A command that cannot run is said now, not after the wait
 		// for the lock, and without a word to etcd.
@@ -145,7 +155,7 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 	}
 	defer client.Close()
 
-	j := &job{client: client, conn: &r.Conn, lock: r.Lock, out: out}
+	j := &job{client: client, conn: &r.Conn, lock: r.Lock, out: out, sigs: sigs}
 	if r.Follow {
 		return runFollow(ctx, j, stdout, r.Mode == settings.ModeList, r.JSON)
 	}

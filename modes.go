@@ -25,20 +25,22 @@ import (
 // --min-interval a recent success starts nothing, and a success is
 // recorded; with --min-hold etcd releases the lock, not distlock.
 func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) (err error) {
-	// The signals, the watchdog and what the command's start needs (the
-	// --held socket, the reaper) are made ready while the lease is
-	// granted; a key is queued once the signals are caught. Start owns
-	// the watchdog from there; until then, and if no command starts, it
-	// is let go here.
-	sigs := signals.Catch(signals.Forwarded...)
-	defer sigs.Stop()
+	// The watchdog and what the command's start needs (the --held
+	// socket, the reaper) are made ready while the lease is granted, the
+	// socket once the signals are caught (a signal's default would leave
+	// it behind). Start owns the watchdog from there; until then, and if
+	// no command starts, it is let go here.
 	wd := supervise.StartWatchdog()
 	defer wd.Close()
 	prepared := make(chan *held.Prepared, 1)
-	go func() { supervise.Prepare(); prepared <- prepareHandOff(j) }()
+	go func() {
+		supervise.Prepare()
+		<-j.sigs.Ready()
+		prepared <- prepareHandOff(j)
+	}()
 
 	facts.Waiting()
-	h, err := acquire(ctx, j, lock.ModeExec, x.KillAfter+settings.KillMargin, sigs)
+	h, err := acquire(ctx, j, lock.ModeExec, x.KillAfter+settings.KillMargin)
 	facts.Waited(h)
 	pre := <-prepared
 	defer pre.Close()
@@ -53,7 +55,7 @@ func runExec(ctx context.Context, j *job, x settings.Exec, facts *report.Facts) 
 			facts.Released()
 		}
 	}()
-	return r.run(ctx, pre, wd, sigs.C)
+	return r.run(ctx, pre, wd)
 }
 
 // execRun is exec mode once the lock is taken.
@@ -69,7 +71,7 @@ type execRun struct {
 
 // run starts the command under the lock, unless --min-interval finds a
 // recent success, and waits for it.
-func (r *execRun) run(ctx context.Context, pre *held.Prepared, wd *supervise.Watchdog, sigs chan os.Signal) error {
+func (r *execRun) run(ctx context.Context, pre *held.Prepared, wd *supervise.Watchdog) error {
 	j, x, h := r.job, r.x, r.h
 	if x.MinInterval != 0 {
 		// etcd is asked before the start: the key's watch starts now,
@@ -87,7 +89,7 @@ func (r *execRun) run(ctx context.Context, pre *held.Prepared, wd *supervise.Wat
 	ho := pre.Hold(h, j.lock.Realm, j.conn) // from now on --held answers about h
 	defer ho.Close()                        // before the lock is let go: --held then cannot reach it (69)
 	started := time.Now()
-	p, err := supervise.Start(commandSpec(j, x, h, ho, wd, sigs))
+	p, err := supervise.Start(commandSpec(j, x, h, ho, wd))
 	if err != nil {
 		return notStarted(j, h, err)
 	}
@@ -99,7 +101,7 @@ func (r *execRun) run(ctx context.Context, pre *held.Prepared, wd *supervise.Wat
 	defer time.AfterFunc(beginAfter, h.Begin).Stop()
 	r.holdUntil = r.acquired.Add(x.MinHold)
 
-	st, stopped := p.Wait(h.Context().Done(), sigs)
+	st, stopped := p.Wait(h.Context().Done(), j.sigs.C)
 	switch stopped {
 	case supervise.StoppedByCaller:
 		return lockLost{h.Err()}
@@ -151,7 +153,7 @@ const beginAfter = 20 * time.Millisecond
 // commandSpec is how the command runs under h: its arguments and
 // environment, the kill sequence and its bounds, and the lines that tell
 // what the supervision does.
-func commandSpec(j *job, x settings.Exec, h *lock.Holder, ho *held.Server, wd *supervise.Watchdog, sigs <-chan os.Signal) supervise.Spec {
+func commandSpec(j *job, x settings.Exec, h *lock.Holder, ho *held.Server, wd *supervise.Watchdog) supervise.Spec {
 	return supervise.Spec{
 		Args:       x.Command,
 		Env:        commandEnv(h, ho.Env()...),
@@ -167,7 +169,7 @@ func commandSpec(j *job, x settings.Exec, h *lock.Holder, ho *held.Server, wd *s
 		// may have gone without the loss being noticed yet: look at
 		// both, the deadline itself, last thing before the start.
 		Ready: func() error {
-			if sig := pendingSignal(sigs); sig.sig != 0 {
+			if sig := (signalError{j.sigs.Pending()}); sig.sig != 0 {
 				return sig
 			}
 			return h.Check()
@@ -213,10 +215,8 @@ func notStarted(j *job, h *lock.Holder, err error) error {
 
 // runLock is --lock: wait for the lock, then keep it beyond this process.
 func runLock(ctx context.Context, j *job, stdout io.Writer, facts *report.Facts) error {
-	sigs := signals.Catch(signals.Forwarded...)
-	defer sigs.Stop()
 	facts.Waiting()
-	h, err := acquire(ctx, j, lock.ModeLock, 0, sigs)
+	h, err := acquire(ctx, j, lock.ModeLock, 0)
 	facts.Waited(h)
 	if err != nil {
 		return err
@@ -251,8 +251,8 @@ func runLock(ctx context.Context, j *job, stdout io.Writer, facts *report.Facts)
 // and says why if it was not acquired. A signal that came while the lock
 // was being taken, even in the instant it became ours, means: do not go
 // on; the lock is released again.
-func acquire(ctx context.Context, j *job, mode string, lead time.Duration, caught *signals.Caught) (*lock.Holder, error) {
-	sigs := caught.C
+func acquire(ctx context.Context, j *job, mode string, lead time.Duration) (*lock.Holder, error) {
+	sigs := j.sigs.C
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := make(chan struct{})
@@ -272,7 +272,7 @@ func acquire(ctx context.Context, j *job, mode string, lead time.Duration, caugh
 		}
 	}()
 	reqs := j.requests(mode, lead)
-	reqs[0].Ready = caught.Ready() // a key queued before would outlive a signal's default
+	reqs[0].Ready = j.sigs.Ready() // a lease or key written before would outlive a signal's default
 	// On a terminal the waiting line stays live, and is gone again before
 	// anything else is said or run. (A set of locks says each wait in a
 	// line of its own.)
@@ -289,7 +289,7 @@ func acquire(ctx context.Context, j *job, mode string, lead time.Duration, caugh
 
 	var sig signalError
 	if h != nil && !errors.As(context.Cause(wctx), &sig) {
-		sig = pendingSignal(sigs)
+		sig = signalError{j.sigs.Pending()}
 	}
 	switch {
 	case h != nil && sig.sig != 0:
@@ -339,22 +339,6 @@ func sayNotAcquired(j *job, err error) {
 // acquireLock is lock.AcquireSet; tests replace it to send a signal at
 // the worst moment.
 var acquireLock = lock.AcquireSet
-
-// pendingSignal returns a signal that ends a wait and is still queued in
-// sigs, taking every queued signal out, or a zero signalError.
-func pendingSignal(sigs <-chan os.Signal) signalError {
-	var found signalError
-	for {
-		select {
-		case s := <-sigs:
-			if sig := s.(syscall.Signal); signals.EndsWait(sig) && found.sig == 0 {
-				found = signalError{sig}
-			}
-		default:
-			return found
-		}
-	}
-}
 
 // release gives the lock back; if etcd cannot be reached the lease expires
 // by itself. It returns what says how that went: unless quietly (a line

@@ -49,10 +49,11 @@ type Request struct {
 	// share the cores with that start. The first request's counts for
 	// a set.
 	Deferred bool
-	// Ready, if set, is waited for once the lease is granted, before a
-	// key is queued: what must be in place as soon as etcd has a key of
-	// the caller's (exec mode's signals, caught while the lease is
-	// granted). The first request's counts for a set.
+	// Ready, if set, is waited for before anything is written to etcd:
+	// what must be in place once etcd has a lease or a key of the
+	// caller's (exec mode's signals, caught beside the dial, so that
+	// none can end the process by default with either left behind). The
+	// first request's counts for a set.
 	Ready <-chan struct{}
 
 	gate    *gate // the set's, shared by its requests: see Begin
@@ -163,20 +164,21 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 	reqs, early := setOf(reqs)
 	first := &reqs[0]
 	waiting := time.Now()
-	// The records' lease is asked for beside the lock's own: by the turn
-	// it is granted, and the command's start shares the cores with no
-	// grant (a fork 0.6 ms sooner here). A lock not taken drops it.
-	early.start(client)
+	// Nothing is written to etcd before the caller is ready for it.
+	if err := whenReady(ctx, *first); err != nil {
+		return nil, err
+	}
 	gctx, cancel := context.WithTimeout(ctx, first.RPCTimeout)
 	l, err := grantLease(gctx, client, first.TTL, first.Lead, first.Outage)
 	cancel()
 	if err != nil {
-		early.drop(client)
 		return nil, fmt.Errorf("grant a lease: %w", err)
 	}
-	if err := whenReady(ctx, *first, l); err != nil {
-		early.drop(client)
-		return nil, err
+	if first.Timeout != 0 {
+		// The records' lease is asked for beside the queueing: the
+		// turn finds it granted, and the command's start shares the
+		// cores with no grant. A --nowait asks once it holds the lock.
+		early.start(client)
 	}
 	wctx, cancel := waitContext(ctx, first.Timeout)
 	defer cancel()
@@ -186,6 +188,7 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		h, err := gather(ctx, wctx, client, reqs, l)
 		if err == nil {
 			l.holding.Store(true)
+			early.start(client) // if it was not asked for before
 			h.startHistory(waiting)
 			return h, nil
 		}
@@ -216,19 +219,15 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 	}
 }
 
-// whenReady waits for req.Ready, if set, or revokes the lease l if ctx
-// ends first.
-func whenReady(ctx context.Context, req Request, l *lease) error {
+// whenReady waits for req.Ready, if set, or for ctx to end.
+func whenReady(ctx context.Context, req Request) error {
 	if req.Ready == nil {
 		return nil
 	}
 	select {
 	case <-req.Ready:
-		return nil
+		return ctx.Err()
 	case <-ctx.Done():
-		cctx, cancel := context.WithTimeout(context.Background(), req.RPCTimeout)
-		defer cancel()
-		_ = l.close(cctx)
 		return ctx.Err()
 	}
 }

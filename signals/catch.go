@@ -38,3 +38,19 @@ func (c *Caught) Stop() {
 	<-c.ready
 	signal.Stop(c.C)
 }
+
+// Pending takes every signal queued in C out, and returns the first that
+// ends a wait (EndsWait), or 0.
+func (c *Caught) Pending() syscall.Signal {
+	var found syscall.Signal
+	for {
+		select {
+		case s := <-c.C:
+			if sig := s.(syscall.Signal); EndsWait(sig) && found == 0 {
+				found = sig
+			}
+		default:
+			return found
+		}
+	}
+}
