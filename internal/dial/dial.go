@@ -78,7 +78,13 @@ func New(c *settings.Conn, out *report.Reporter) (*clientv3.Client, error) {
 		return nil, err
 	}
 	cfg.TLS = tlsConfig
-	return clientv3.New(cfg)
+	client, err := clientv3.New(cfg)
+	if err == nil {
+		// gRPC connects at the first request; a caller that has more to
+		// do first (exec mode catches its signals) finds it connected.
+		client.ActiveConnection().Connect()
+	}
+	return client, err
 }
 
 // Explain says which etcd could not be reached or what it refused, and
