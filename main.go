@@ -126,13 +126,6 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 	case settings.ModeHeld: // etcd as the supervising distlock reaches it
 		return runHeld(ctx, r, out)
 	}
-	var sigs *signals.Caught
-	if r.Mode == settings.ModeExec || r.Mode == settings.ModeLock {
-		// Caught beside the dial; until they are, nothing is written to
-		// etcd or /tmp (see acquire, runExec).
-		sigs = signals.Catch(signals.Forwarded...)
-		defer sigs.Stop()
-	}
 	switch r.Mode {
 	case settings.ModeExec:
 		// A command that cannot run is said now, not after the wait
@@ -155,6 +148,14 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 	}
 	defer client.Close()
 
+	var sigs *signals.Caught
+	if r.Mode == settings.ModeExec || r.Mode == settings.ModeLock {
+		// Caught while gRPC connects (not before the dial: a signal then
+		// must end it, --user's login or --discovery-srv's lookup);
+		// until they are, nothing is written to etcd or /tmp.
+		sigs = signals.Catch(signals.Forwarded...)
+		defer sigs.Stop()
+	}
 	j := &job{client: client, conn: &r.Conn, lock: r.Lock, out: out, sigs: sigs}
 	if r.Follow {
 		return runFollow(ctx, j, stdout, r.Mode == settings.ModeList, r.JSON)
