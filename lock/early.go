@@ -2,9 +2,14 @@ package lock
 
 import (
 	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -19,16 +24,19 @@ const earlySlack = time.Hour
 const maxLeaseTTL = 9_000_000_000 * time.Second
 
 // earlyGrant is the history records' lease of a Deferred request
-// (Request.early), asked for beside the lock's own lease, so that the
-// turn finds it granted and the command's start shares the cores with one
-// write fewer. It is shared by the requests of a set.
+// (Request.early), asked for beside the queueing, so that the turn finds
+// it granted and the command's start shares the cores with one write
+// fewer. It is shared by the requests of a set. Its ID is chosen here:
+// etcd may grant a lease whose answer never comes, and one that lives a
+// history span must be revoked even then.
 type earlyGrant struct {
 	span       time.Duration
 	timeout    time.Duration // one call's bound (RPCTimeout)
 	once       sync.Once
 	done       chan struct{} // closed once the grant has ended
 	asked      time.Time
-	id         clientv3.LeaseID // 0 if not granted
+	id         clientv3.LeaseID // asked for; 0 if none, or another's
+	granted    bool             // etcd said so
 	ttlGranted time.Duration
 }
 
@@ -48,13 +56,17 @@ func (e *earlyGrant) start(client *clientv3.Client) {
 		return
 	}
 	e.once.Do(func() {
-		e.asked = time.Now()
+		e.asked, e.id = time.Now(), clientv3.LeaseID(rand.Int64N(math.MaxInt64)+1)
 		go func() {
 			defer close(e.done)
 			ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 			defer cancel()
-			if g, err := client.Grant(ctx, wholeSeconds(e.ttl())); err == nil {
-				e.id, e.ttlGranted = g.ID, time.Duration(g.TTL)*time.Second
+			g, err := clientv3.RetryLeaseClient(client).LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: wholeSeconds(e.ttl()), ID: int64(e.id)})
+			switch {
+			case err == nil:
+				e.granted, e.ttlGranted = true, time.Duration(g.TTL)*time.Second
+			case errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist):
+				e.id = 0 // another's: never ours to revoke
 			}
 		}()
 	})
@@ -93,27 +105,31 @@ func (e *earlyGrant) take(client *clientv3.Client) clientv3.LeaseID {
 		return 0
 	}
 	<-e.done
-	if e.id != 0 && time.Since(e.asked) > e.ttlGranted-e.span {
-		go e.drop(client)
+	if e.id != 0 && (!e.granted || time.Since(e.asked) > e.ttlGranted-e.span) {
+		go e.drop(client) // an answer lost may hide a grant
 		return 0
 	}
 	return e.id
 }
 
-// drop revokes the lease, if one was granted, when no record will be
-// written on it (the lock was not taken): within one call's bound.
+// drop revokes the lease, if one may have been granted, when no record
+// will be written on it (the lock was not taken): once the grant has
+// ended (a revoke before it would find nothing, and the grant would then
+// stand), within one call's bound for each.
 func (e *earlyGrant) drop(client *clientv3.Client) {
 	if !e.started() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
-	defer cancel()
+	t := time.NewTimer(e.timeout)
+	defer t.Stop()
 	select {
 	case <-e.done:
-	case <-ctx.Done():
+	case <-t.C:
 		return
 	}
 	if e.id != 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+		defer cancel()
 		_, _ = client.Revoke(ctx, e.id)
 	}
 }

@@ -131,3 +131,37 @@ func TestNowaitEarlyAnswerLost(t *testing.T) {
 		_, _ = direct.Revoke(context.Background(), left)
 	}
 }
+
+// TestEarlyAnswerLostThenSignal: a waiter asks for the records' lease
+// once its own grant is answered; etcd applies that grant but its answer
+// is lost (the member slows down just then). A signal then ends the
+// wait: no record will be written, and the records' lease, of an ID
+// chosen by distlock, is revoked all the same. (From a fresh reader's
+// attack: with etcd's own IDs it stayed a history span.)
+func TestEarlyAnswerLostThenSignal(t *testing.T) {
+	t.Parallel()
+	endpoint := testEtcd(t).Endpoint()
+	direct := newClient(t, endpoint)
+	holder := mustAcquire(t, direct, request(t, "ea"))
+	defer holder.Release(context.Background())
+	req := deferredRequest(t, "ea")
+	req.History, req.RPCTimeout = 7*time.Hour+13*time.Second, time.Second
+	ttl := wholeSeconds(newEarlyGrant(req.History, req.RPCTimeout).ttl())
+	losing := clientLosingAnswers(t, endpoint, func(method string, r any) bool {
+		g, ok := r.(*pb.LeaseGrantRequest)
+		return ok && g.TTL == ttl
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	queued := make(chan struct{})
+	req.Blocked = func(Entry) { close(queued) }
+	go func() { <-queued; cancel() }() // the signal, while it waits
+	_, err := Acquire(ctx, losing, req)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want canceled", err)
+	}
+	if left := findLease(t, direct, ttl); left != 0 {
+		resp, _ := direct.TimeToLive(context.Background(), left)
+		t.Errorf("lease %x (TTL %ds) left by a waiter that never held the lock", left, resp.TTL)
+		_, _ = direct.Revoke(context.Background(), left)
+	}
+}
