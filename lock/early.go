@@ -2,14 +2,12 @@ package lock
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -35,7 +33,7 @@ type earlyGrant struct {
 	once       sync.Once
 	done       chan struct{} // closed once the grant has ended
 	asked      time.Time
-	id         clientv3.LeaseID // asked for; 0 if none, or another's
+	id         clientv3.LeaseID // asked for; 0 if none
 	granted    bool             // etcd said so
 	ttlGranted time.Duration
 }
@@ -61,12 +59,13 @@ func (e *earlyGrant) start(client *clientv3.Client) {
 			defer close(e.done)
 			ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 			defer cancel()
+			// etcd's client sends a grant again when the answer to the
+			// first was lost: "lease exists" is then our own grant's
+			// (another's lease with the same of 2^63 IDs is not to be
+			// had), and is dropped like any grant not known to stand.
 			g, err := clientv3.RetryLeaseClient(client).LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: wholeSeconds(e.ttl()), ID: int64(e.id)})
-			switch {
-			case err == nil:
+			if err == nil {
 				e.granted, e.ttlGranted = true, time.Duration(g.TTL)*time.Second
-			case errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist):
-				e.id = 0 // another's: never ours to revoke
 			}
 		}()
 	})
