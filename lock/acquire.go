@@ -317,15 +317,8 @@ func waitContext(ctx context.Context, timeout time.Duration) (context.Context, c
 // (for a semaphore, then confirm it), until wctx (ctx and the timeout)
 // ends.
 func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l *lease) (*Holder, error) {
-	var kw *keyWatch
-	if req.watchLater && req.limit() == 1 {
-		// The key's watch is made beside the queueing, from before the
-		// key exists, on the stream the wait's own watches use: the
-		// turn finds it open, and the command's start shares the cores
-		// with no new watch (0.7 ms here), whether it waited or not.
-		kw = watchKey(l.alive, client, queueKey(Prefix(req.Realm, req.Name), int64(l.id)), l.grantRev+1)
-		defer func() { kw.cancel() }() // unless the holder took it
-	}
+	kw := ownKeyWatch(client, *req, l)
+	defer func() { kw.cancel() }() // unless the holder took it
 	p, err := enqueue(ctx, client, *req, l)
 	if err != nil {
 		return nil, err
@@ -377,6 +370,19 @@ func acquire(ctx, wctx context.Context, client *clientv3.Client, req *Request, l
 		go h.sayHeld()
 	}
 	return h, nil
+}
+
+// ownKeyWatch is the watch of the key that req queues on l, made beside
+// the queueing, from before the key exists, on the stream the wait's own
+// watches use: the turn finds it open, and the command's start shares
+// the cores with no new watch (0.7 ms here), whether it waited or not.
+// nil unless the holder's watch would wait for Started (watchLater) on a
+// lock that one holds at a time.
+func ownKeyWatch(client *clientv3.Client, req Request, l *lease) *keyWatch {
+	if !req.watchLater || req.limit() != 1 {
+		return nil
+	}
+	return watchKey(l.alive, client, queueKey(Prefix(req.Realm, req.Name), int64(l.id)), l.grantRev+1)
 }
 
 // place is a key of ours in a lock's queue.

@@ -159,7 +159,7 @@ func TestDeferredGiveUpRevokesEarlyLease(t *testing.T) {
 	defer holder.Release(context.Background())
 	req := deferredRequest(t, "g")
 	req.History, req.Timeout = 3*time.Hour, 3*time.Second
-	ttl := wholeSeconds(newEarlyGrant(req.History, req.RPCTimeout).ttl())
+	ttl := earlyTTL(req)
 	granted := make(chan struct{})
 	req.Blocked = func(Entry) {
 		go func() {
@@ -173,9 +173,7 @@ func TestDeferredGiveUpRevokesEarlyLease(t *testing.T) {
 		t.Fatalf("err = %v, want a conflict", err)
 	}
 	<-granted
-	if left := findLease(t, client, ttl); left != 0 {
-		t.Errorf("lease %x left behind by the request that gave up", left)
-	}
+	noLeaseLeft(t, client, ttl, "the request that gave up")
 }
 
 // TestDeferredWaiterWatchesFromQueue: a Deferred request that waited has
@@ -199,13 +197,11 @@ func TestDeferredNowaitLeavesNoEarlyLease(t *testing.T) {
 	defer holder.Release(context.Background())
 	req := deferredRequest(t, "n")
 	req.History, req.Timeout = 4*time.Hour, 0
-	ttl := wholeSeconds(newEarlyGrant(req.History, req.RPCTimeout).ttl())
+	ttl := earlyTTL(req)
 	_, err := Acquire(context.Background(), client, req)
 	var conflict *ConflictError
 	if !errors.As(err, &conflict) {
 		t.Fatalf("err = %v, want a conflict", err)
 	}
-	if left := findLease(t, client, ttl); left != 0 {
-		t.Errorf("lease %x left behind by the --nowait that found the lock taken", left)
-	}
+	noLeaseLeft(t, client, ttl, "the --nowait that found the lock taken")
 }

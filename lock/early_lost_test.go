@@ -27,16 +27,12 @@ func TestEarlyLeaseNotAskedBeforeTheGrant(t *testing.T) {
 	})
 	req := deferredRequest(t, "lost-grant")
 	req.History, req.RPCTimeout = 5*time.Hour+7*time.Second, time.Second
-	ttl := wholeSeconds(newEarlyGrant(req.History, req.RPCTimeout).ttl())
+	ttl := earlyTTL(req)
 	_, err := Acquire(context.Background(), losing, req)
 	if err == nil {
 		t.Fatal("acquired, want a failed grant")
 	}
-	if left := findLease(t, direct, ttl); left != 0 {
-		resp, _ := direct.TimeToLive(context.Background(), left)
-		t.Errorf("lease %x (TTL %ds left) left in etcd by a run that never queued", left, resp.TTL)
-		_, _ = direct.Revoke(context.Background(), left)
-	}
+	noLeaseLeft(t, direct, ttl, "a run that never queued")
 }
 
 // TestSignalDuringGrantEndsAtOnce: a signal while the lock's lease is
@@ -115,21 +111,14 @@ func TestNowaitEarlyAnswerLost(t *testing.T) {
 	defer holder.Release(context.Background())
 	req := deferredRequest(t, "nowait-lost")
 	req.History, req.Timeout, req.RPCTimeout = 6*time.Hour+11*time.Second, 0, time.Second
-	ttl := wholeSeconds(newEarlyGrant(req.History, req.RPCTimeout).ttl())
-	losing := clientLosingAnswers(t, endpoint, func(method string, r any) bool {
-		g, ok := r.(*pb.LeaseGrantRequest)
-		return ok && g.TTL == ttl
-	})
+	ttl := earlyTTL(req)
+	losing := losingGrantsOf(t, endpoint, ttl)
 	_, err := Acquire(context.Background(), losing, req)
 	var conflict *ConflictError
 	if !errors.As(err, &conflict) {
 		t.Fatalf("err = %v, want a conflict", err)
 	}
-	if left := findLease(t, direct, ttl); left != 0 {
-		resp, _ := direct.TimeToLive(context.Background(), left)
-		t.Errorf("lease %x (TTL %ds) left by a --nowait that found the lock taken", left, resp.TTL)
-		_, _ = direct.Revoke(context.Background(), left)
-	}
+	noLeaseLeft(t, direct, ttl, "a --nowait that found the lock taken")
 }
 
 // TestEarlyAnswerLostThenSignal: a waiter asks for the records' lease
@@ -146,11 +135,8 @@ func TestEarlyAnswerLostThenSignal(t *testing.T) {
 	defer holder.Release(context.Background())
 	req := deferredRequest(t, "ea")
 	req.History, req.RPCTimeout = 7*time.Hour+13*time.Second, time.Second
-	ttl := wholeSeconds(newEarlyGrant(req.History, req.RPCTimeout).ttl())
-	losing := clientLosingAnswers(t, endpoint, func(method string, r any) bool {
-		g, ok := r.(*pb.LeaseGrantRequest)
-		return ok && g.TTL == ttl
-	})
+	ttl := earlyTTL(req)
+	losing := losingGrantsOf(t, endpoint, ttl)
 	ctx, cancel := context.WithCancel(context.Background())
 	queued := make(chan struct{})
 	req.Blocked = func(Entry) { close(queued) }
@@ -159,9 +145,30 @@ func TestEarlyAnswerLostThenSignal(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want canceled", err)
 	}
-	if left := findLease(t, direct, ttl); left != 0 {
-		resp, _ := direct.TimeToLive(context.Background(), left)
-		t.Errorf("lease %x (TTL %ds) left by a waiter that never held the lock", left, resp.TTL)
-		_, _ = direct.Revoke(context.Background(), left)
+	noLeaseLeft(t, direct, ttl, "a waiter that never held the lock")
+}
+
+// earlyTTL is the TTL of the records' early lease of req, in seconds.
+func earlyTTL(req Request) int64 {
+	return wholeSeconds(newEarlyGrant(req.History, req.RPCTimeout).ttl())
+}
+
+// losingGrantsOf is a client of the etcd at endpoint that loses etcd's
+// answers to the grants of leases of ttl seconds (etcd applies them).
+func losingGrantsOf(t *testing.T, endpoint string, ttl int64) *clientv3.Client {
+	return clientLosingAnswers(t, endpoint, func(_ string, r any) bool {
+		g, ok := r.(*pb.LeaseGrantRequest)
+		return ok && g.TTL == ttl
+	})
+}
+
+// noLeaseLeft fails the test if etcd has a lease of ttl seconds, left
+// by what by says; it revokes it.
+func noLeaseLeft(t *testing.T, client *clientv3.Client, ttl int64, by string) {
+	t.Helper()
+	if left := findLease(t, client, ttl); left != 0 {
+		resp, _ := client.TimeToLive(context.Background(), left)
+		t.Errorf("lease %x (TTL %ds) left by %s", left, resp.TTL, by)
+		_, _ = client.Revoke(context.Background(), left)
 	}
 }
