@@ -125,8 +125,6 @@ func runMode(ctx context.Context, r *settings.Run, stdout io.Writer, out *report
 	switch r.Mode {
 	case settings.ModeHeld: // etcd as the supervising distlock reaches it
 		return runHeld(ctx, r, out)
-	}
-	switch r.Mode {
 	case settings.ModeExec:
 		// A command that cannot run is said now, not after the wait
 		// for the lock, and without a word to etcd.

@@ -51,7 +51,7 @@ type Request struct {
 	Deferred bool
 	// Ready, if set, is waited for before anything is written to etcd:
 	// what must be in place once etcd has a lease or a key of the
-	// caller's (exec mode's signals, caught beside the dial, so that
+	// caller's (exec mode's signals, caught while gRPC connects, so that
 	// none can end the process by default with either left behind). The
 	// first request's counts for a set.
 	Ready <-chan struct{}
@@ -62,7 +62,7 @@ type Request struct {
 	// a lock more than one may hold, waits for Started (the last lock of
 	// a Deferred set: the others are watched while the set is gathered).
 	watchLater bool
-	early      *earlyGrant // the set's records' lease, asked for beside the lock's
+	early      *earlyGrant // the set's records' lease, asked for beside the queueing
 	rejoined   time.Time   // set when we queue again: since when etcd was silent
 }
 
