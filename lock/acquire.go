@@ -164,21 +164,9 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 	reqs, early := setOf(reqs)
 	first := &reqs[0]
 	waiting := time.Now()
-	// Nothing is written to etcd before the caller is ready for it.
-	if err := whenReady(ctx, *first); err != nil {
-		return nil, err
-	}
-	gctx, cancel := context.WithTimeout(ctx, first.RPCTimeout)
-	l, err := grantLease(gctx, client, first.TTL, first.Lead, first.Outage)
-	cancel()
+	l, err := firstLease(ctx, client, *first, early)
 	if err != nil {
-		return nil, fmt.Errorf("grant a lease: %w", err)
-	}
-	if first.Timeout != 0 {
-		// The records' lease is asked for beside the queueing: the
-		// turn finds it granted, and the command's start shares the
-		// cores with no grant. A --nowait asks once it holds the lock.
-		early.start(client)
+		return nil, err
 	}
 	wctx, cancel := waitContext(ctx, first.Timeout)
 	defer cancel()
@@ -217,6 +205,27 @@ func AcquireSet(ctx context.Context, client *clientv3.Client, reqs []Request) (*
 		}
 		first.rejoined = rejoined
 	}
+}
+
+// firstLease grants the lease that req, the first of a set, queues on,
+// once the caller is ready for anything to be written to etcd; unless
+// req will not wait, it asks for the records' early lease beside the
+// queueing that follows: the turn finds it granted, and the command's
+// start shares the cores with no grant (a --nowait asks once it holds).
+func firstLease(ctx context.Context, client *clientv3.Client, req Request, early *earlyGrant) (*lease, error) {
+	if err := whenReady(ctx, req); err != nil {
+		return nil, err
+	}
+	gctx, cancel := context.WithTimeout(ctx, req.RPCTimeout)
+	defer cancel()
+	l, err := grantLease(gctx, client, req.TTL, req.Lead, req.Outage)
+	if err != nil {
+		return nil, fmt.Errorf("grant a lease: %w", err)
+	}
+	if req.Timeout != 0 {
+		early.start(client)
+	}
+	return l, nil
 }
 
 // whenReady waits for req.Ready, if set, or for ctx to end.
