@@ -312,6 +312,15 @@ func (e *env) rtPhaseTools(realm string) []tool {
 	}}}
 }
 
+// stampedFloorTool is floor built with stamps, with a realm of its own
+// under realm; built by stampedTools.
+func (e *env) stampedFloorTool(realm string) tool {
+	return tool{"floor", func(name string, command ...string) []string {
+		return append([]string{e.stampedFloor, "--endpoints=" + e.etcd.endpoint,
+			"--prefix=" + realm + "floor/", "--lock-name=" + name, "--"}, command...)
+	}}
+}
+
 // mirrorTool is ctlmirror, with a realm of its own under realm; built by
 // stampedTools.
 func (e *env) mirrorTool(realm string) tool {

@@ -77,6 +77,8 @@ type bursts struct {
 	// xWall and xBefore: distlock's wall over etcdctl's and over the
 	// other build's; xGap: distlock's median handoff over etcdctl's.
 	xWall, xBefore, xGap []float64
+	// floorWall and floorGap: the same of floor, where it runs too.
+	floorWall, floorGap []float64
 	reqs                 []float64 // per acquisition, one per burst
 	perMethod            map[string]float64
 	count                int
@@ -109,6 +111,12 @@ func (bs *bursts) add(e *env, i int, out *os.File) error {
 		bs.xWall = append(bs.xWall, ratio(got["distlock"].wall, got["etcdctl"].wall))
 		if gapMedian["etcdctl"] > 0 {
 			bs.xGap = append(bs.xGap, gapMedian["distlock"]/gapMedian["etcdctl"])
+		}
+		if has(bs.tools, "floor") {
+			bs.floorWall = append(bs.floorWall, ratio(got["floor"].wall, got["etcdctl"].wall))
+			if gapMedian["etcdctl"] > 0 {
+				bs.floorGap = append(bs.floorGap, gapMedian["floor"]/gapMedian["etcdctl"])
+			}
 		}
 	}
 	if has(bs.tools, "before") {
@@ -146,10 +154,10 @@ func (e *env) burst(t tool, n int, out *os.File, countRequests bool) (burstResul
 		}
 	}
 
-	// The worker checks what distlock tells its command; etcdctl tells
-	// it nothing.
+	// The worker checks what distlock tells its command; etcdctl and
+	// floor tell it nothing.
 	lockArg := "burst"
-	if t.name == "etcdctl" {
+	if t.name == "etcdctl" || t.name == "floor" {
 		lockArg = "-"
 	}
 	var argvs [][]string

@@ -122,3 +122,36 @@ func TestSpread(t *testing.T) {
 		t.Errorf("String of nothing %q", got)
 	}
 }
+
+// TestFastest: the fastest handoff takes, phase by phase, the least of the
+// three tools' medians, whichever tool it is, and without e leaves e out.
+func TestFastest(t *testing.T) {
+	// One handoff each, in ns: a, b, e, f1, f2 and d (from the release sent).
+	one := func(a, b, d, e, f1, f2 int64) handoff {
+		h := handoff{exit: 1_000_000, released: 7, wokenBy: 7}
+		h.exitSeen = h.exit + a
+		h.sent = h.exitSeen + b
+		h.woken = h.sent + d
+		h.answered = h.woken
+		h.turn = h.woken + e
+		h.forked = h.turn + f1
+		h.started = h.forked + f2
+		return h
+	}
+	ps := newPhaseBursts(nil, 2)
+	ps.handoffs["distlock"] = []handoff{one(1e6, 0.4e6, 2e6, 1e6, 2e6, 6e6)}
+	ps.handoffs["ctlmirror"] = []handoff{one(2e6, 0, 1e6, 2e6, 1e6, 5e6)}
+	ps.handoffs["floor"] = []handoff{one(3e6, 0.1e6, 3e6, 0.5e6, 3e6, 7e6)}
+	whole, noRead := ps.fastest()
+	// a 1 (distlock), b 0 (ctlmirror), d 1 (ctlmirror), e 0.5 (floor),
+	// f1 1 (ctlmirror), f2 5 (ctlmirror).
+	if whole != 8.5 || noRead != 8 {
+		t.Errorf("fastest = %v, %v; want 8.5, 8", whole, noRead)
+	}
+	delete(ps.handoffs, "distlock")
+	ps.handoffs["ctlmirror"] = nil
+	ps.handoffs["floor"] = nil
+	if whole, noRead := ps.fastest(); whole != 0 || noRead != 0 {
+		t.Errorf("fastest with no handoffs = %v, %v; want 0, 0", whole, noRead)
+	}
+}

@@ -38,7 +38,7 @@ type roundTrips struct {
 
 // pairings are the ratios of round trips that are kept, where both
 // tools ran.
-var pairings = [][2]string{{"distlock", "etcdctl"}, {"distlock", "floor"}, {"distlock", "before"}, {"ctlmirror", "etcdctl"},
+var pairings = [][2]string{{"distlock", "etcdctl"}, {"distlock", "floor"}, {"distlock", "before"}, {"before", "floor"}, {"ctlmirror", "etcdctl"},
 	{"ctlmirror version", "etcdctl version"}}
 
 func newRoundTrips(tools []tool) *roundTrips {
@@ -110,8 +110,13 @@ func (r *roundTrips) report(b *testing.B) {
 		b.ReportMetric(median(rss), "MiB-peak/"+t.name)
 	}
 	for _, p := range pairings {
-		if xs := r.x[p[0]+"/"+p[1]]; len(xs) > 0 && p[0] == "distlock" {
+		xs := r.x[p[0]+"/"+p[1]]
+		switch {
+		case len(xs) == 0:
+		case p[0] == "distlock":
 			b.ReportMetric(median(xs), "x-"+p[1])
+		case p[0] == "before":
+			b.ReportMetric(median(xs), "x-before-vs-"+p[1])
 		}
 	}
 	b.ReportMetric(0, "ns/op") // an iteration is three runs: its time says nothing

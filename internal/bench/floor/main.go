@@ -176,6 +176,7 @@ func waitDelete(ctx context.Context, client *clientv3.Client, key string, rev in
 		}
 		for _, ev := range wr.Events {
 			if ev.Type == mvccpb.DELETE {
+				stamp.AtRev("woken", ev.Kv.ModRevision)
 				return nil
 			}
 		}
