@@ -79,9 +79,9 @@ type bursts struct {
 	xWall, xBefore, xGap []float64
 	// floorWall and floorGap: the same of floor, where it runs too.
 	floorWall, floorGap []float64
-	reqs                 []float64 // per acquisition, one per burst
-	perMethod            map[string]float64
-	count                int
+	reqs                []float64 // per acquisition, one per burst
+	perMethod           map[string]float64
+	count               int
 }
 
 func newBursts(tools []tool, n int) *bursts {
