@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // The mistakes a person makes on a command line, caught before anyone
@@ -81,24 +82,26 @@ func didYouMeanKey(key string) string {
 	return fmt.Sprintf("; did you mean %s?", c)
 }
 
-// The flag package's messages, which spell a flag with one dash.
-var (
-	flagUnknown   = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
-	flagOneDash   = regexp.MustCompile(`^(invalid (?:boolean )?value "(?:[^"\\]|\\.)*" for (?:flag )?)-+([a-z][a-z0-9-]*):`)
-	flagNeedsArgs = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
-)
+// flagMessages are the flag package's messages, which spell a flag with
+// one dash; compiled when one is met, not by every run's start.
+var flagMessages = sync.OnceValue(func() (m struct{ unknown, oneDash, needsArgs *regexp.Regexp }) {
+	m.unknown = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	m.oneDash = regexp.MustCompile(`^(invalid (?:boolean )?value "(?:[^"\\]|\\.)*" for (?:flag )?)-+([a-z][a-z0-9-]*):`)
+	m.needsArgs = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+	return m
+})
 
 // commandLineError is the flag package's error err in distlock's words:
 // flags with two dashes, the nearest flag to an unknown one, and --help.
 func commandLineError(err error) error {
-	msg := err.Error()
-	if m := flagUnknown.FindStringSubmatch(msg); m != nil {
+	msg, re := err.Error(), flagMessages()
+	if m := re.unknown.FindStringSubmatch(msg); m != nil {
 		return usagef("unknown flag --%s%s (distlock --help lists them)", m[1], didYouMean(m[1]))
 	}
-	if m := flagNeedsArgs.FindStringSubmatch(msg); m != nil {
+	if m := re.needsArgs.FindStringSubmatch(msg); m != nil {
 		return usagef("flag %s needs a value", spelled(m[1]))
 	}
-	return usagef("%s", flagOneDash.ReplaceAllString(msg, "${1}--${2}:"))
+	return usagef("%s", re.oneDash.ReplaceAllString(msg, "${1}--${2}:"))
 }
 
 // valueIsAFlag catches a flag that takes a value given as the next word,
